@@ -1,0 +1,52 @@
+//! Errors of the event store.
+
+use thiserror::Error;
+use uuid::Uuid;
+
+/// What can go wrong talking to the store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("no database connection available: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+    #[error("cannot serialize an event: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+}
+
+/// Why an append did not happen. Nothing was written in every case.
+#[derive(Debug, Error)]
+pub enum AppendError {
+    /// Another writer appended to this stream since it was loaded.
+    #[error("a stream was changed concurrently ({stream_id:?})")]
+    Conflict { stream_id: Option<Uuid> },
+    /// A unique value (such as a SKU) is already claimed by another stream.
+    #[error("{scope} {value:?} is already taken")]
+    ClaimTaken { scope: String, value: String },
+    /// The idempotency key was recorded by a concurrent request.
+    #[error("idempotency key already recorded")]
+    IdempotencyKeyTaken,
+    /// The append asked for nothing, or for something inconsistent.
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<tokio_postgres::Error> for AppendError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        AppendError::Store(StoreError::Database(error))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for AppendError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        AppendError::Store(StoreError::Pool(error))
+    }
+}

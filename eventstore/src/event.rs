@@ -1,0 +1,63 @@
+//! The shapes of events going into the store and coming out of it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::hashchain::Hash;
+
+/// Who caused an event and in answer to what: recorded with every event of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// The authenticated caller (the token's `sub`).
+    pub actor: String,
+    /// Ties together everything done for one user action (`X-Correlation-Id`).
+    pub correlation_id: String,
+    /// The event or message that caused this command, when there is one.
+    pub causation_id: Option<String>,
+    /// The command that appended the event.
+    pub command_id: Uuid,
+}
+
+/// An event a command wants to append to one stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: Value,
+}
+
+impl NewEvent {
+    /// A new event with a fresh time-ordered id.
+    pub fn new(event_type: impl Into<String>, schema_version: i32, payload: Value) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            schema_version,
+            payload,
+        }
+    }
+}
+
+/// An event as recorded in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// Global position: identifies the event; not monotonic in log order.
+    pub position: i64,
+    /// The id of the transaction that appended it: with `position`, the log order.
+    pub transaction_id: u64,
+    pub event_id: Uuid,
+    pub stream_type: String,
+    pub stream_id: Uuid,
+    /// 1-based version within the stream.
+    pub version: i64,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: Value,
+    pub metadata: EventMetadata,
+    pub occurred_at: DateTime<Utc>,
+    pub prev_hash: Hash,
+    pub hash: Hash,
+}

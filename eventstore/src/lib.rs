@@ -1,0 +1,60 @@
+//! Agora's Postgres event store, on tokio-postgres and deadpool.
+//!
+//! - [`EventStore::append`]: a command's events for any number of streams, each at its
+//!   expected version, in one statement (one round trip, one transaction).
+//! - [`EventStore::load_streams`]: the events aggregates are folded from.
+//! - [`EventStore::read_log`]: the gap-free global log in `(transaction_id, position)` order.
+//! - [`hashchain`]: the per-stream SHA-256 chain over RFC 8785 canonical JSON.
+//! - [`connect::migrate`]: versioned migrations, applied at start.
+
+pub mod append;
+pub mod connect;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod hashchain;
+pub mod idempotency;
+pub mod load;
+pub mod log;
+mod row;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod verify;
+pub mod xid8;
+
+pub use append::{AppendRequest, Appended, IdempotencyRecord, StreamWrite, UniqueClaim};
+pub use connect::{connect_pool, migrate};
+pub use deadpool_postgres::Pool;
+pub use envelope::Envelope;
+pub use error::{AppendError, StoreError};
+pub use event::{EventMetadata, NewEvent, RecordedEvent};
+pub use hashchain::{ChainFailure, Hash};
+pub use idempotency::StoredResponse;
+pub use load::LoadedStream;
+pub use log::LogCheckpoint;
+pub use verify::VerifyReport;
+
+/// The event store: a handle on a connection pool; cheap to clone.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: Pool,
+}
+
+impl EventStore {
+    pub fn new(pool: Pool) -> Self {
+        EventStore { pool }
+    }
+
+    /// The pool, for callers that need a plain connection (health checks, tests).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// True when the database answers.
+    pub async fn is_reachable(&self) -> bool {
+        match self.pool.get().await {
+            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        }
+    }
+}
