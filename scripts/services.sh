@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# scripts/services.sh — start/stop every service the tests need: PostgreSQL and Kafka.
+#
+# Usage: scripts/services.sh start|stop|restart|status|env
+#
+#   start    scripts/postgres.sh start, then scripts/kafka.sh start (both idempotent).
+#   stop     stop both (data is kept).
+#   status   exit 0 only when both run.
+#   env      print the variables the tests read, e.g. eval "$(scripts/services.sh env)".
+#
+# See scripts/postgres.sh and scripts/kafka.sh for ports, state dir and environment.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+print_env() {
+  echo "export AGORA_TEST_DATABASE_URL=$("$here/postgres.sh" url)"
+  echo "export AGORA_TEST_KAFKA_BROKERS=$("$here/kafka.sh" bootstrap)"
+}
+
+case "${1:-}" in
+  start)
+    "$here/postgres.sh" start
+    "$here/kafka.sh" start
+    print_env >&2
+    ;;
+  stop)
+    rc=0
+    "$here/kafka.sh" stop || rc=1
+    "$here/postgres.sh" stop || rc=1
+    exit "$rc"
+    ;;
+  restart)
+    "$0" stop
+    "$0" start
+    ;;
+  status)
+    rc=0
+    "$here/postgres.sh" status || rc=3
+    "$here/kafka.sh" status || rc=3
+    exit "$rc"
+    ;;
+  env) print_env ;;
+  *)
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
