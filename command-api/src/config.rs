@@ -1,0 +1,24 @@
+//! Configuration from the environment (flags override), as in DESIGN.md.
+
+use clap::Parser;
+
+/// Settings of the command API.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "command-api", about = "Agora's command API")]
+pub struct Settings {
+    /// The event store.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Where to listen.
+    #[arg(long, env = "COMMAND_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// The HS256 secret tokens are signed with.
+    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// Connections to the event store.
+    #[arg(long, env = "AGORA_DB_POOL_SIZE", default_value_t = 32)]
+    pub pool_size: usize,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+}

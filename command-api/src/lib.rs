@@ -1,0 +1,12 @@
+//! Agora's command API: authenticates callers, parses requests into domain commands,
+//! executes them against the event store (optimistic concurrency, retries, idempotency)
+//! and answers with the new stream version and global position.
+
+pub mod config;
+pub mod errors;
+pub mod execution;
+pub mod headers;
+pub mod requests;
+pub mod routes;
+pub mod startup;
+pub mod streams;

@@ -1,0 +1,136 @@
+//! Product commands (role `admin`): create, change price, restock, discontinue.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::{Product, ProductCommand};
+use eventstore::{LoadedStream, StreamWrite, UniqueClaim};
+use platform::{Caller, Problem, Role};
+use uuid::Uuid;
+
+use super::AppState;
+use crate::errors::{domain_problem, store_problem};
+use crate::execution::{execute, CommandContext, Decision};
+use crate::requests;
+use crate::streams::{handle, product_from, product_rows};
+
+const STREAM_TYPE: &str = domain::product::STREAM_TYPE;
+
+/// `POST /v1/products`.
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    body: web::Json<requests::CreateProduct>,
+) -> Result<HttpResponse, Problem> {
+    caller.require_any(&[Role::Admin])?;
+    let id = Uuid::now_v7();
+    let body = body.into_inner();
+    let context = CommandContext::new(&request, &caller, id, &body)?.creating("/v1/products");
+    let sku = body.sku.as_str().to_owned();
+    let command = ProductCommand::Create {
+        sku: body.sku,
+        name: body.name,
+        price: body.price_cents,
+        currency: body.currency,
+        initial_stock: body.initial_stock,
+    };
+    execute(&state.store, &state.locks, &context, &[id], async || {
+        let stream = LoadedStream::empty(id);
+        context.check_if_match(stream.version)?;
+        let events = handle(&Product::default(), command.clone())
+            .await
+            .map_err(domain_problem)?;
+        Ok(Decision {
+            writes: vec![StreamWrite::after(
+                &stream,
+                STREAM_TYPE,
+                product_rows(&events),
+            )],
+            claims: vec![UniqueClaim {
+                scope: "sku".into(),
+                value: sku.clone(),
+                stream_id: id,
+            }],
+        })
+    })
+    .await
+}
+
+/// Runs one command on an existing product.
+async fn on_product(
+    state: &AppState,
+    caller: &Caller,
+    request: &HttpRequest,
+    id: Uuid,
+    body: &impl serde::Serialize,
+    command: ProductCommand,
+) -> Result<HttpResponse, Problem> {
+    caller.require_any(&[Role::Admin])?;
+    let context = CommandContext::new(request, caller, id, body)?;
+    execute(&state.store, &state.locks, &context, &[id], async || {
+        let stream = state.store.load_stream(id).await.map_err(store_problem)?;
+        let product = product_from(&stream)?;
+        if !product.exists() {
+            return Err(Problem::not_found(format!("product {id} not found")));
+        }
+        context.check_if_match(stream.version)?;
+        let events = handle(&product, command.clone())
+            .await
+            .map_err(domain_problem)?;
+        Ok(Decision {
+            writes: vec![StreamWrite::after(
+                &stream,
+                STREAM_TYPE,
+                product_rows(&events),
+            )],
+            claims: vec![],
+        })
+    })
+    .await
+}
+
+/// `POST /v1/products/{id}/price`.
+pub async fn change_price(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<Uuid>,
+    body: web::Json<requests::ChangePrice>,
+) -> Result<HttpResponse, Problem> {
+    let command = ProductCommand::ChangePrice {
+        price: body.price_cents,
+    };
+    on_product(&state, &caller, &request, *path, &*body, command).await
+}
+
+/// `POST /v1/products/{id}/restock`.
+pub async fn restock(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<Uuid>,
+    body: web::Json<requests::Restock>,
+) -> Result<HttpResponse, Problem> {
+    let command = ProductCommand::Restock {
+        quantity: body.quantity,
+    };
+    on_product(&state, &caller, &request, *path, &*body, command).await
+}
+
+/// `POST /v1/products/{id}/discontinue`.
+pub async fn discontinue(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<Uuid>,
+    body: web::Json<requests::Discontinue>,
+) -> Result<HttpResponse, Problem> {
+    on_product(
+        &state,
+        &caller,
+        &request,
+        *path,
+        &*body,
+        ProductCommand::Discontinue,
+    )
+    .await
+}

@@ -1,0 +1,115 @@
+//! Building and running the HTTP server (Zero To Production style: tests build it on port
+//! 0 with a fresh database and talk to it over real HTTP).
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use eventstore::{connect_pool, migrate, EventStore};
+use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
+use platform::{http, JwtKeys};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::execution::StreamLocks;
+use crate::routes::{health, orders, products, AppState};
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    address: String,
+    server: Server,
+}
+
+impl Application {
+    /// Migrates the store, connects, and binds `settings.addr`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        migrate(&settings.database_url).await?;
+        let store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?);
+        let listener = TcpListener::bind(&settings.addr)?;
+        let local = listener.local_addr()?;
+        let server = run(
+            listener,
+            store,
+            JwtKeys::hs256(settings.jwt_secret.as_bytes()),
+            settings.workers,
+        )?;
+        Ok(Application {
+            port: local.port(),
+            address: local.to_string(),
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The routes of API.md's command API, plus health and metrics.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics_endpoint))
+        .service(
+            web::scope("/v1")
+                .route("/products", web::post().to(products::create))
+                .route(
+                    "/products/{id}/price",
+                    web::post().to(products::change_price),
+                )
+                .route("/products/{id}/restock", web::post().to(products::restock))
+                .route(
+                    "/products/{id}/discontinue",
+                    web::post().to(products::discontinue),
+                )
+                .route("/orders", web::post().to(orders::place))
+                .route("/orders/{id}/pay", web::post().to(orders::pay))
+                .route("/orders/{id}/ship", web::post().to(orders::ship))
+                .route("/orders/{id}/cancel", web::post().to(orders::cancel)),
+        );
+}
+
+/// Starts serving on `listener`.
+pub fn run(
+    listener: TcpListener,
+    store: EventStore,
+    keys: JwtKeys,
+    workers: usize,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(AppState {
+        store,
+        locks: StreamLocks::default(),
+    });
+    let keys = web::Data::new(keys);
+    let metrics = web::Data::new(metrics_handle());
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(track_requests))
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(keys.clone())
+            .app_data(metrics.clone())
+            .app_data(http::json_config())
+            .app_data(http::path_config())
+            .app_data(http::query_config())
+            .configure(configure)
+            .default_service(web::to(http::no_such_route))
+    })
+    .listen(listener)?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}

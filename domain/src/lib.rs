@@ -1,0 +1,26 @@
+//! Agora's pure domain model: products and orders, their commands, events and rules.
+//!
+//! No I/O, no clock, no randomness: ids and times are passed in. Each aggregate has a pure
+//! `decide(&self, command) -> Result<Vec<Event>, DomainError>` and a fold
+//! `apply(&mut self, event)`; both also implement [`cqrs_es::Aggregate`]. Commands that
+//! span an order and its products go through [`placement`].
+//!
+//! Events are stored as a type name, a schema version and a payload object, separately:
+//! see `event_type`, `schema_version`, `payload` and `from_stored` on [`ProductEvent`] and
+//! [`OrderEvent`].
+
+pub mod error;
+pub mod order;
+pub mod placement;
+pub mod product;
+mod stored;
+pub mod values;
+
+pub use error::{DomainError, EventDecodeError};
+pub use order::{Order, OrderCommand, OrderEvent, OrderStatus};
+pub use placement::{cancel_order, place_order, ship_order, PlacementEvents};
+pub use product::{Product, ProductCommand, ProductEvent};
+pub use values::*;
+
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,366 @@
+//! Order rules, one by one: the status machine, payment checks, the stored form.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde_json::json;
+
+use super::*;
+use crate::error::EventDecodeError;
+use crate::test_support::*;
+use crate::values::PricedLines;
+
+fn place_command() -> OrderCommand {
+    OrderCommand::Place {
+        customer_id: customer(),
+        lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
+        currency: eur(),
+    }
+}
+
+fn order_in(status: OrderStatus) -> Order {
+    let mut o = placed_order();
+    match status {
+        OrderStatus::Placed => {}
+        OrderStatus::Paid => {
+            run_order(&mut o, pay_command(3098, "EUR"));
+        }
+        OrderStatus::Shipped => {
+            run_order(&mut o, pay_command(3098, "EUR"));
+            run_order(&mut o, ship_command());
+        }
+        OrderStatus::Cancelled => {
+            run_order(&mut o, cancel_command());
+        }
+    }
+    assert_eq!(o.status(), Some(status));
+    o
+}
+
+const STATUSES: [OrderStatus; 4] = [
+    OrderStatus::Placed,
+    OrderStatus::Paid,
+    OrderStatus::Shipped,
+    OrderStatus::Cancelled,
+];
+
+#[test]
+fn place_records_lines_total_and_currency() {
+    let o = placed_order();
+    assert!(o.exists());
+    assert_eq!(o.customer_id(), Some(&customer()));
+    assert_eq!(
+        o.lines(),
+        &[priced_line(1, 2, 1299), priced_line(2, 1, 500)]
+    );
+    assert_eq!(o.total_cents(), 2 * 1299 + 500);
+    assert_eq!(o.currency(), Some(&eur()));
+    assert_eq!(o.status(), Some(OrderStatus::Placed));
+    assert_eq!(o.payment_ref(), None);
+    assert_eq!(o.refunded_cents(), None);
+}
+
+#[test]
+fn place_emits_order_placed() {
+    let events = Order::default().decide(place_command()).unwrap();
+    assert_eq!(
+        events,
+        vec![OrderEvent::OrderPlaced(OrderPlaced {
+            customer_id: customer(),
+            lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
+            total_cents: 2598,
+            currency: eur(),
+        })]
+    );
+}
+
+#[test]
+fn place_on_an_existing_order_is_already_exists() {
+    let err = placed_order().decide(place_command()).unwrap_err();
+    assert_eq!(err, DomainError::AlreadyExists { entity: "order" });
+}
+
+#[test]
+fn commands_on_a_missing_order_are_not_found() {
+    for command in [pay_command(1, "EUR"), ship_command(), cancel_command()] {
+        let err = Order::default().decide(command).unwrap_err();
+        assert_eq!(err, DomainError::NotFound { entity: "order" });
+        assert_eq!(err.to_string(), "order not found");
+    }
+}
+
+#[test]
+fn pay_with_the_exact_total_and_currency() {
+    let mut o = placed_order();
+    let events = run_order(&mut o, pay_command(3098, "EUR"));
+    assert_eq!(
+        events,
+        vec![OrderEvent::OrderPaid(OrderPaid {
+            amount_cents: 3098,
+            currency: eur(),
+            payment_ref: PaymentRef::parse("psp-123").unwrap(),
+        })]
+    );
+    assert_eq!(o.status(), Some(OrderStatus::Paid));
+    assert_eq!(o.payment_ref().map(PaymentRef::as_str), Some("psp-123"));
+}
+
+#[test]
+fn pay_with_another_amount_or_currency_is_amount_mismatch() {
+    let o = placed_order();
+    for (amount, currency) in [
+        (3097, "EUR"),
+        (3099, "EUR"),
+        (0, "EUR"),
+        (-3098, "EUR"),
+        (i64::MAX, "EUR"),
+        (3098, "USD"),
+    ] {
+        let err = o.decide(pay_command(amount, currency)).unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::AmountMismatch {
+                expected_cents: 3098,
+                currency: eur(),
+            }
+        );
+        assert_eq!(err.code(), "amount_mismatch");
+    }
+    assert_eq!(
+        o.decide(pay_command(1, "EUR")).unwrap_err().to_string(),
+        "the payment must be exactly the order total: 3098 (minor units) EUR"
+    );
+}
+
+#[test]
+fn ship_records_carrier_and_tracking_number() {
+    let mut o = order_in(OrderStatus::Paid);
+    let events = run_order(&mut o, ship_command());
+    assert_eq!(
+        events,
+        vec![OrderEvent::OrderShipped(OrderShipped {
+            carrier: Carrier::parse("DHL").unwrap(),
+            tracking_number: TrackingNumber::parse("JD0001").unwrap(),
+        })]
+    );
+    assert_eq!(o.status(), Some(OrderStatus::Shipped));
+    assert_eq!(o.carrier().map(Carrier::as_str), Some("DHL"));
+    assert_eq!(
+        o.tracking_number().map(TrackingNumber::as_str),
+        Some("JD0001")
+    );
+}
+
+#[test]
+fn cancel_of_a_placed_order_refunds_nothing() {
+    let mut o = placed_order();
+    let events = run_order(&mut o, cancel_command());
+    assert_eq!(
+        events,
+        vec![OrderEvent::OrderCancelled(OrderCancelled {
+            reason: CancelReason::parse("changed my mind").unwrap(),
+            refunded_cents: 0,
+        })]
+    );
+    assert_eq!(o.status(), Some(OrderStatus::Cancelled));
+    assert_eq!(o.refunded_cents(), Some(0));
+    assert_eq!(
+        o.cancel_reason().map(CancelReason::as_str),
+        Some("changed my mind")
+    );
+}
+
+#[test]
+fn cancel_of_a_paid_order_refunds_the_total() {
+    let mut o = order_in(OrderStatus::Paid);
+    let events = run_order(&mut o, cancel_command());
+    assert!(matches!(
+        &events[..],
+        [OrderEvent::OrderCancelled(OrderCancelled {
+            refunded_cents: 3098,
+            ..
+        })]
+    ));
+    assert_eq!(o.refunded_cents(), Some(3098));
+}
+
+#[test]
+fn cancel_with_an_empty_reason_is_fine() {
+    let o = placed_order();
+    assert!(o
+        .decide(OrderCommand::Cancel {
+            reason: CancelReason::default()
+        })
+        .is_ok());
+}
+
+/// The whole status machine: placed → paid → shipped; placed | paid → cancelled; every
+/// other transition is `invalid_state` with a message naming the current status.
+#[test]
+fn status_machine_table() {
+    let allowed = |status: OrderStatus, command: &str| {
+        matches!(
+            (status, command),
+            (OrderStatus::Placed, "pay")
+                | (OrderStatus::Paid, "ship")
+                | (OrderStatus::Placed | OrderStatus::Paid, "cancel")
+        )
+    };
+    for status in STATUSES {
+        let o = order_in(status);
+        for (name, command) in [
+            ("pay", pay_command(3098, "EUR")),
+            ("ship", ship_command()),
+            ("cancel", cancel_command()),
+        ] {
+            let result = o.decide(command);
+            if allowed(status, name) {
+                assert!(result.is_ok(), "{name} on {status}: {result:?}");
+            } else {
+                let err = result.unwrap_err();
+                assert_eq!(err.code(), "invalid_state", "{name} on {status}");
+                assert!(
+                    err.to_string()
+                        .starts_with(&format!("order is {status}; only")),
+                    "{err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn status_is_checked_before_the_amount() {
+    let err = order_in(OrderStatus::Paid)
+        .decide(pay_command(1, "USD"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "order is paid; only a placed order can be paid"
+    );
+}
+
+#[test]
+fn status_serializes_lowercase() {
+    for (status, name) in STATUSES
+        .iter()
+        .zip(["placed", "paid", "shipped", "cancelled"])
+    {
+        assert_eq!(serde_json::to_value(status).unwrap(), json!(name));
+        assert_eq!(status.as_str(), name);
+        assert_eq!(status.to_string(), name);
+    }
+}
+
+#[test]
+fn state_serializes_for_snapshots_and_audit() {
+    let o = order_in(OrderStatus::Cancelled);
+    let state = serde_json::to_value(&o).unwrap();
+    assert_eq!(
+        state,
+        json!({
+            "exists": true,
+            "customer_id": "alice",
+            "lines": [
+                {"product_id": pid(1), "quantity": 2, "unit_price_cents": 1299},
+                {"product_id": pid(2), "quantity": 1, "unit_price_cents": 500}
+            ],
+            "total_cents": 3098,
+            "currency": "EUR",
+            "status": "cancelled",
+            "payment_ref": null,
+            "carrier": null,
+            "tracking_number": null,
+            "cancel_reason": "changed my mind",
+            "refunded_cents": 0
+        })
+    );
+    assert_eq!(serde_json::from_value::<Order>(state).unwrap(), o);
+}
+
+#[test]
+fn stored_form_is_type_name_version_and_exact_payload() {
+    let events: Vec<(OrderEvent, serde_json::Value)> = vec![
+        (
+            OrderPlaced {
+                customer_id: customer(),
+                lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
+                total_cents: 2598,
+                currency: eur(),
+            }
+            .into(),
+            json!({"customer_id": "alice",
+                   "lines": [{"product_id": "00000000-0000-0000-0000-000000000001",
+                              "quantity": 2, "unit_price_cents": 1299}],
+                   "total_cents": 2598, "currency": "EUR"}),
+        ),
+        (
+            OrderPaid {
+                amount_cents: 2598,
+                currency: eur(),
+                payment_ref: PaymentRef::parse("psp-123").unwrap(),
+            }
+            .into(),
+            json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123"}),
+        ),
+        (
+            OrderShipped {
+                carrier: Carrier::parse("DHL").unwrap(),
+                tracking_number: TrackingNumber::parse("JD0001").unwrap(),
+            }
+            .into(),
+            json!({"carrier": "DHL", "tracking_number": "JD0001"}),
+        ),
+        (
+            OrderCancelled {
+                reason: CancelReason::parse("").unwrap(),
+                refunded_cents: 0,
+            }
+            .into(),
+            json!({"reason": "", "refunded_cents": 0}),
+        ),
+    ];
+    let types: Vec<_> = events.iter().map(|(e, _)| e.event_type()).collect();
+    assert_eq!(types, OrderEvent::EVENT_TYPES);
+    for (event, payload) in events {
+        assert_eq!(event.payload(), payload, "{}", event.event_type());
+        assert_eq!(event.schema_version(), 1);
+        assert_eq!(event.event_version(), "1");
+        assert_eq!(
+            OrderEvent::from_stored(event.event_type(), 1, &payload).unwrap(),
+            event
+        );
+    }
+}
+
+#[test]
+fn from_stored_validates_the_payload() {
+    let bad_lines = json!({"customer_id": "alice",
+        "lines": [{"product_id": "00000000-0000-0000-0000-000000000001",
+                   "quantity": 1001, "unit_price_cents": 1}],
+        "total_cents": 1001, "currency": "EUR"});
+    assert!(matches!(
+        OrderEvent::from_stored("OrderPlaced", 1, &bad_lines),
+        Err(EventDecodeError::InvalidPayload { .. })
+    ));
+    assert!(matches!(
+        OrderEvent::from_stored("ProductCreated", 1, &json!({})),
+        Err(EventDecodeError::UnknownEventType {
+            stream_type: "order",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn aggregate_handle_writes_the_decided_events_to_the_sink() {
+    let mut via_handle = placed_order();
+    let command = pay_command(3098, "EUR");
+    let expected = via_handle.decide(command.clone()).unwrap();
+    let sink = EventSink::<Order>::default();
+    Aggregate::handle(&mut via_handle, command, &(), &sink)
+        .await
+        .unwrap();
+    assert_eq!(sink.collect().await, expected);
+    assert_eq!(via_handle.status(), Some(OrderStatus::Paid));
+    assert_eq!(<Order as Aggregate>::TYPE, "order");
+}

@@ -1,0 +1,173 @@
+//! Domain services spanning an order and its products: placing (order + reservations),
+//! shipping (order + stock out) and cancelling (order + reservations released).
+//!
+//! They are pure: the caller loads the order and every product its lines name, calls one
+//! of these, and appends all returned events in one transaction, each stream at the
+//! version it was loaded at. Either every event is appended or none is.
+
+use std::collections::HashMap;
+
+use crate::error::DomainError;
+use crate::order::{Order, OrderCommand, OrderEvent};
+use crate::product::{Product, ProductCommand, ProductEvent};
+use crate::values::{
+    CancelReason, Carrier, Currency, CustomerId, LineQuantity, OrderId, OrderLines, ProductId,
+    TrackingNumber,
+};
+
+/// The events of one multi-stream decision, to append in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlacementEvents {
+    /// The order stream's new events.
+    pub order: Vec<OrderEvent>,
+    /// Each touched product's new events, in the order's line order (each product once).
+    pub products: Vec<(ProductId, Vec<ProductEvent>)>,
+}
+
+/// Places an order: prices every line at its product's current price, records the order
+/// and reserves the stock of every line.
+///
+/// `products` holds the current state of (at least) every product named in `lines`.
+/// The lines are checked in order and the first failing one is reported:
+/// missing or not created → `UnknownProduct`, discontinued → `ProductDiscontinued`,
+/// priced in another currency than the first line's product → `CurrencyMismatch`,
+/// `quantity` above `available` → `InsufficientStock`. The order's currency is that of
+/// its products.
+///
+/// The order stream must be new (append it at expected version 0).
+pub fn place_order(
+    order_id: OrderId,
+    customer_id: CustomerId,
+    lines: &OrderLines,
+    products: &HashMap<ProductId, Product>,
+) -> Result<PlacementEvents, DomainError> {
+    let mut order_currency: Option<&Currency> = None;
+    let mut product_events = Vec::with_capacity(lines.len());
+    let priced = lines.try_priced(|line| {
+        let product_id = line.product_id;
+        let product = lookup(products, product_id)?;
+        let (true, Some(price), Some(currency)) =
+            (product.exists(), product.price(), product.currency())
+        else {
+            return Err(DomainError::UnknownProduct { product_id });
+        };
+        if product.is_discontinued() {
+            return Err(DomainError::ProductDiscontinued {
+                product_id: Some(product_id),
+            });
+        }
+        let order_currency = *order_currency.get_or_insert(currency);
+        if order_currency != currency {
+            return Err(DomainError::CurrencyMismatch {
+                product_id,
+                order_currency: order_currency.clone(),
+                product_currency: currency.clone(),
+            });
+        }
+        let events = product
+            .decide(ProductCommand::Reserve {
+                order_id,
+                quantity: line.quantity,
+            })
+            .map_err(|e| e.for_product(product_id))?;
+        product_events.push((product_id, events));
+        Ok(price)
+    })?;
+    let Some(currency) = order_currency.cloned() else {
+        // Unreachable: `lines` has at least one line, which set the currency.
+        return Err(DomainError::invalid_state(
+            "an order needs at least one line",
+        ));
+    };
+    let order = Order::default().decide(OrderCommand::Place {
+        customer_id,
+        lines: priced,
+        currency,
+    })?;
+    Ok(PlacementEvents {
+        order,
+        products: product_events,
+    })
+}
+
+/// Ships a paid order: records the shipment and sends every line's reserved stock out of
+/// the warehouse (`on_hand` and `reserved` drop). Works for products discontinued since.
+///
+/// `products` holds the current state of every product in the order's lines (a missing
+/// one is `UnknownProduct`). The order must be `paid`, else `InvalidState` (`NotFound` if
+/// it was never placed).
+pub fn ship_order(
+    order_id: OrderId,
+    order: &Order,
+    carrier: Carrier,
+    tracking_number: TrackingNumber,
+    products: &HashMap<ProductId, Product>,
+) -> Result<PlacementEvents, DomainError> {
+    let order_events = order.decide(OrderCommand::Ship {
+        carrier,
+        tracking_number,
+    })?;
+    let products = per_line(order, products, |quantity| ProductCommand::Ship {
+        order_id,
+        quantity,
+    })?;
+    Ok(PlacementEvents {
+        order: order_events,
+        products,
+    })
+}
+
+/// Cancels a placed or paid order: records the cancellation (with a refund of the total
+/// if it was paid) and releases every line's reservation. Works for products discontinued
+/// since.
+///
+/// `products` holds the current state of every product in the order's lines (a missing
+/// one is `UnknownProduct`). The order must be `placed` or `paid`, else `InvalidState`
+/// (`NotFound` if it was never placed).
+pub fn cancel_order(
+    order_id: OrderId,
+    order: &Order,
+    reason: CancelReason,
+    products: &HashMap<ProductId, Product>,
+) -> Result<PlacementEvents, DomainError> {
+    let order_events = order.decide(OrderCommand::Cancel { reason })?;
+    let products = per_line(order, products, |quantity| ProductCommand::Release {
+        order_id,
+        quantity,
+    })?;
+    Ok(PlacementEvents {
+        order: order_events,
+        products,
+    })
+}
+
+fn lookup(
+    products: &HashMap<ProductId, Product>,
+    product_id: ProductId,
+) -> Result<&Product, DomainError> {
+    products
+        .get(&product_id)
+        .ok_or(DomainError::UnknownProduct { product_id })
+}
+
+/// Decides `command(quantity)` on each order line's product, in line order.
+fn per_line(
+    order: &Order,
+    products: &HashMap<ProductId, Product>,
+    command: impl Fn(LineQuantity) -> ProductCommand,
+) -> Result<Vec<(ProductId, Vec<ProductEvent>)>, DomainError> {
+    order
+        .lines()
+        .iter()
+        .map(|line| {
+            let product = lookup(products, line.product_id)?;
+            let events = product
+                .decide(command(line.quantity))
+                .map_err(|e| e.for_product(line.product_id))?;
+            Ok((line.product_id, events))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! Plumbing shared by the event enums for their stored form: an event is stored as its
+//! type name, its schema version and its payload object, separately.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::EventDecodeError;
+
+/// The schema version every event type is currently written and read at.
+pub(crate) const CURRENT_SCHEMA_VERSION: u32 = 1;
+
+/// Serializes a payload struct to its JSON object.
+///
+/// Payload structs hold only strings, integers, UUIDs and lists of such under string keys,
+/// which `serde_json` always serializes.
+pub(crate) fn encode<T: Serialize>(payload: &T) -> Value {
+    serde_json::json!(payload)
+}
+
+/// Checks the schema version, then deserializes (and so validates) a payload object.
+pub(crate) fn decode<T: DeserializeOwned>(
+    event_type: &str,
+    schema_version: u32,
+    payload: &Value,
+) -> Result<T, EventDecodeError> {
+    if schema_version != CURRENT_SCHEMA_VERSION {
+        return Err(EventDecodeError::UnsupportedSchemaVersion {
+            event_type: event_type.to_owned(),
+            schema_version,
+            expected: CURRENT_SCHEMA_VERSION,
+        });
+    }
+    let invalid = |reason: String| EventDecodeError::InvalidPayload {
+        event_type: event_type.to_owned(),
+        reason,
+    };
+    // serde would also accept a struct as an array of its fields; a payload is an object.
+    if !payload.is_object() {
+        return Err(invalid("the payload must be a JSON object".to_owned()));
+    }
+    T::deserialize(payload).map_err(|e| invalid(e.to_string()))
+}
+
+/// Defines an aggregate's event enum, one variant per event type, each wrapping the payload
+/// struct of the same name, plus its stored form (`event_type`, `schema_version`,
+/// `payload`, `from_stored`), `EVENT_TYPES`, `From<Payload>` and `cqrs_es::DomainEvent`.
+///
+/// The enum's own serde form is adjacently tagged: `{"event_type": "...", "payload": {...}}`.
+macro_rules! stored_events {
+    (
+        $(#[$meta:meta])*
+        $enum:ident, stream_type = $stream_type:expr,
+        { $( $(#[$vmeta:meta])* $variant:ident ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "event_type", content = "payload")]
+        pub enum $enum {
+            $( $(#[$vmeta])* $variant($variant), )+
+        }
+
+        impl $enum {
+            /// Every event type of this stream type, as stored in `event_type`.
+            pub const EVENT_TYPES: &'static [&'static str] = &[$(stringify!($variant)),+];
+
+            /// The stored event type name (PascalCase, like the variant).
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $( Self::$variant(_) => stringify!($variant), )+
+                }
+            }
+
+            /// The schema version of the payload this event is written with.
+            pub fn schema_version(&self) -> u32 {
+                $crate::stored::CURRENT_SCHEMA_VERSION
+            }
+
+            /// The payload object (snake_case fields, no type tag).
+            pub fn payload(&self) -> serde_json::Value {
+                match self {
+                    $( Self::$variant(payload) => $crate::stored::encode(payload), )+
+                }
+            }
+
+            /// Decodes (and validates) a stored event. Upcast older schema versions first.
+            pub fn from_stored(
+                event_type: &str,
+                schema_version: u32,
+                payload: &serde_json::Value,
+            ) -> Result<Self, $crate::error::EventDecodeError> {
+                match event_type {
+                    $(
+                        stringify!($variant) => {
+                            $crate::stored::decode(event_type, schema_version, payload)
+                                .map(Self::$variant)
+                        }
+                    )+
+                    _ => Err($crate::error::EventDecodeError::UnknownEventType {
+                        stream_type: $stream_type,
+                        event_type: event_type.to_owned(),
+                    }),
+                }
+            }
+        }
+
+        impl cqrs_es::DomainEvent for $enum {
+            fn event_type(&self) -> String {
+                $enum::event_type(self).to_owned()
+            }
+
+            fn event_version(&self) -> String {
+                self.schema_version().to_string()
+            }
+        }
+
+        $(
+            impl From<$variant> for $enum {
+                fn from(payload: $variant) -> Self {
+                    Self::$variant(payload)
+                }
+            }
+        )+
+    };
+}
+
+pub(crate) use stored_events;

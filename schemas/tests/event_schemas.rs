@@ -1,0 +1,631 @@
+//! Every event the domain can emit validates against its schema; the schemas and the
+//! domain know the same event types; the schemas are strict.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+
+use common::*;
+use domain::*;
+use serde_json::{json, Value};
+
+/// One emitted event in its stored form.
+#[derive(Debug, Clone)]
+struct Stored {
+    stream_type: &'static str,
+    event_type: &'static str,
+    schema_version: u32,
+    payload: Value,
+}
+
+impl From<&ProductEvent> for Stored {
+    fn from(e: &ProductEvent) -> Self {
+        Self {
+            stream_type: product::STREAM_TYPE,
+            event_type: e.event_type(),
+            schema_version: e.schema_version(),
+            payload: e.payload(),
+        }
+    }
+}
+
+impl From<&OrderEvent> for Stored {
+    fn from(e: &OrderEvent) -> Self {
+        Self {
+            stream_type: order::STREAM_TYPE,
+            event_type: e.event_type(),
+            schema_version: e.schema_version(),
+            payload: e.payload(),
+        }
+    }
+}
+
+/// Collects decided events and keeps the aggregates' states up to date.
+#[derive(Default)]
+struct World {
+    products: HashMap<ProductId, Product>,
+    orders: HashMap<OrderId, Order>,
+    log: Vec<Stored>,
+}
+
+impl World {
+    fn product(&mut self, id: ProductId, command: ProductCommand) {
+        let state = self.products.entry(id).or_default();
+        let events = state.decide(command).expect("product command accepted");
+        for e in events {
+            self.log.push((&e).into());
+            state.apply(e);
+        }
+    }
+
+    fn order(&mut self, id: OrderId, command: OrderCommand) {
+        let state = self.orders.entry(id).or_default();
+        let events = state.decide(command).expect("order command accepted");
+        for e in events {
+            self.log.push((&e).into());
+            state.apply(e);
+        }
+    }
+
+    fn placement(&mut self, order_id: OrderId, events: PlacementEvents) {
+        let order = self.orders.entry(order_id).or_default();
+        for e in events.order {
+            self.log.push((&e).into());
+            order.apply(e);
+        }
+        for (id, product_events) in events.products {
+            let product = self.products.get_mut(&id).expect("product loaded");
+            for e in product_events {
+                self.log.push((&e).into());
+                product.apply(e);
+            }
+        }
+    }
+
+    fn place(&mut self, order_id: OrderId, customer: CustomerId, lines: &OrderLines) {
+        let events = place_order(order_id, customer, lines, &self.products).expect("order placed");
+        self.placement(order_id, events);
+    }
+
+    fn ship(&mut self, order_id: OrderId, carrier: Carrier, tracking: TrackingNumber) {
+        let events = ship_order(
+            order_id,
+            &self.orders[&order_id],
+            carrier,
+            tracking,
+            &self.products,
+        )
+        .expect("order shipped");
+        self.placement(order_id, events);
+    }
+
+    fn cancel(&mut self, order_id: OrderId, reason: CancelReason) {
+        let events = cancel_order(order_id, &self.orders[&order_id], reason, &self.products)
+            .expect("order cancelled");
+        self.placement(order_id, events);
+    }
+}
+
+fn create(sku: Sku, name: ProductName, price_cents: i64, stock: i64) -> ProductCommand {
+    ProductCommand::Create {
+        sku,
+        name,
+        price: price(price_cents),
+        currency: eur(),
+        initial_stock: StockQuantity::parse(stock).unwrap(),
+    }
+}
+
+/// Drives every command through the real `decide` and placement services, with edge
+/// values: longest and shortest strings, smallest and largest numbers, 100-line orders.
+fn emitted_by_decide() -> Vec<Stored> {
+    let mut w = World::default();
+
+    // A product at every maximum, one at every minimum.
+    w.product(
+        pid(1000),
+        create(
+            longest_sku(),
+            ProductName::parse(chars(200)).unwrap(),
+            PriceCents::MAX,
+            StockQuantity::MAX,
+        ),
+    );
+    w.product(
+        pid(1001),
+        create(
+            Sku::parse("x").unwrap(),
+            ProductName::parse("m").unwrap(),
+            1,
+            0,
+        ),
+    );
+    w.product(
+        pid(1001),
+        ProductCommand::ChangePrice {
+            price: price(PriceCents::MAX),
+        },
+    );
+    w.product(pid(1001), ProductCommand::ChangePrice { price: price(1) });
+    w.product(
+        pid(1001),
+        ProductCommand::Restock {
+            quantity: RestockQuantity::parse(RestockQuantity::MAX).unwrap(),
+        },
+    );
+    w.product(
+        pid(1001),
+        ProductCommand::Restock {
+            quantity: RestockQuantity::parse(1).unwrap(),
+        },
+    );
+
+    // 100 products at the highest price; an order of 100 lines × 1,000 units.
+    for n in 0..100 {
+        w.product(
+            pid(n),
+            create(
+                Sku::parse(format!("SKU-{n}")).unwrap(),
+                ProductName::parse(format!("Product {n}")).unwrap(),
+                PriceCents::MAX,
+                2_000,
+            ),
+        );
+    }
+    let biggest = OrderLines::parse(
+        (0..100)
+            .map(|n| LineItem {
+                product_id: pid(n),
+                quantity: qty(LineQuantity::MAX),
+            })
+            .collect(),
+    )
+    .unwrap();
+    let longest_customer = CustomerId::parse(chars(255)).unwrap();
+    w.place(oid(1), longest_customer, &biggest);
+    assert_eq!(w.orders[&oid(1)].total_cents(), MAX_TOTAL_CENTS);
+    w.order(
+        oid(1),
+        OrderCommand::Pay {
+            amount_cents: MAX_TOTAL_CENTS,
+            currency: eur(),
+            payment_ref: PaymentRef::parse(chars(200)).unwrap(),
+        },
+    );
+    w.ship(
+        oid(1),
+        Carrier::parse(chars(100)).unwrap(),
+        TrackingNumber::parse(chars(100)).unwrap(),
+    );
+
+    // The smallest order, cancelled unpaid with the longest reason.
+    let smallest = OrderLines::parse(vec![LineItem {
+        product_id: pid(1001),
+        quantity: qty(1),
+    }])
+    .unwrap();
+    w.place(oid(2), CustomerId::parse("c").unwrap(), &smallest);
+    w.cancel(oid(2), CancelReason::parse(chars(500)).unwrap());
+
+    // Paid, then cancelled with an empty reason (a refund); shortest strings elsewhere.
+    w.place(oid(3), CustomerId::parse("c").unwrap(), &smallest);
+    w.order(
+        oid(3),
+        OrderCommand::Pay {
+            amount_cents: 1,
+            currency: eur(),
+            payment_ref: PaymentRef::parse("p").unwrap(),
+        },
+    );
+    w.cancel(oid(3), CancelReason::default());
+
+    // Shipping works after the product was discontinued.
+    w.place(oid(4), CustomerId::parse("c").unwrap(), &smallest);
+    w.order(
+        oid(4),
+        OrderCommand::Pay {
+            amount_cents: 1,
+            currency: eur(),
+            payment_ref: PaymentRef::parse("p").unwrap(),
+        },
+    );
+    w.product(pid(1001), ProductCommand::Discontinue);
+    w.ship(
+        oid(4),
+        Carrier::parse("c").unwrap(),
+        TrackingNumber::parse("t").unwrap(),
+    );
+
+    w.log
+}
+
+/// One instance of every variant built directly, with edge values.
+fn built_from_enums() -> Vec<Stored> {
+    let product_events: Vec<ProductEvent> = vec![
+        product::ProductCreated {
+            sku: longest_sku(),
+            name: ProductName::parse(chars(200)).unwrap(),
+            price_cents: price(PriceCents::MAX),
+            currency: Currency::parse("ZZZ").unwrap(),
+            initial_stock: StockQuantity::parse(StockQuantity::MAX).unwrap(),
+        }
+        .into(),
+        product::ProductCreated {
+            sku: Sku::parse("_").unwrap(),
+            name: ProductName::parse("é").unwrap(),
+            price_cents: price(1),
+            currency: Currency::parse("AAA").unwrap(),
+            initial_stock: StockQuantity::default(),
+        }
+        .into(),
+        product::PriceChanged {
+            price_cents: price(1),
+            previous_price_cents: price(PriceCents::MAX),
+        }
+        .into(),
+        product::StockAdded {
+            quantity: RestockQuantity::parse(RestockQuantity::MAX).unwrap(),
+        }
+        .into(),
+        product::StockReserved {
+            order_id: oid(9),
+            quantity: qty(LineQuantity::MAX),
+        }
+        .into(),
+        product::StockReleased {
+            order_id: oid(9),
+            quantity: qty(1),
+        }
+        .into(),
+        product::StockShipped {
+            order_id: oid(9),
+            quantity: qty(LineQuantity::MAX),
+        }
+        .into(),
+        product::ProductDiscontinued {}.into(),
+    ];
+    let order_events: Vec<OrderEvent> = vec![
+        order::OrderPlaced {
+            customer_id: CustomerId::parse(chars(255)).unwrap(),
+            lines: PricedLines::parse(
+                (0..100)
+                    .map(|n| PricedLine {
+                        product_id: pid(n),
+                        quantity: qty(LineQuantity::MAX),
+                        unit_price_cents: price(PriceCents::MAX),
+                    })
+                    .collect(),
+            )
+            .unwrap(),
+            total_cents: MAX_TOTAL_CENTS,
+            currency: eur(),
+        }
+        .into(),
+        order::OrderPaid {
+            amount_cents: MAX_TOTAL_CENTS,
+            currency: eur(),
+            payment_ref: PaymentRef::parse(chars(200)).unwrap(),
+        }
+        .into(),
+        order::OrderShipped {
+            carrier: Carrier::parse(chars(100)).unwrap(),
+            tracking_number: TrackingNumber::parse(chars(100)).unwrap(),
+        }
+        .into(),
+        order::OrderCancelled {
+            reason: CancelReason::parse(chars(500)).unwrap(),
+            refunded_cents: MAX_TOTAL_CENTS,
+        }
+        .into(),
+        order::OrderCancelled {
+            reason: CancelReason::default(),
+            refunded_cents: 0,
+        }
+        .into(),
+    ];
+    for e in &product_events {
+        let back = ProductEvent::from_stored(e.event_type(), e.schema_version(), &e.payload());
+        assert_eq!(back.as_ref(), Ok(e));
+    }
+    for e in &order_events {
+        let back = OrderEvent::from_stored(e.event_type(), e.schema_version(), &e.payload());
+        assert_eq!(back.as_ref(), Ok(e));
+    }
+    product_events
+        .iter()
+        .map(Stored::from)
+        .chain(order_events.iter().map(Stored::from))
+        .collect()
+}
+
+fn assert_all_valid(events: &[Stored]) {
+    for e in events {
+        let schema = schemas::event_schema(e.stream_type, e.event_type, e.schema_version);
+        let schema = schema.unwrap_or_else(|| {
+            panic!(
+                "no schema for {}/{} v{}",
+                e.stream_type, e.event_type, e.schema_version
+            )
+        });
+        let errors = errors(&compile(schema), &e.payload);
+        assert!(
+            errors.is_empty(),
+            "{}/{}: {errors:?}\n{}",
+            e.stream_type,
+            e.event_type,
+            e.payload
+        );
+    }
+}
+
+fn all_domain_event_types() -> BTreeSet<(&'static str, &'static str)> {
+    ProductEvent::EVENT_TYPES
+        .iter()
+        .map(|t| (product::STREAM_TYPE, *t))
+        .chain(
+            OrderEvent::EVENT_TYPES
+                .iter()
+                .map(|t| (order::STREAM_TYPE, *t)),
+        )
+        .collect()
+}
+
+#[test]
+fn every_event_emitted_by_decide_validates() {
+    let log = emitted_by_decide();
+    assert_all_valid(&log);
+    let emitted: BTreeSet<_> = log.iter().map(|e| (e.stream_type, e.event_type)).collect();
+    assert_eq!(
+        emitted,
+        all_domain_event_types(),
+        "the scenario should emit every event type"
+    );
+}
+
+#[test]
+fn every_event_built_from_the_enums_validates() {
+    let events = built_from_enums();
+    assert_all_valid(&events);
+    let built: BTreeSet<_> = events
+        .iter()
+        .map(|e| (e.stream_type, e.event_type))
+        .collect();
+    assert_eq!(built, all_domain_event_types());
+}
+
+#[test]
+fn every_schema_is_a_valid_draft_2020_12_schema() {
+    let documents = schemas::all_event_schemas()
+        .iter()
+        .map(|s| s.schema)
+        .chain([schemas::envelope_schema()]);
+    for document in documents {
+        let schema: Value = serde_json::from_str(document).unwrap();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        if let Err(e) = jsonschema::draft202012::meta::validate(&schema) {
+            panic!("{}: {e}", schema["$id"]);
+        }
+        compile(document);
+    }
+}
+
+#[test]
+fn schemas_and_domain_know_the_same_event_types() {
+    let with_schema: BTreeSet<_> = schemas::all_event_schemas()
+        .iter()
+        .map(|s| (s.stream_type, s.event_type))
+        .collect();
+    assert_eq!(with_schema, all_domain_event_types());
+    // The domain writes each type at the current schema version, and one schema per
+    // (type, version).
+    let mut seen = BTreeSet::new();
+    for s in schemas::all_event_schemas() {
+        assert!(seen.insert((s.event_type, s.version)), "duplicate {s:?}");
+        assert_eq!(schemas::stream_type_of(s.event_type), Some(s.stream_type));
+        let schema: Value = serde_json::from_str(s.schema).unwrap();
+        assert_eq!(
+            schema["$id"],
+            format!(
+                "urn:agora:event:{}:{}:v{}",
+                s.stream_type, s.event_type, s.version
+            )
+        );
+        assert_eq!(schema["additionalProperties"], false, "{}", s.event_type);
+    }
+    for (_, event_type) in all_domain_event_types() {
+        assert_eq!(
+            schemas::current_version(event_type),
+            Some(1),
+            "{event_type}"
+        );
+    }
+    assert_eq!(schemas::event_schema("order", "ProductCreated", 1), None);
+    assert_eq!(schemas::event_schema("product", "ProductCreated", 2), None);
+}
+
+/// A valid sample payload per event type (from the enums).
+fn samples() -> Vec<Stored> {
+    let mut seen = BTreeSet::new();
+    built_from_enums()
+        .into_iter()
+        .filter(|e| seen.insert(e.event_type))
+        .collect()
+}
+
+#[test]
+fn an_extra_field_fails_validation() {
+    for e in samples() {
+        let validator = payload_validator(e.stream_type, e.event_type);
+        let mut payload = e.payload.clone();
+        payload
+            .as_object_mut()
+            .unwrap()
+            .insert("unexpected".into(), json!(1));
+        assert!(!validator.is_valid(&payload), "{}", e.event_type);
+        // The domain refuses it too.
+        let decoded = match e.stream_type {
+            "product" => ProductEvent::from_stored(e.event_type, 1, &payload).map(drop),
+            _ => OrderEvent::from_stored(e.event_type, 1, &payload).map(drop),
+        };
+        assert!(decoded.is_err(), "{}", e.event_type);
+    }
+    // Also inside an order line.
+    let validator = payload_validator("order", "OrderPlaced");
+    let mut placed = samples()
+        .into_iter()
+        .find(|e| e.event_type == "OrderPlaced")
+        .unwrap()
+        .payload;
+    placed["lines"][0]["unexpected"] = json!(true);
+    assert!(!validator.is_valid(&placed));
+}
+
+#[test]
+fn a_missing_field_fails_validation() {
+    for e in samples() {
+        let validator = payload_validator(e.stream_type, e.event_type);
+        let fields: Vec<String> = e.payload.as_object().unwrap().keys().cloned().collect();
+        for field in fields {
+            let mut payload = e.payload.clone();
+            payload.as_object_mut().unwrap().remove(&field);
+            assert!(
+                !validator.is_valid(&payload),
+                "{} without {field}",
+                e.event_type
+            );
+        }
+    }
+    let validator = payload_validator("order", "OrderPlaced");
+    for field in ["product_id", "quantity", "unit_price_cents"] {
+        let mut placed = samples()
+            .into_iter()
+            .find(|e| e.event_type == "OrderPlaced")
+            .unwrap()
+            .payload;
+        placed["lines"][0].as_object_mut().unwrap().remove(field);
+        assert!(!validator.is_valid(&placed), "line without {field}");
+    }
+}
+
+/// Values just outside the value types' bounds: the schema and the domain both refuse.
+#[test]
+fn schema_bounds_match_the_value_types() {
+    let uuid = "00000000-0000-0000-0000-000000000001";
+    let created = |field: &str, value: Value| {
+        let mut p = json!({"sku": "A-1", "name": "Mug", "price_cents": 1299,
+                           "currency": "EUR", "initial_stock": 10});
+        p[field] = value;
+        ("product", "ProductCreated", p)
+    };
+    let placed = |field: &str, value: Value| {
+        let mut p = json!({"customer_id": "alice",
+            "lines": [{"product_id": uuid, "quantity": 2, "unit_price_cents": 1299}],
+            "total_cents": 2598, "currency": "EUR"});
+        p[field] = value;
+        ("order", "OrderPlaced", p)
+    };
+    let line = |field: &str, value: Value| {
+        let mut l = json!({"product_id": uuid, "quantity": 2, "unit_price_cents": 1299});
+        l[field] = value;
+        placed("lines", json!([l]))
+    };
+    let bad: Vec<(&str, &str, Value)> = vec![
+        created("sku", json!("")),
+        created("sku", json!("x".repeat(65))),
+        created("sku", json!("a b")),
+        created("sku", json!("a.b")),
+        created("name", json!("")),
+        created("name", json!(chars(201))),
+        created("price_cents", json!(0)),
+        created("price_cents", json!(PriceCents::MAX + 1)),
+        created("price_cents", json!("1299")),
+        created("currency", json!("eur")),
+        created("currency", json!("EURO")),
+        created("initial_stock", json!(-1)),
+        created("initial_stock", json!(StockQuantity::MAX + 1)),
+        ("product", "StockAdded", json!({"quantity": 0})),
+        (
+            "product",
+            "StockAdded",
+            json!({"quantity": RestockQuantity::MAX + 1}),
+        ),
+        (
+            "product",
+            "StockReserved",
+            json!({"order_id": uuid, "quantity": 0}),
+        ),
+        (
+            "product",
+            "StockReserved",
+            json!({"order_id": uuid, "quantity": 1001}),
+        ),
+        (
+            "product",
+            "StockReleased",
+            json!({"order_id": "nope", "quantity": 1}),
+        ),
+        (
+            "product",
+            "StockShipped",
+            json!({"order_id": 7, "quantity": 1}),
+        ),
+        (
+            "product",
+            "PriceChanged",
+            json!({"price_cents": 1, "previous_price_cents": 0}),
+        ),
+        ("product", "ProductDiscontinued", json!([])),
+        placed("customer_id", json!("")),
+        placed("customer_id", json!(chars(256))),
+        placed("lines", json!([])),
+        placed(
+            "lines",
+            json!((0..101u128)
+                .map(|n| json!({"product_id": pid(n), "quantity": 1, "unit_price_cents": 1}))
+                .collect::<Vec<_>>()),
+        ),
+        line("product_id", json!("not-a-uuid")),
+        line("quantity", json!(1001)),
+        line("unit_price_cents", json!(0)),
+        (
+            "order",
+            "OrderPaid",
+            json!({"amount_cents": 1, "currency": "EUR", "payment_ref": ""}),
+        ),
+        (
+            "order",
+            "OrderPaid",
+            json!({"amount_cents": 1, "currency": "EUR", "payment_ref": chars(201)}),
+        ),
+        (
+            "order",
+            "OrderShipped",
+            json!({"carrier": chars(101), "tracking_number": "t"}),
+        ),
+        (
+            "order",
+            "OrderShipped",
+            json!({"carrier": "c", "tracking_number": ""}),
+        ),
+        (
+            "order",
+            "OrderCancelled",
+            json!({"reason": chars(501), "refunded_cents": 0}),
+        ),
+    ];
+    for (stream_type, event_type, payload) in bad {
+        let validator = payload_validator(stream_type, event_type);
+        assert!(
+            !validator.is_valid(&payload),
+            "schema accepts {event_type} {payload}"
+        );
+        let decoded = match stream_type {
+            "product" => ProductEvent::from_stored(event_type, 1, &payload).map(drop),
+            _ => OrderEvent::from_stored(event_type, 1, &payload).map(drop),
+        };
+        assert!(decoded.is_err(), "domain accepts {event_type} {payload}");
+    }
+}
