@@ -18,6 +18,13 @@ pub struct Settings {
     /// Connections to the event store.
     #[arg(long, env = "AGORA_DB_POOL_SIZE", default_value_t = 32)]
     pub pool_size: usize,
+    /// Kafka bootstrap servers: when set, this process also runs a relay candidate that
+    /// publishes the event log to Kafka (one relay is active at a time).
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Kafka topic prefix.
+    #[arg(long, env = "AGORA_TOPIC_PREFIX", default_value = "agora")]
+    pub topic_prefix: String,
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
     pub workers: usize,

@@ -6,9 +6,11 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use eventstore::relay::{run_relay, RelayConfig};
 use eventstore::{connect_pool, migrate, EventStore};
 use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
 use platform::{http, JwtKeys};
+use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -20,6 +22,7 @@ pub struct Application {
     port: u16,
     address: String,
     server: Server,
+    relay: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -29,6 +32,17 @@ impl Application {
         let store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?);
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
+        let relay = settings
+            .kafka_brokers
+            .as_deref()
+            .filter(|brokers| !brokers.is_empty())
+            .map(|brokers| {
+                let config =
+                    RelayConfig::new(&settings.database_url, brokers, &settings.topic_prefix);
+                let (stop, stopped) = watch::channel(false);
+                let task = tokio::spawn(run_relay(config, store.clone(), stopped));
+                (stop, task)
+            });
         let server = run(
             listener,
             store,
@@ -39,6 +53,7 @@ impl Application {
             port: local.port(),
             address: local.to_string(),
             server,
+            relay,
         })
     }
 
@@ -52,7 +67,12 @@ impl Application {
 
     /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let outcome = self.server.await;
+        if let Some((stop, task)) = self.relay {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        outcome
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`EventStore::load_streams`]: the events aggregates are folded from.
 //! - [`EventStore::read_log`]: the gap-free global log in `(transaction_id, position)` order.
 //! - [`hashchain`]: the per-stream SHA-256 chain over RFC 8785 canonical JSON.
+//! - [`relay`]: publishes the log to Kafka (the events table is the outbox).
 //! - [`connect::migrate`]: versioned migrations, applied at start.
 
 pub mod append;
@@ -14,8 +15,10 @@ pub mod error;
 pub mod event;
 pub mod hashchain;
 pub mod idempotency;
+pub mod listen;
 pub mod load;
 pub mod log;
+pub mod relay;
 mod row;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -30,6 +33,7 @@ pub use error::{AppendError, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
 pub use hashchain::{ChainFailure, Hash};
 pub use idempotency::StoredResponse;
+pub use listen::LogListener;
 pub use load::LoadedStream;
 pub use log::LogCheckpoint;
 pub use verify::VerifyReport;

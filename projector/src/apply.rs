@@ -1,0 +1,399 @@
+//! Applying a batch of events to the live projections exactly once: the rows the events
+//! produce and the source checkpoint are written in one read-model transaction, and
+//! events at or before a projection's checkpoint are skipped. A poison event (one that
+//! cannot be decoded or whose changes fail) is recorded with its error and skipped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, Transaction};
+use eventstore::LogCheckpoint;
+use futures::future::try_join_all;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use crate::event::ProjectedEvent;
+use crate::projection::{Projection, SqlChange};
+use crate::projections;
+
+/// Taken shared by every batch and exclusively by a rebuild's switch, so a switch never
+/// interleaves with a batch.
+pub const SWITCH_LOCK_KEY: i64 = 0x4147_4f52_415f_5357;
+
+/// Where an event sits in its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourcePosition {
+    Log(LogCheckpoint),
+    Kafka { partition: String, offset: i64 },
+}
+
+impl SourcePosition {
+    pub fn source(&self) -> &'static str {
+        match self {
+            SourcePosition::Log(_) => "log",
+            SourcePosition::Kafka { .. } => "kafka",
+        }
+    }
+}
+
+/// What is known of an event even when it cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFacts {
+    pub event_id: Uuid,
+    pub stream_id: Uuid,
+    pub version: i64,
+    pub event_type: String,
+}
+
+/// One event of a batch: decoded, or the reason it is poison.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub facts: EventFacts,
+    pub event: Result<ProjectedEvent, String>,
+    pub position: SourcePosition,
+}
+
+/// A projection at the version it writes.
+#[derive(Clone)]
+pub struct Target {
+    pub projection: Arc<dyn Projection>,
+    pub version: i32,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@v{}", self.projection.name(), self.version)
+    }
+}
+
+/// Why a batch could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("read-model database unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("read-model database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+}
+
+impl ApplyError {
+    /// Passing trouble (connection, deadlock, serialization): retry the batch as is.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Pool(_) => true,
+            ApplyError::Database(error) => match error.code() {
+                None => true,
+                Some(code) => {
+                    let class = &code.code()[..2];
+                    matches!(class, "08" | "40" | "53" | "57" | "58")
+                        || code == &SqlState::LOCK_NOT_AVAILABLE
+                }
+            },
+        }
+    }
+}
+
+/// The live targets: every projection at its active version.
+pub async fn live_targets(tx: &Transaction<'_>) -> Result<Vec<Target>, ApplyError> {
+    let rows = tx
+        .query(
+            "SELECT name, active_version FROM read_model.projections",
+            &[],
+        )
+        .await?;
+    let versions: HashMap<String, i32> = rows
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    Ok(projections::all()
+        .into_iter()
+        .filter_map(|projection| {
+            let version = *versions.get(projection.name())?;
+            Some(Target {
+                projection,
+                version,
+            })
+        })
+        .collect())
+}
+
+/// Saved positions of one target in one source.
+#[derive(Debug, Default, Clone)]
+pub struct SavedPositions {
+    pub log: Option<LogCheckpoint>,
+    /// Next offset to read, per partition key `topic/partition`.
+    pub kafka: HashMap<String, i64>,
+}
+
+impl SavedPositions {
+    /// True when `position` was already applied.
+    pub fn covers(&self, position: &SourcePosition) -> bool {
+        match position {
+            SourcePosition::Log(checkpoint) => self.log.is_some_and(|saved| *checkpoint <= saved),
+            SourcePosition::Kafka { partition, offset } => {
+                self.kafka.get(partition).is_some_and(|next| offset < next)
+            }
+        }
+    }
+}
+
+/// The saved positions of `target` in `source`.
+pub async fn saved_positions<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    target: &Target,
+    source: &str,
+) -> Result<SavedPositions, ApplyError> {
+    let rows = client
+        .query(
+            "SELECT partition_key, transaction_id, position, kafka_offset \
+             FROM read_model.checkpoints WHERE projection = $1 AND version = $2 AND source = $3",
+            &[&target.projection.name(), &target.version, &source],
+        )
+        .await?;
+    let mut saved = SavedPositions::default();
+    for row in rows {
+        let partition: String = row.try_get(0)?;
+        if source == "log" {
+            saved.log = Some(LogCheckpoint {
+                transaction_id: row.try_get::<_, i64>(1)? as u64,
+                position: row.try_get(2)?,
+            });
+        } else {
+            saved.kafka.insert(partition, row.try_get(3)?);
+        }
+    }
+    Ok(saved)
+}
+
+/// Applies `items` to the live projections (or to `only`, for a rebuild) in one
+/// transaction with their checkpoints; retries passing failures; isolates poison events.
+pub async fn apply_batch(
+    pool: &Pool,
+    items: &[BatchItem],
+    only: Option<&Target>,
+) -> Result<Vec<Target>, ApplyError> {
+    let mut delay = Duration::from_millis(50);
+    let mut isolate_poison = false;
+    loop {
+        match try_apply(pool, items, only, isolate_poison).await {
+            Ok(targets) => return Ok(targets),
+            Err(error) if error.is_transient() => {
+                tracing::warn!(%error, "applying a batch failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(error) if !isolate_poison => {
+                tracing::warn!(%error, "a batch failed; applying it event by event");
+                isolate_poison = true;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+async fn try_apply(
+    pool: &Pool,
+    items: &[BatchItem],
+    only: Option<&Target>,
+    isolate_poison: bool,
+) -> Result<Vec<Target>, ApplyError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock_shared($1)",
+        &[&SWITCH_LOCK_KEY],
+    )
+    .await?;
+    let targets = match only {
+        Some(target) => vec![target.clone()],
+        None => live_targets(&tx).await?,
+    };
+    let Some(first) = items.first() else {
+        return Ok(targets);
+    };
+    let source = first.position.source();
+    for target in &targets {
+        let saved = saved_positions(&tx, target, source).await?;
+        let fresh: Vec<&BatchItem> = items
+            .iter()
+            .filter(|i| !saved.covers(&i.position))
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        let name = target.projection.name();
+        let mut applied = 0u64;
+        let mut poisoned = Vec::new();
+        let mut changes: Vec<SqlChange> = Vec::new();
+        for item in &fresh {
+            match &item.event {
+                Ok(event) => {
+                    let event_changes = target.projection.changes(target.version, event);
+                    if isolate_poison {
+                        if let Err(error) = run_isolated(&tx, &event_changes).await? {
+                            poisoned.push((item.facts.clone(), error));
+                            continue;
+                        }
+                    } else {
+                        changes.extend(event_changes);
+                    }
+                    applied += 1;
+                }
+                Err(reason) => poisoned.push((item.facts.clone(), reason.clone())),
+            }
+        }
+        run_pipelined(&tx, &changes).await?;
+        for (facts, error) in &poisoned {
+            record_poison(&tx, target, facts, error).await?;
+        }
+        save_positions(&tx, target, &fresh).await?;
+        metrics::counter!("projector_events_applied_total", "projection" => name)
+            .increment(applied);
+        if !poisoned.is_empty() {
+            metrics::counter!("poison_events_total", "projection" => name)
+                .increment(poisoned.len() as u64);
+        }
+        if let Some(Ok(last)) = fresh.last().map(|i| &i.event) {
+            let lag = (chrono::Utc::now() - last.occurred_at)
+                .num_milliseconds()
+                .max(0);
+            metrics::gauge!("projection_lag_seconds", "projection" => name)
+                .set(lag as f64 / 1000.0);
+        }
+    }
+    tx.commit().await?;
+    Ok(targets)
+}
+
+/// Runs statements back to back without waiting for each answer (one pipeline).
+async fn run_pipelined(tx: &Transaction<'_>, changes: &[SqlChange]) -> Result<(), ApplyError> {
+    let mut statements = Vec::with_capacity(changes.len());
+    for change in changes {
+        statements.push(tx.prepare_cached(&change.sql).await?);
+    }
+    let params: Vec<_> = changes.iter().map(|c| c.param_refs()).collect();
+    try_join_all(
+        statements
+            .iter()
+            .zip(&params)
+            .map(|(statement, params)| tx.execute(statement, params)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs one event's statements under a savepoint; a data error is returned as the
+/// event's poison reason (and undone), anything else fails the batch.
+async fn run_isolated(
+    tx: &Transaction<'_>,
+    changes: &[SqlChange],
+) -> Result<Result<(), String>, ApplyError> {
+    tx.batch_execute("SAVEPOINT projector_event").await?;
+    for change in changes {
+        let statement = tx.prepare_cached(&change.sql).await?;
+        if let Err(error) = tx.execute(&statement, &change.param_refs()).await {
+            let error = ApplyError::Database(error);
+            if error.is_transient() {
+                return Err(error);
+            }
+            tx.batch_execute("ROLLBACK TO SAVEPOINT projector_event")
+                .await?;
+            return Ok(Err(error.to_string()));
+        }
+    }
+    tx.batch_execute("RELEASE SAVEPOINT projector_event")
+        .await?;
+    Ok(Ok(()))
+}
+
+async fn record_poison(
+    tx: &Transaction<'_>,
+    target: &Target,
+    facts: &EventFacts,
+    error: &str,
+) -> Result<(), ApplyError> {
+    tracing::error!(
+        projection = target.projection.name(),
+        event_id = %facts.event_id,
+        stream_id = %facts.stream_id,
+        version = facts.version,
+        %error,
+        "poison event skipped"
+    );
+    tx.execute(
+        "INSERT INTO read_model.poison_events \
+         (projection, version, event_id, stream_id, stream_version, event_type, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        &[
+            &target.projection.name(),
+            &target.version,
+            &facts.event_id,
+            &facts.stream_id,
+            &facts.version,
+            &facts.event_type,
+            &error,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Saves where `target` now stands: the last log pair, or per Kafka partition the offset
+/// after the last message (never moving a saved offset backwards).
+async fn save_positions(
+    tx: &Transaction<'_>,
+    target: &Target,
+    applied: &[&BatchItem],
+) -> Result<(), ApplyError> {
+    let name = target.projection.name();
+    let mut log_last: Option<LogCheckpoint> = None;
+    let mut kafka_next: HashMap<&str, i64> = HashMap::new();
+    for item in applied {
+        match &item.position {
+            SourcePosition::Log(checkpoint) => {
+                log_last = Some(log_last.map_or(*checkpoint, |l| l.max(*checkpoint)))
+            }
+            SourcePosition::Kafka { partition, offset } => {
+                let next = kafka_next.entry(partition.as_str()).or_insert(0);
+                *next = (*next).max(offset + 1);
+            }
+        }
+    }
+    if let Some(last) = log_last {
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO read_model.checkpoints \
+                 (projection, version, source, partition_key, transaction_id, position) \
+                 VALUES ($1, $2, 'log', '', $3, $4) \
+                 ON CONFLICT (projection, version, source, partition_key) DO UPDATE \
+                 SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, \
+                     updated_at = now()",
+            )
+            .await?;
+        tx.execute(
+            &statement,
+            &[
+                &name,
+                &target.version,
+                &(last.transaction_id as i64),
+                &last.position,
+            ],
+        )
+        .await?;
+    }
+    for (partition, next) in kafka_next {
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO read_model.checkpoints \
+                 (projection, version, source, partition_key, kafka_offset) \
+                 VALUES ($1, $2, 'kafka', $3, $4) \
+                 ON CONFLICT (projection, version, source, partition_key) DO UPDATE \
+                 SET kafka_offset = GREATEST(read_model.checkpoints.kafka_offset, \
+                                             EXCLUDED.kafka_offset), updated_at = now()",
+            )
+            .await?;
+        tx.execute(&statement, &[&name, &target.version, &partition, &next])
+            .await?;
+    }
+    Ok(())
+}

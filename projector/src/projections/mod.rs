@@ -1,0 +1,26 @@
+//! The shop's projections: products, orders (summary and detail), sales per hour/day
+//! bucket, and top products.
+
+pub mod orders;
+pub mod products;
+pub mod sales;
+pub mod top_products;
+
+use std::sync::Arc;
+
+use crate::projection::Projection;
+
+/// Every projection the projector maintains.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(products::Products),
+        Arc::new(orders::Orders),
+        Arc::new(sales::Sales),
+        Arc::new(top_products::TopProducts),
+    ]
+}
+
+/// The projection called `name`.
+pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
+    all().into_iter().find(|p| p.name() == name)
+}

@@ -1,0 +1,262 @@
+//! Kafka as a source: a consumer group over the stream-type topics. Auto-commit is off;
+//! the offsets that count are the ones saved with each batch in the read-model
+//! transaction, and on partition assignment the consumer seeks to them. (Offsets are
+//! also committed to Kafka afterwards, only so that lag tools see progress.)
+//!
+//! The consumer lives on its own thread (rebalance callbacks run there and may block on
+//! the database); batches are applied on the async runtime through a handle.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use eventstore::Envelope;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use tokio::runtime::Handle;
+use uuid::Uuid;
+
+use crate::apply::{
+    apply_batch, live_targets, saved_positions, ApplyError, BatchItem, EventFacts, SourcePosition,
+};
+use crate::event::decode;
+
+/// How the consumer runs.
+#[derive(Debug, Clone)]
+pub struct KafkaSourceConfig {
+    pub brokers: String,
+    pub group_id: String,
+    pub topic_prefix: String,
+    pub batch_size: usize,
+    /// How long to gather a batch once the first message arrived.
+    pub batch_linger: Duration,
+}
+
+/// `topic/partition`, the key offsets are saved under.
+pub fn partition_key(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+/// Seeks newly assigned partitions to the offsets saved in the read models.
+struct SeekingContext {
+    pool: Pool,
+    handle: Handle,
+    assigned: Arc<Mutex<HashSet<String>>>,
+}
+
+impl ClientContext for SeekingContext {}
+
+impl SeekingContext {
+    /// The offset to resume each partition from: the smallest saved among the live
+    /// projections (they skip what they already have), or the beginning.
+    async fn resume_offsets(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Offset>, ApplyError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let targets = live_targets(&tx).await?;
+        let mut saved = Vec::new();
+        for target in &targets {
+            saved.push(saved_positions(&tx, target, "kafka").await?);
+        }
+        tx.commit().await?;
+        Ok(partitions
+            .iter()
+            .map(|(topic, partition)| {
+                let key = partition_key(topic, *partition);
+                let offsets: Option<Vec<i64>> =
+                    saved.iter().map(|s| s.kafka.get(&key).copied()).collect();
+                match offsets.and_then(|o| o.into_iter().min()) {
+                    Some(offset) if !targets.is_empty() => Offset::Offset(offset),
+                    _ => Offset::Beginning,
+                }
+            })
+            .collect())
+    }
+}
+
+impl ConsumerContext for SeekingContext {
+    fn rebalance(
+        &self,
+        base_consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let mut assigned = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let offsets = loop {
+                    match self.handle.block_on(self.resume_offsets(&partitions)) {
+                        Ok(offsets) => break offsets,
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot read saved offsets; retrying");
+                            std::thread::sleep(Duration::from_millis(500));
+                        }
+                    }
+                };
+                for ((topic, partition), offset) in partitions.iter().zip(offsets) {
+                    if let Err(error) = tpl.set_partition_offset(topic, *partition, offset) {
+                        tracing::warn!(%error, topic, partition, "cannot set the resume offset");
+                    }
+                    assigned.insert(partition_key(topic, *partition));
+                }
+                tracing::info!(?partitions, "partitions assigned");
+                if let Err(error) = base_consumer.assign(tpl) {
+                    tracing::error!(%error, "assigning partitions failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(?partitions, "partitions revoked");
+                assigned.clear();
+                if let Err(error) = base_consumer.unassign() {
+                    tracing::error!(%error, "unassigning partitions failed");
+                }
+            }
+            other => {
+                tracing::error!(?other, "rebalance error");
+                assigned.clear();
+                let _ = base_consumer.unassign();
+            }
+        }
+    }
+}
+
+/// A Kafka message as a batch item.
+fn batch_item(topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> BatchItem {
+    let position = SourcePosition::Kafka {
+        partition: partition_key(topic, partition),
+        offset,
+    };
+    let envelope = payload
+        .ok_or_else(|| "message has no payload".to_owned())
+        .and_then(|bytes| serde_json::from_slice::<Envelope>(bytes).map_err(|e| e.to_string()));
+    match envelope {
+        Ok(envelope) => {
+            let facts = EventFacts {
+                event_id: envelope.event_id,
+                stream_id: envelope.stream_id,
+                version: envelope.version,
+                event_type: envelope.event_type.clone(),
+            };
+            let event = envelope
+                .to_recorded()
+                .and_then(|recorded| decode(&recorded));
+            BatchItem {
+                facts,
+                event,
+                position,
+            }
+        }
+        Err(reason) => BatchItem {
+            facts: EventFacts {
+                event_id: Uuid::nil(),
+                stream_id: Uuid::nil(),
+                version: offset,
+                event_type: format!("unreadable message at {topic}/{partition}@{offset}"),
+            },
+            event: Err(format!("cannot read the envelope: {reason}")),
+            position,
+        },
+    }
+}
+
+/// Consumes until `stop` turns true, applying each batch before polling again. Runs on
+/// the calling (non-runtime) thread.
+pub fn run_kafka_source(
+    config: KafkaSourceConfig,
+    read_pool: Pool,
+    handle: Handle,
+    stop: Arc<AtomicBool>,
+) -> KafkaResult<()> {
+    let assigned = Arc::new(Mutex::new(HashSet::new()));
+    let context = SeekingContext {
+        pool: read_pool.clone(),
+        handle: handle.clone(),
+        assigned: assigned.clone(),
+    };
+    let consumer: BaseConsumer<SeekingContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "10")
+        .set("topic.metadata.refresh.interval.ms", "2000")
+        .create_with_context(context)?;
+    let topics = [
+        eventstore::relay::topic_for(&config.topic_prefix, domain::product::STREAM_TYPE),
+        eventstore::relay::topic_for(&config.topic_prefix, domain::order::STREAM_TYPE),
+    ];
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs)?;
+    while !stop.load(Ordering::SeqCst) {
+        let mut items = Vec::new();
+        let started = Instant::now();
+        while items.len() < config.batch_size {
+            let timeout = if items.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                let spent = started.elapsed();
+                if spent >= config.batch_linger {
+                    break;
+                }
+                config.batch_linger - spent
+            };
+            match consumer.poll(timeout) {
+                None => {
+                    if items.is_empty() && stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if !items.is_empty() || started.elapsed() > Duration::from_millis(100) {
+                        break;
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "kafka consumer error");
+                    break;
+                }
+                Some(Ok(message)) => items.push(batch_item(
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    message.payload(),
+                )),
+            }
+        }
+        // Drop what was fetched for partitions revoked while gathering.
+        {
+            let assigned = assigned.lock().unwrap_or_else(|p| p.into_inner());
+            items.retain(|item| match &item.position {
+                SourcePosition::Kafka { partition, .. } => assigned.contains(partition),
+                SourcePosition::Log(_) => true,
+            });
+        }
+        if items.is_empty() {
+            continue;
+        }
+        if let Err(error) = handle.block_on(apply_batch(&read_pool, &items, None)) {
+            // Not transient and not poison: stop rather than skip events.
+            tracing::error!(%error, "cannot apply a batch");
+            return Err(rdkafka::error::KafkaError::Canceled);
+        }
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+            tracing::debug!(%error, "committing offsets to Kafka failed (informational only)");
+        }
+    }
+    Ok(())
+}

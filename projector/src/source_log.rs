@@ -1,0 +1,136 @@
+//! The Postgres log as a source: follows the event log gap-free (DESIGN.md) from the
+//! earliest checkpoint of the projections it feeds, woken by LISTEN/NOTIFY.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use eventstore::{EventStore, LogCheckpoint, LogListener, RecordedEvent};
+use tokio::sync::watch;
+
+use crate::apply::{
+    apply_batch, live_targets, saved_positions, BatchItem, EventFacts, SourcePosition, Target,
+};
+use crate::event::decode;
+
+/// How the log follower runs.
+#[derive(Debug, Clone)]
+pub struct LogSourceConfig {
+    pub database_url: String,
+    pub batch_size: i64,
+    pub idle_wait: Duration,
+}
+
+/// A recorded event as a batch item.
+pub fn batch_item(event: &RecordedEvent) -> BatchItem {
+    BatchItem {
+        facts: EventFacts {
+            event_id: event.event_id,
+            stream_id: event.stream_id,
+            version: event.version,
+            event_type: event.event_type.clone(),
+        },
+        event: decode(event),
+        position: SourcePosition::Log(LogCheckpoint::after(event)),
+    }
+}
+
+/// The earliest saved log checkpoint among `targets` (START for one with none).
+pub async fn earliest_checkpoint(
+    read_pool: &Pool,
+    targets: &[Target],
+) -> Result<LogCheckpoint, crate::apply::ApplyError> {
+    let client = read_pool.get().await?;
+    let mut earliest: Option<LogCheckpoint> = None;
+    for target in targets {
+        let saved = saved_positions(&client, target, "log").await?;
+        let checkpoint = saved.log.unwrap_or(LogCheckpoint::START);
+        earliest = Some(earliest.map_or(checkpoint, |e| e.min(checkpoint)));
+    }
+    Ok(earliest.unwrap_or(LogCheckpoint::START))
+}
+
+async fn current_live_targets(read_pool: &Pool) -> Result<Vec<Target>, crate::apply::ApplyError> {
+    let mut client = read_pool.get().await?;
+    let tx = client.transaction().await?;
+    let targets = live_targets(&tx).await?;
+    tx.commit().await?;
+    Ok(targets)
+}
+
+/// Follows the log into the live projections until `shutdown` turns true, finishing the
+/// batch in hand first.
+pub async fn run_log_source(
+    config: LogSourceConfig,
+    store: EventStore,
+    read_pool: Pool,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut listener: Option<LogListener> = None;
+    let mut cursor: Option<(LogCheckpoint, Vec<String>)> = None;
+    while !*shutdown.borrow() {
+        if listener.as_ref().is_none_or(|l| l.is_closed()) {
+            match LogListener::connect(&config.database_url).await {
+                Ok(connected) => listener = Some(connected),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for new events; polling");
+                    listener = None;
+                }
+            }
+        }
+        let step = async {
+            let (from, versions) = match &cursor {
+                Some(known) => known.clone(),
+                None => {
+                    let targets = current_live_targets(&read_pool).await?;
+                    (
+                        earliest_checkpoint(&read_pool, &targets).await?,
+                        describe(&targets),
+                    )
+                }
+            };
+            let events = store.read_log(from, config.batch_size).await?;
+            let Some(last) = events.last() else {
+                return anyhow::Ok(Some((from, versions, true)));
+            };
+            let next = LogCheckpoint::after(last);
+            let items: Vec<BatchItem> = events.iter().map(batch_item).collect();
+            let used = apply_batch(&read_pool, &items, None).await?;
+            // A switched projection version has its own checkpoint: find the start anew.
+            if describe(&used) != versions {
+                return Ok(None);
+            }
+            Ok(Some((next, versions, false)))
+        };
+        match step.await {
+            Ok(Some((next, versions, idle))) => {
+                cursor = Some((next, versions));
+                if idle {
+                    let wait = async {
+                        match &listener {
+                            Some(l) => l.wait(config.idle_wait).await,
+                            None => tokio::time::sleep(config.idle_wait).await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = wait => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+            Ok(None) => cursor = None,
+            Err(error) => {
+                tracing::warn!(%error, "projecting from the log failed; retrying");
+                cursor = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(targets: &[Target]) -> Vec<String> {
+    targets.iter().map(|t| format!("{t:?}")).collect()
+}
