@@ -113,6 +113,7 @@ impl ConsumerContext for SeekingContext {
                     }
                     assigned.insert(partition_key(topic, *partition));
                 }
+                metrics::gauge!("kafka_assigned_partitions").set(assigned.len() as f64);
                 tracing::info!(?partitions, "partitions assigned");
                 if let Err(error) = base_consumer.assign(tpl) {
                     tracing::error!(%error, "assigning partitions failed");
@@ -121,6 +122,7 @@ impl ConsumerContext for SeekingContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(?partitions, "partitions revoked");
                 assigned.clear();
+                metrics::gauge!("kafka_assigned_partitions").set(0.0);
                 if let Err(error) = base_consumer.unassign() {
                     tracing::error!(%error, "unassigning partitions failed");
                 }

@@ -1,0 +1,285 @@
+//! The projector on the Postgres log: read models equal what the domain says, replays
+//! change nothing, a SIGKILLed projector resumes exactly once, poison events are skipped.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use eventstore::testing::TestDatabase;
+use projector::service::Projector;
+use serde_json::json;
+use support::*;
+use uuid::Uuid;
+
+/// A projector child process, SIGKILLed and reaped when dropped.
+struct Process(Child);
+
+impl Process {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()?;
+        self.0.wait().map(|_| ())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+fn spawn_projector(events: &TestDatabase, read: &TestDatabase, batch: usize) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_projector"));
+    command
+        .env("DATABASE_URL", &events.url)
+        .env("READ_DATABASE_URL", &read.url)
+        .env("PROJECTOR_ADDR", "127.0.0.1:0")
+        .env("AGORA_PROJECTOR_BATCH", batch.to_string())
+        .env_remove("KAFKA_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Process(command.spawn().expect("the projector binary starts"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_agree_with_the_domain_and_replays_change_nothing() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let read = TestDatabase::create().await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    workload(&shop, 1, 120).await?;
+    let projector = Projector::start(settings(&events, &read, None)).await?;
+    caught_up_with_log(&events, &read, Duration::from_secs(60)).await?;
+
+    let client = read.store.pool().get().await?;
+    let all = events
+        .store
+        .read_log(eventstore::LogCheckpoint::START, 1_000_000)
+        .await?;
+    let mut streams: HashMap<Uuid, Vec<&eventstore::RecordedEvent>> = HashMap::new();
+    for event in &all {
+        streams.entry(event.stream_id).or_default().push(event);
+    }
+    let (mut placed, mut paid, mut revenue, mut units) = (0i64, 0i64, 0i64, 0i64);
+    let mut sold: HashMap<Uuid, (i64, i64)> = HashMap::new();
+    for (id, stream) in &streams {
+        let version = stream.len() as i64;
+        if stream[0].stream_type == "product" {
+            let product = domain::Product::from_events(stream.iter().map(|e| {
+                domain::ProductEvent::from_stored(&e.event_type, 1, &e.payload).expect("decodes")
+            }));
+            let row = client
+                .query_one(
+                    "SELECT on_hand, reserved, price_cents, discontinued, version \
+                     FROM read_model.products WHERE id = $1",
+                    &[id],
+                )
+                .await?;
+            let got: (i64, i64, i64, bool, i64) =
+                (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+            let price = product.price().map(|p| p.get()).unwrap_or_default();
+            assert_eq!(
+                got,
+                (
+                    product.on_hand(),
+                    product.reserved(),
+                    price,
+                    product.is_discontinued(),
+                    version
+                ),
+                "product {id}"
+            );
+        } else {
+            let order = domain::Order::from_events(stream.iter().map(|e| {
+                domain::OrderEvent::from_stored(&e.event_type, 1, &e.payload).expect("decodes")
+            }));
+            let row = client
+                .query_one(
+                    "SELECT status, total_cents, refunded_cents, version FROM read_model.orders WHERE id = $1",
+                    &[id],
+                )
+                .await?;
+            let status = order
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default();
+            let got: (String, i64, i64) = (row.get(0), row.get(1), row.get(3));
+            assert_eq!(
+                got,
+                (status.clone(), order.total_cents(), version),
+                "order {id}"
+            );
+            let refunded: Option<i64> = row.get(2);
+            assert_eq!(
+                refunded,
+                order.refunded_cents().filter(|_| status == "cancelled")
+            );
+            placed += 1;
+            let was_paid = stream.iter().any(|e| e.event_type == "OrderPaid");
+            let refund = order.refunded_cents().unwrap_or(0);
+            if was_paid {
+                paid += 1;
+                revenue += order.total_cents() - refund;
+                if refund == 0 {
+                    for line in order.lines() {
+                        units += line.quantity.get();
+                        let entry = sold.entry(line.product_id.as_uuid()).or_default();
+                        entry.0 += line.quantity.get();
+                        entry.1 += line.quantity.get() * line.unit_price_cents.get();
+                    }
+                }
+            }
+        }
+    }
+    for bucket in ["hour", "day"] {
+        let row = client
+            .query_one(
+                "SELECT sum(orders_placed)::int8, sum(orders_paid)::int8, sum(revenue_cents)::int8, \
+                 sum(units_sold)::int8 FROM read_model.sales WHERE bucket = $1",
+                &[&bucket],
+            )
+            .await?;
+        let got: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert_eq!(got, (placed, paid, revenue, units), "{bucket} buckets");
+    }
+    for (product, (units, revenue)) in &sold {
+        let row = client
+            .query_one(
+                "SELECT units_sold, revenue_cents, sku FROM read_model.top_products WHERE product_id = $1",
+                &[product],
+            )
+            .await?;
+        let got: (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(got, (*units, *revenue), "top product {product}");
+        assert!(!row.get::<_, String>(2).is_empty());
+    }
+
+    // Replaying the whole log onto the built models changes nothing.
+    let before = dump(&read).await?;
+    projector.stop().await?;
+    client
+        .execute("DELETE FROM read_model.checkpoints", &[])
+        .await?;
+    let projector = Projector::start(settings(&events, &read, None)).await?;
+    caught_up_with_log(&events, &read, Duration::from_secs(60)).await?;
+    assert_eq!(dump(&read).await?, before);
+    projector.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_killed_mid_stream_resumes_exactly_once() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    workload(&shop, 2, 700).await?;
+    let total = events
+        .store
+        .read_log(eventstore::LogCheckpoint::START, 1_000_000)
+        .await?
+        .len();
+    assert!(total > 3000, "several thousand events ({total})");
+
+    let reference = TestDatabase::create().await?;
+    let uninterrupted = Projector::start(settings(&events, &reference, None)).await?;
+    caught_up_with_log(&events, &reference, Duration::from_secs(120)).await?;
+    uninterrupted.stop().await?;
+
+    let read = TestDatabase::create().await?;
+    readmodel::migrate(&read.url).await?;
+    let head = log_head(&events).await?;
+    let mut killed = spawn_projector(&events, &read, 10);
+    eventually(
+        "the projector to get going",
+        Duration::from_secs(60),
+        || async { Ok(log_checkpoints(&read).await?.iter().any(|c| c.1 > 0)) },
+    )
+    .await?;
+    killed.kill()?;
+    let at_kill = log_checkpoints(&read).await?;
+    assert!(
+        at_kill.iter().any(|c| *c != head),
+        "killed before the end: {at_kill:?}"
+    );
+
+    let _restarted = spawn_projector(&events, &read, 10);
+    caught_up_with_log(&events, &read, Duration::from_secs(120)).await?;
+    assert_eq!(dump(&read).await?, dump(&reference).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_recorded_and_skipped() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let read = TestDatabase::create().await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    let product = shop.create_product("POISON-1", 500, 5).await?;
+    // An event this domain cannot read, appended as if by a buggy writer.
+    let stream = events.store.load_stream(product).await?;
+    let bad = eventstore::NewEvent::new("StockAdded", 1, json!({"quantity": "lots"}));
+    events
+        .store
+        .append(eventstore::AppendRequest {
+            streams: vec![eventstore::StreamWrite::after(
+                &stream,
+                "product",
+                vec![bad],
+            )],
+            metadata: eventstore::EventMetadata {
+                actor: "buggy".into(),
+                correlation_id: "c".into(),
+                causation_id: None,
+                command_id: Uuid::new_v4(),
+            },
+            occurred_at: chrono::Utc::now(),
+            claims: vec![],
+            idempotency: None,
+        })
+        .await?;
+    let after = shop.create_product("POISON-2", 700, 3).await?;
+
+    let projector = Projector::start(settings(&events, &read, None)).await?;
+    caught_up_with_log(&events, &read, Duration::from_secs(60)).await?;
+    let client = read.store.pool().get().await?;
+    let poison = client
+        .query(
+            "SELECT projection, stream_id, stream_version, error FROM read_model.poison_events ORDER BY 1",
+            &[],
+        )
+        .await?;
+    // Every projection decodes every event, so each records it once.
+    let names: Vec<String> = poison.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, ["orders", "products", "sales", "top_products"]);
+    for row in &poison {
+        assert_eq!(row.get::<_, Uuid>(1), product);
+        assert_eq!(row.get::<_, i64>(2), 2);
+        assert!(
+            row.get::<_, String>(3).contains("StockAdded"),
+            "{}",
+            row.get::<_, String>(3)
+        );
+    }
+    let on_hand: i64 = client
+        .query_one(
+            "SELECT on_hand FROM read_model.products WHERE id = $1",
+            &[&product],
+        )
+        .await?
+        .get(0);
+    assert_eq!(on_hand, 5);
+    let later: i64 = client
+        .query_one(
+            "SELECT on_hand FROM read_model.products WHERE id = $1",
+            &[&after],
+        )
+        .await?
+        .get(0);
+    assert_eq!(later, 3, "events after the poison one are projected");
+    projector.stop().await?;
+    Ok(())
+}
