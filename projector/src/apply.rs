@@ -208,12 +208,25 @@ async fn try_apply(
         Some(target) => vec![target.clone()],
         None => live_targets(&tx).await?,
     };
+    apply_in(&tx, items, &targets, isolate_poison).await?;
+    tx.commit().await?;
+    Ok(targets)
+}
+
+/// Applies `items` to `targets` inside `tx` (which the caller commits), skipping what each
+/// target's saved checkpoint already covers and saving the new checkpoints.
+pub async fn apply_in(
+    tx: &Transaction<'_>,
+    items: &[BatchItem],
+    targets: &[Target],
+    isolate_poison: bool,
+) -> Result<(), ApplyError> {
     let Some(first) = items.first() else {
-        return Ok(targets);
+        return Ok(());
     };
     let source = first.position.source();
-    for target in &targets {
-        let saved = saved_positions(&tx, target, source).await?;
+    for target in targets {
+        let saved = saved_positions(tx, target, source).await?;
         let fresh: Vec<&BatchItem> = items
             .iter()
             .filter(|i| !saved.covers(&i.position))
@@ -230,7 +243,7 @@ async fn try_apply(
                 Ok(event) => {
                     let event_changes = target.projection.changes(target.version, event);
                     if isolate_poison {
-                        if let Err(error) = run_isolated(&tx, &event_changes).await? {
+                        if let Err(error) = run_isolated(tx, &event_changes).await? {
                             poisoned.push((item.facts.clone(), error));
                             continue;
                         }
@@ -242,11 +255,11 @@ async fn try_apply(
                 Err(reason) => poisoned.push((item.facts.clone(), reason.clone())),
             }
         }
-        run_pipelined(&tx, &changes).await?;
+        run_pipelined(tx, &changes).await?;
         for (facts, error) in &poisoned {
-            record_poison(&tx, target, facts, error).await?;
+            record_poison(tx, target, facts, error).await?;
         }
-        save_positions(&tx, target, &fresh).await?;
+        save_positions(tx, target, &fresh).await?;
         metrics::counter!("projector_events_applied_total", "projection" => name)
             .increment(applied);
         if !poisoned.is_empty() {
@@ -261,8 +274,7 @@ async fn try_apply(
                 .set(lag as f64 / 1000.0);
         }
     }
-    tx.commit().await?;
-    Ok(targets)
+    Ok(())
 }
 
 /// Runs statements back to back without waiting for each answer (one pipeline).

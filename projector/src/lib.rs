@@ -10,6 +10,7 @@ pub mod config;
 pub mod event;
 pub mod projection;
 pub mod projections;
+pub mod rebuild;
 pub mod service;
 pub mod source_kafka;
 pub mod source_log;

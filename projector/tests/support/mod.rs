@@ -326,19 +326,28 @@ pub fn settings(
 
 /// The read-model tables, dumped as sorted JSON lines, for comparing two builds.
 pub async fn dump(read: &TestDatabase) -> Result<Vec<String>> {
+    dump_version(read, 1).await
+}
+
+/// The tables of version `v` of every projection, dumped as sorted JSON lines.
+pub async fn dump_version(read: &TestDatabase, v: i32) -> Result<Vec<String>> {
     let client = read.store.pool().get().await?;
     let mut lines = Vec::new();
     for table in [
-        "products_v1",
-        "orders_v1",
-        "sales_v1",
-        "sales_v1_orders",
-        "top_products_v1",
-        "top_products_v1_orders",
+        "products_v{v}",
+        "orders_v{v}",
+        "sales_v{v}",
+        "sales_v{v}_orders",
+        "top_products_v{v}",
+        "top_products_v{v}_orders",
     ] {
+        let table = table.replace("{v}", &v.to_string());
+        let kind = table.replace(&format!("_v{v}"), "");
         let rows = client
             .query(
-                &format!("SELECT '{table} ' || row_to_json(t)::text FROM read_model.{table} t ORDER BY 1"),
+                &format!(
+                    "SELECT '{kind} ' || row_to_json(t)::text FROM read_model.{table} t ORDER BY 1"
+                ),
                 &[],
             )
             .await?;

@@ -1,0 +1,214 @@
+//! Zero-downtime rebuilds (blue/green): a new version of a projection's tables is filled
+//! from the Postgres log beside the live ones, catches up, and then — under the switch
+//! lock, so no live batch interleaves — takes the last events, inherits the live version's
+//! Kafka offsets, and becomes the version the view serves, in one transaction. Queries
+//! see the old model until that commit and the complete new one after it.
+
+use std::time::Instant;
+
+use deadpool_postgres::Pool;
+use eventstore::{EventStore, LogCheckpoint};
+
+use crate::apply::{apply_batch, apply_in, saved_positions, ApplyError, Target, SWITCH_LOCK_KEY};
+use crate::projections;
+use crate::source_log::batch_item;
+
+/// Where a rebuild stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RebuildProgress {
+    pub applied: u64,
+    /// Events in the log when the rebuild started (the log may grow meanwhile).
+    pub total: u64,
+}
+
+/// What a finished rebuild did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebuildReport {
+    pub projection: String,
+    pub from_version: i32,
+    pub to_version: i32,
+    pub events: u64,
+    pub seconds: f64,
+}
+
+impl RebuildReport {
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Why a rebuild failed (the live version keeps serving).
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("no projection named {0:?}")]
+    UnknownProjection(String),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("event store: {0}")]
+    Store(#[from] eventstore::StoreError),
+}
+
+impl From<tokio_postgres::Error> for RebuildError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        RebuildError::Apply(ApplyError::Database(error))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for RebuildError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        RebuildError::Apply(ApplyError::Pool(error))
+    }
+}
+
+/// Rebuilds `name` into a new version and switches to it. With `keep_previous` the old
+/// version's tables stay (for comparison or rollback); otherwise they are dropped.
+pub async fn rebuild(
+    store: &EventStore,
+    read_pool: &Pool,
+    name: &str,
+    batch_size: i64,
+    keep_previous: bool,
+    mut progress: impl FnMut(RebuildProgress),
+) -> Result<RebuildReport, RebuildError> {
+    let projection =
+        projections::by_name(name).ok_or_else(|| RebuildError::UnknownProjection(name.into()))?;
+    let started = Instant::now();
+    let client = read_pool.get().await?;
+    let current: i32 = client
+        .query_one(
+            "SELECT active_version FROM read_model.projections WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .try_get(0)?;
+    let next = current + 1;
+    let live = Target {
+        projection: projection.clone(),
+        version: current,
+    };
+    let target = Target {
+        projection: projection.clone(),
+        version: next,
+    };
+    // Leftovers of an interrupted rebuild are thrown away: a rebuild starts clean.
+    let mut ddl = String::new();
+    for (old, new) in projection
+        .tables(current)
+        .iter()
+        .zip(projection.tables(next))
+    {
+        ddl.push_str(&format!(
+            "DROP TABLE IF EXISTS {new}; CREATE TABLE {new} (LIKE {old} INCLUDING ALL);"
+        ));
+    }
+    client.batch_execute(&ddl).await?;
+    client
+        .execute(
+            "DELETE FROM read_model.checkpoints WHERE projection = $1 AND version = $2",
+            &[&name, &next],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM read_model.poison_events WHERE projection = $1 AND version = $2",
+            &[&name, &next],
+        )
+        .await?;
+    let total: i64 = store
+        .pool()
+        .get()
+        .await?
+        .query_one("SELECT count(*) FROM events", &[])
+        .await?
+        .try_get(0)?;
+    let total = total as u64;
+
+    // Fill and catch up beside the live version.
+    let mut checkpoint = LogCheckpoint::START;
+    let mut applied = 0u64;
+    loop {
+        let events = store.read_log(checkpoint, batch_size).await?;
+        let Some(last) = events.last() else {
+            break;
+        };
+        checkpoint = LogCheckpoint::after(last);
+        let items: Vec<_> = events.iter().map(batch_item).collect();
+        apply_batch(read_pool, &items, Some(&target)).await?;
+        applied += items.len() as u64;
+        metrics::gauge!("projection_rebuild_progress", "projection" => name.to_owned())
+            .set(applied as f64 / total.max(1) as f64);
+        progress(RebuildProgress { applied, total });
+    }
+
+    // Switch: the last events and the new view in one transaction, no batch in between.
+    let mut client = read_pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SWITCH_LOCK_KEY])
+        .await?;
+    let saved = saved_positions(&tx, &target, "log").await?;
+    let mut checkpoint = saved.log.unwrap_or(checkpoint);
+    loop {
+        let events = store.read_log(checkpoint, batch_size).await?;
+        let Some(last) = events.last() else {
+            break;
+        };
+        checkpoint = LogCheckpoint::after(last);
+        let items: Vec<_> = events.iter().map(batch_item).collect();
+        apply_in(&tx, &items, std::slice::from_ref(&target), true).await?;
+        applied += items.len() as u64;
+    }
+    tx.execute(
+        "INSERT INTO read_model.checkpoints \
+         (projection, version, source, partition_key, transaction_id, position, kafka_offset) \
+         SELECT projection, $2, source, partition_key, transaction_id, position, kafka_offset \
+         FROM read_model.checkpoints WHERE projection = $1 AND version = $3 AND source = 'kafka' \
+         ON CONFLICT DO NOTHING",
+        &[&name, &next, &current],
+    )
+    .await?;
+    let main_table = projection
+        .tables(next)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    tx.batch_execute(&format!(
+        "CREATE OR REPLACE VIEW {}.{name} AS SELECT * FROM {main_table}",
+        readmodel::SCHEMA
+    ))
+    .await?;
+    tx.execute(
+        "UPDATE read_model.projections SET active_version = $2, updated_at = now() WHERE name = $1",
+        &[&name, &next],
+    )
+    .await?;
+    tx.commit().await?;
+    progress(RebuildProgress { applied, total });
+    tracing::info!(
+        projection = name,
+        from = current,
+        to = next,
+        events = applied,
+        "rebuild switched"
+    );
+
+    if !keep_previous {
+        let mut ddl = String::new();
+        for table in live.projection.tables(current) {
+            ddl.push_str(&format!("DROP TABLE IF EXISTS {table};"));
+        }
+        client.batch_execute(&ddl).await?;
+        client
+            .execute(
+                "DELETE FROM read_model.checkpoints WHERE projection = $1 AND version = $2",
+                &[&name, &current],
+            )
+            .await?;
+    }
+    Ok(RebuildReport {
+        projection: name.to_owned(),
+        from_version: current,
+        to_version: next,
+        events: applied,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
