@@ -5,9 +5,11 @@
 use command_api::config::Settings;
 use command_api::startup::Application;
 use eventstore::testing::TestDatabase;
+use eventstore::RecordedEvent;
 use platform::{JwtKeys, Role};
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub const SECRET: &str = "test-secret";
@@ -32,6 +34,8 @@ impl TestApp {
             jwt_secret: SECRET.into(),
             pool_size: 20,
             workers: 2,
+            kafka_brokers: None,
+            topic_prefix: "agora".into(),
         };
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -125,6 +129,187 @@ impl TestApp {
         let product = command_api::streams::product_from(&stream).expect("fold");
         (product.on_hand(), product.reserved())
     }
+}
+
+impl TestApp {
+    /// Sends `method path` with a raw body (as `application/json`), the exact
+    /// `Authorization` header value given (none when `None`) and extra headers.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &[u8])],
+    ) -> Response {
+        let mut request = self.http.request(method, format!("{}{path}", self.address));
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
+        }
+        for (name, value) in headers {
+            let value = reqwest::header::HeaderValue::from_bytes(value).expect("a header value");
+            request = request.header(*name, value);
+        }
+        request.send().await.expect("the request reaches the app")
+    }
+
+    /// POSTs a raw body (sent as `application/json`) with a bearer token.
+    pub async fn post_raw(&self, path: &str, token: &str, body: impl Into<Vec<u8>>) -> Response {
+        let authorization = format!("Bearer {token}");
+        self.send(
+            Method::POST,
+            path,
+            Some(&authorization),
+            Some(body.into()),
+            &[],
+        )
+        .await
+    }
+
+    /// POSTs JSON with the exact `Authorization` header value given (none when `None`).
+    pub async fn post_authorized(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        body: &Value,
+    ) -> Response {
+        let body = serde_json::to_vec(body).expect("json");
+        self.send(Method::POST, path, authorization, Some(body), &[])
+            .await
+    }
+
+    /// A GET without credentials.
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(Method::GET, path, None, None, &[]).await
+    }
+
+    /// Creates a product priced in `currency` as admin and returns its id.
+    pub async fn create_product_in(
+        &self,
+        sku: &str,
+        price_cents: i64,
+        currency: &str,
+        stock: i64,
+    ) -> Uuid {
+        let response = self
+            .post(
+                "/v1/products",
+                &self.admin,
+                &json!({"sku": sku, "name": format!("Product {sku}"), "price_cents": price_cents,
+                        "currency": currency, "initial_stock": stock}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        id_of(response).await
+    }
+
+    /// Places an order (asserting 201) and returns its id.
+    pub async fn placed_order(&self, token: &str, lines: Value) -> Uuid {
+        let response = self.place_order(token, lines).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        id_of(response).await
+    }
+
+    /// The stream's events as recorded (payload, metadata and all).
+    pub async fn recorded(&self, stream_id: Uuid) -> Vec<RecordedEvent> {
+        self.db
+            .store
+            .load_stream(stream_id)
+            .await
+            .expect("load")
+            .events
+    }
+}
+
+/// The JSON body of a response.
+pub async fn body_of(response: Response) -> Value {
+    response.json().await.expect("a JSON body")
+}
+
+/// The `id` of a command's answer.
+pub async fn id_of(response: Response) -> Uuid {
+    let body = body_of(response).await;
+    body["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("an id in {body}"))
+}
+
+/// A response header as text, if present.
+pub fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner_hash = Sha256::new()
+        .chain_update(&inner)
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(&outer)
+        .chain_update(inner_hash)
+        .finalize()
+        .to_vec()
+}
+
+/// A hand-made JWT with arbitrary header and claims: HS256-signed with `secret`, or with
+/// an empty signature when `secret` is `None`.
+pub fn craft_token(header: &Value, claims: &Value, secret: Option<&[u8]>) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        base64url(header.to_string().as_bytes()),
+        base64url(claims.to_string().as_bytes())
+    );
+    let signature = secret
+        .map(|secret| base64url(&hmac_sha256(secret, signing_input.as_bytes())))
+        .unwrap_or_default();
+    format!("{signing_input}.{signature}")
+}
+
+/// An HS256 token signed with the test secret carrying exactly `claims`.
+pub fn signed_token(claims: &Value) -> String {
+    craft_token(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        claims,
+        Some(SECRET.as_bytes()),
+    )
+}
+
+/// A Unix time `seconds` from now.
+pub fn in_seconds(seconds: i64) -> i64 {
+    chrono::Utc::now().timestamp() + seconds
 }
 
 /// Asserts a problem+json answer with `status` and `code`, and returns its body.
