@@ -25,6 +25,10 @@ pub struct Settings {
     /// Kafka topic prefix.
     #[arg(long, env = "AGORA_TOPIC_PREFIX", default_value = "agora")]
     pub topic_prefix: String,
+    /// On SIGTERM, how long `/readyz` reports unready before the server stops accepting
+    /// (so load balancers drain this instance first). In-flight requests always finish.
+    #[arg(long, env = "AGORA_SHUTDOWN_DRAIN_MS", default_value_t = 0)]
+    pub shutdown_drain_ms: u64,
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
     pub workers: usize,

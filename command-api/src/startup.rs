@@ -2,6 +2,9 @@
 //! 0 with a fresh database and talk to it over real HTTP).
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -23,6 +26,9 @@ pub struct Application {
     address: String,
     server: Server,
     relay: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    ready: Arc<AtomicBool>,
+    drain: Duration,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -43,17 +49,23 @@ impl Application {
                 let task = tokio::spawn(run_relay(config, store.clone(), stopped));
                 (stop, task)
             });
+        let ready = Arc::new(AtomicBool::new(true));
+        let watcher = tokio::spawn(watch_open_transactions(store.clone()));
         let server = run(
             listener,
             store,
             JwtKeys::hs256(settings.jwt_secret.as_bytes()),
             settings.workers,
+            ready.clone(),
         )?;
         Ok(Application {
             port: local.port(),
             address: local.to_string(),
             server,
             relay,
+            ready,
+            drain: Duration::from_millis(settings.shutdown_drain_ms),
+            watcher,
         })
     }
 
@@ -65,9 +77,23 @@ impl Application {
         &self.address
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    /// Serves until SIGTERM or SIGINT, then stops gracefully: `/readyz` turns unready,
+    /// after the drain period the listener closes, in-flight requests finish, and the
+    /// relay publishes its batch in hand and stops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let ready = self.ready.clone();
+        let drain = self.drain;
+        let signals = tokio::spawn(async move {
+            platform::shutdown::wait_for_signal().await;
+            tracing::info!("shutting down: draining, then finishing in-flight requests");
+            ready.store(false, Ordering::SeqCst);
+            tokio::time::sleep(drain).await;
+            handle.stop(true).await;
+        });
         let outcome = self.server.await;
+        signals.abort();
+        self.watcher.abort();
         if let Some((stop, task)) = self.relay {
             let _ = stop.send(true);
             let _ = task.await;
@@ -107,10 +133,12 @@ pub fn run(
     store: EventStore,
     keys: JwtKeys,
     workers: usize,
+    ready: Arc<AtomicBool>,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(AppState {
         store,
         locks: StreamLocks::default(),
+        ready,
     });
     let keys = web::Data::new(keys);
     let metrics = web::Data::new(metrics_handle());
@@ -127,9 +155,22 @@ pub fn run(
             .configure(configure)
             .default_service(web::to(http::no_such_route))
     })
+    .disable_signals()
+    .shutdown_timeout(30)
     .listen(listener)?;
     if workers > 0 {
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+/// Publishes the age of the oldest open transaction: it holds back every log reader.
+async fn watch_open_transactions(store: EventStore) {
+    loop {
+        match store.oldest_open_transaction_age().await {
+            Ok(age) => metrics::gauge!("oldest_open_transaction_seconds").set(age),
+            Err(error) => tracing::debug!(%error, "cannot read the oldest transaction's age"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod http;
 pub mod problem;
+pub mod shutdown;
 pub mod telemetry;
 
 pub use auth::{Caller, Claims, JwtKeys, Role};

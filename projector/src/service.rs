@@ -129,30 +129,8 @@ impl Projector {
 
     /// Runs until SIGINT or SIGTERM, then stops gracefully.
     pub async fn run_until_signalled(self) -> anyhow::Result<()> {
-        wait_for_signal().await;
+        platform::shutdown::wait_for_signal().await;
         tracing::info!("stopping: finishing the batch in hand");
         self.stop().await
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -10,6 +10,9 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if !state.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "stopping"}));
+    }
     if state.store.is_reachable().await {
         HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"}))
     } else {

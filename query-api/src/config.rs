@@ -1,0 +1,76 @@
+//! Configuration from the environment (flags override), as in DESIGN.md.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Settings of the query API.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "query-api", about = "Agora's query API")]
+pub struct Settings {
+    /// The read-model database; defaults to `DATABASE_URL`.
+    #[arg(long, env = "READ_DATABASE_URL")]
+    pub read_database_url: Option<String>,
+    /// The event store (for the audit endpoints).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where to listen.
+    #[arg(long, env = "QUERY_API_ADDR", default_value = "127.0.0.1:8081")]
+    pub addr: String,
+    /// The HS256 secret tokens are signed with.
+    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// How long `?min_version=N` waits for the read model, in milliseconds.
+    #[arg(long, env = "AGORA_CONSISTENCY_WAIT_MS", default_value_t = 5000)]
+    pub consistency_wait_ms: u64,
+    /// Connections to each database.
+    #[arg(long, env = "AGORA_DB_POOL_SIZE", default_value_t = 32)]
+    pub pool_size: usize,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+}
+
+impl Settings {
+    /// The read-model database: `READ_DATABASE_URL`, else `DATABASE_URL`.
+    pub fn read_database_url(&self) -> anyhow::Result<&str> {
+        self.read_database_url
+            .as_deref()
+            .or(self.database_url.as_deref())
+            .ok_or_else(|| anyhow::anyhow!("set READ_DATABASE_URL or DATABASE_URL"))
+    }
+
+    /// The longest a `?min_version=N` request waits.
+    pub fn consistency_wait(&self) -> Duration {
+        Duration::from_millis(self.consistency_wait_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(read: Option<&str>, events: Option<&str>) -> Settings {
+        Settings {
+            read_database_url: read.map(Into::into),
+            database_url: events.map(Into::into),
+            addr: "127.0.0.1:0".into(),
+            jwt_secret: "secret".into(),
+            consistency_wait_ms: 5000,
+            pool_size: 4,
+            workers: 1,
+        }
+    }
+
+    #[test]
+    fn the_read_database_falls_back_to_the_event_store() {
+        let both = settings(Some("postgres://read"), Some("postgres://events"));
+        assert_eq!(both.read_database_url().unwrap(), "postgres://read");
+        let events_only = settings(None, Some("postgres://events"));
+        assert_eq!(
+            events_only.read_database_url().unwrap(),
+            "postgres://events"
+        );
+        assert!(settings(None, None).read_database_url().is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! Read-your-writes: `?min_version=N` on an entity waits until the read model reflects at
+//! least version N of its stream.
+//!
+//! The wait polls the read model, first after 2 ms and then backing off to every 20 ms,
+//! until the row is there at version N or more, or until `AGORA_CONSISTENCY_WAIT_MS` has
+//! passed: then 503 `not_yet_consistent` with `Retry-After: 1`. A row that does not exist
+//! yet is waited for the same way. Between polls the request holds no connection.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use platform::Problem;
+use serde::Deserialize;
+
+/// The first pause between two polls.
+const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// The longest pause between two polls.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// `Retry-After` of a `not_yet_consistent` answer, in seconds.
+const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// A read-model row that reflects a version of its stream.
+pub trait Versioned {
+    fn version(&self) -> i64;
+}
+
+/// The query string an entity accepts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityQuery {
+    /// The stream version the answer must reflect at least.
+    pub min_version: Option<i64>,
+}
+
+impl EntityQuery {
+    /// `min_version`, which must be a positive integer when given.
+    pub fn min_version(&self) -> Result<Option<i64>, Problem> {
+        match self.min_version {
+            Some(version) if version < 1 => Err(Problem::invalid_request(format!(
+                "min_version must be at least 1, got {version}"
+            ))),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Fetches an entity with `fetch` (which yields `None` for a row that does not exist or
+/// that the caller may not see).
+///
+/// Without `min_version`: one fetch, and a missing row is 404 `not_found` (`what` names
+/// it in the detail). With it: the row once it reflects `min_version`, polling for at most
+/// `wait`, else 503 `not_yet_consistent`.
+pub async fn fetch_consistent<T, F, Fut>(
+    what: &str,
+    min_version: Option<i64>,
+    wait: Duration,
+    mut fetch: F,
+) -> Result<T, Problem>
+where
+    T: Versioned,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, Problem>>,
+{
+    let Some(min_version) = min_version else {
+        return fetch()
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("no such {what}")));
+    };
+    let started = Instant::now();
+    let deadline = started + wait;
+    let mut interval = FIRST_POLL_INTERVAL;
+    loop {
+        let seen = match fetch().await? {
+            Some(row) if row.version() >= min_version => {
+                let waited = started.elapsed();
+                if !waited.is_zero() {
+                    metrics::histogram!("query_consistency_wait_seconds")
+                        .record(waited.as_secs_f64());
+                }
+                return Ok(row);
+            }
+            Some(row) => Some(row.version()),
+            None => None,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            metrics::counter!("query_consistency_timeouts_total").increment(1);
+            let detail = match seen {
+                Some(version) => format!(
+                    "the {what} is at version {version}, not yet at version {min_version}; retry shortly"
+                ),
+                None => format!("the {what} has not reached version {min_version} yet; retry shortly"),
+            };
+            return Err(Problem::unavailable(
+                "not_yet_consistent",
+                detail,
+                RETRY_AFTER_SECONDS,
+            ));
+        }
+        tokio::time::sleep(interval.min(deadline - now)).await;
+        interval = (interval * 2).min(MAX_POLL_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Row(i64);
+    impl Versioned for Row {
+        fn version(&self) -> i64 {
+            self.0
+        }
+    }
+
+    /// A row whose version grows by one on every fetch (0: missing).
+    fn growing() -> impl FnMut() -> std::future::Ready<Result<Option<Row>, Problem>> {
+        let mut fetches = 0;
+        move || {
+            let version = fetches;
+            fetches += 1;
+            std::future::ready(Ok((version > 0).then_some(Row(version))))
+        }
+    }
+
+    #[tokio::test]
+    async fn without_min_version_a_missing_row_is_not_found() {
+        let problem = fetch_consistent("thing", None, Duration::from_secs(5), growing())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(problem.code, "not_found");
+    }
+
+    #[tokio::test]
+    async fn min_version_polls_until_the_row_reaches_it() {
+        let row = fetch_consistent("thing", Some(3), Duration::from_secs(5), growing())
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(row.version(), 3);
+    }
+
+    #[tokio::test]
+    async fn min_version_gives_up_after_the_wait() {
+        let started = Instant::now();
+        let problem = fetch_consistent(
+            "thing",
+            Some(1_000_000),
+            Duration::from_millis(50),
+            growing(),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(problem.code, "not_yet_consistent");
+        assert_eq!(problem.retry_after_seconds, Some(1));
+    }
+
+    #[test]
+    fn min_version_must_be_positive() {
+        assert!(EntityQuery {
+            min_version: Some(0)
+        }
+        .min_version()
+        .is_err());
+        assert!(EntityQuery {
+            min_version: Some(-4)
+        }
+        .min_version()
+        .is_err());
+        assert_eq!(
+            EntityQuery {
+                min_version: Some(1)
+            }
+            .min_version()
+            .unwrap(),
+            Some(1)
+        );
+        assert_eq!(EntityQuery::default().min_version().unwrap(), None);
+    }
+}

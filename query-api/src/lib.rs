@@ -1,0 +1,14 @@
+//! Agora's query API: serves the read models the projectors maintain (products, orders,
+//! sales, top products) over HTTP, with keyset pagination, `ETag`/`If-None-Match` and
+//! read-your-writes (`?min_version=N`).
+//!
+//! It reads only the `read_model.*` views, never the versioned tables behind them, so a
+//! blue/green rebuild can switch a view without this service noticing.
+
+pub mod config;
+pub mod consistency;
+pub mod db;
+pub mod etag;
+pub mod pagination;
+pub mod routes;
+pub mod startup;

@@ -1,0 +1,65 @@
+//! The query API's routes, and what their answers share: the application state and the
+//! caching headers.
+
+pub mod dashboard;
+pub mod health;
+pub mod orders;
+pub mod products;
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use deadpool_postgres::Pool;
+use eventstore::EventStore;
+use platform::Role;
+use serde::Serialize;
+
+use crate::etag::{etag, if_none_match};
+
+/// Every role: what "any role" in API.md admits.
+pub const ANY_ROLE: &[Role] = &[Role::Admin, Role::Customer, Role::Viewer, Role::Auditor];
+/// The dashboard roles.
+pub const DASHBOARD_ROLES: &[Role] = &[Role::Admin, Role::Viewer];
+
+/// Entities may be kept by the caller's own cache, but must be revalidated (cheaply, by
+/// `ETag`) before each use.
+pub const ENTITY_CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
+/// Lists and dashboards are per caller and change all the time.
+pub const LIST_CACHE_CONTROL: &str = "private, no-cache";
+
+/// What every handler shares.
+pub struct AppState {
+    /// The read-model database.
+    pub read: Pool,
+    /// The event store, when configured (for the audit endpoints).
+    pub events: Option<EventStore>,
+    /// The longest a `?min_version=N` request waits.
+    pub consistency_wait: Duration,
+}
+
+/// An entity's answer: 200 with the body, or 304 without one when the request's
+/// `If-None-Match` names its current `ETag`.
+pub fn entity_response(request: &HttpRequest, version: i64, body: &impl Serialize) -> HttpResponse {
+    let not_modified = if_none_match(request.headers(), version);
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag(version)))
+        .insert_header((header::CACHE_CONTROL, ENTITY_CACHE_CONTROL));
+    if not_modified {
+        response.finish()
+    } else {
+        response.json(body)
+    }
+}
+
+/// A list's or dashboard's answer.
+pub fn list_response(body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, LIST_CACHE_CONTROL))
+        .json(body)
+}

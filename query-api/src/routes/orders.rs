@@ -1,0 +1,277 @@
+//! `GET /v1/orders` and `GET /v1/orders/{id}`: `admin` and `viewer` see every order, a
+//! `customer` only their own.
+//!
+//! The list is ordered newest first, by `(placed_at desc, id desc)`. A customer who
+//! filters on someone else's `customer_id` gets an empty list; someone else's order is
+//! 404 for them, exactly like an order that does not exist (also under `min_version`,
+//! which then waits and answers 503), so ids leak nothing.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Datelike, Utc};
+use platform::{Caller, Problem, Role};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{entity_response, list_response, AppState};
+use crate::consistency::{fetch_consistent, EntityQuery, Versioned};
+use crate::db;
+use crate::pagination::{self, CursorKey, Page, DEFAULT_LIMIT, MAX_LIMIT};
+
+const SUMMARY_COLUMNS: &str =
+    "id, customer_id, status, total_cents, currency, placed_at, updated_at, version";
+const DETAIL_COLUMNS: &str = "id, customer_id, status, total_cents, currency, placed_at, \
+     updated_at, version, lines, payment_ref, carrier, tracking_number, refunded_cents";
+
+/// Which orders a caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    /// `admin`, `viewer`: every order.
+    All,
+    /// `customer`: the orders whose `customer_id` is theirs.
+    OwnedBy(String),
+}
+
+impl Scope {
+    /// 403 for callers who may see no order at all.
+    fn of(caller: &Caller) -> Result<Scope, Problem> {
+        if caller.has(Role::Admin) || caller.has(Role::Viewer) {
+            Ok(Scope::All)
+        } else if caller.has(Role::Customer) {
+            Ok(Scope::OwnedBy(caller.id.clone()))
+        } else {
+            Err(Problem::forbidden(
+                "orders need one of the roles: admin, viewer, customer",
+            ))
+        }
+    }
+}
+
+/// An order's status.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Placed,
+    Paid,
+    Shipped,
+    Cancelled,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Placed => "placed",
+            Status::Paid => "paid",
+            Status::Shipped => "shipped",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// An order in a list.
+#[derive(Debug, Serialize)]
+pub struct OrderSummary {
+    pub id: Uuid,
+    pub customer_id: String,
+    pub status: String,
+    pub total_cents: i64,
+    pub currency: String,
+    pub placed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl OrderSummary {
+    fn from_row(row: &Row) -> Result<OrderSummary, tokio_postgres::Error> {
+        Ok(OrderSummary {
+            id: row.try_get("id")?,
+            customer_id: row.try_get("customer_id")?,
+            status: row.try_get("status")?,
+            total_cents: row.try_get("total_cents")?,
+            currency: row.try_get("currency")?,
+            placed_at: row.try_get("placed_at")?,
+            updated_at: row.try_get("updated_at")?,
+            version: row.try_get("version")?,
+        })
+    }
+}
+
+/// One line of an order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: Uuid,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+}
+
+/// One order with its lines, payment, shipment and refund.
+#[derive(Debug, Serialize)]
+pub struct OrderDetail {
+    #[serde(flatten)]
+    pub summary: OrderSummary,
+    pub lines: Vec<OrderLine>,
+    pub payment_ref: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub refunded_cents: Option<i64>,
+}
+
+impl OrderDetail {
+    fn from_row(row: &Row) -> Result<OrderDetail, tokio_postgres::Error> {
+        let Json(lines) = row.try_get("lines")?;
+        Ok(OrderDetail {
+            summary: OrderSummary::from_row(row)?,
+            lines,
+            payment_ref: row.try_get("payment_ref")?,
+            carrier: row.try_get("carrier")?,
+            tracking_number: row.try_get("tracking_number")?,
+            refunded_cents: row.try_get("refunded_cents")?,
+        })
+    }
+}
+
+impl Versioned for OrderDetail {
+    fn version(&self) -> i64 {
+        self.summary.version
+    }
+}
+
+/// Where the next page of orders starts: before this `(placed_at in microseconds since
+/// the epoch, id)`. Read-model times have microsecond precision, so this is exact.
+#[derive(Debug, Serialize, Deserialize)]
+struct OrderCursor(i64, Uuid);
+
+impl CursorKey for OrderCursor {
+    const KIND: &'static str = "orders";
+}
+
+/// `GET /v1/orders` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    pub customer_id: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Where a page starts: after the order placed at this time with this id.
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), Problem> {
+    let OrderCursor(micros, id) = pagination::decode(cursor)?;
+    // Years 1 to 9999 only: PostgreSQL refuses some times chrono can hold.
+    DateTime::<Utc>::from_timestamp_micros(micros)
+        .filter(|time| (1..=9999).contains(&time.year()))
+        .map(|placed_at| (placed_at, id))
+        .ok_or_else(|| Problem::invalid_request("cursor is malformed; pass a next_cursor as is"))
+}
+
+/// What one page of the order list selects.
+struct ListFilter {
+    status: Option<&'static str>,
+    customer: Option<String>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    /// The page size plus one.
+    fetch: i64,
+}
+
+impl ListFilter {
+    /// The statement and its parameters: one statement per combination of filters, so
+    /// each can use its index.
+    fn statement(&self) -> (String, Vec<&(dyn ToSql + Sync)>) {
+        let mut conditions = Vec::new();
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if let Some(status) = &self.status {
+            params.push(status);
+            conditions.push(format!("status = ${}", params.len()));
+        }
+        if let Some(customer) = &self.customer {
+            params.push(customer);
+            conditions.push(format!("customer_id = ${}", params.len()));
+        }
+        if let Some((placed_at, id)) = &self.after {
+            params.push(placed_at);
+            params.push(id);
+            let n = params.len();
+            conditions.push(format!("(placed_at, id) < (${}, ${n})", n - 1));
+        }
+        params.push(&self.fetch);
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM read_model.orders {filter} \
+             ORDER BY placed_at DESC, id DESC LIMIT ${}",
+            params.len()
+        );
+        (sql, params)
+    }
+}
+
+/// `GET /v1/orders`.
+pub async fn list(
+    caller: Caller,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let scope = Scope::of(&caller)?;
+    let query = query.into_inner();
+    let limit = pagination::limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let customer = match (scope, query.customer_id) {
+        (Scope::All, wanted) => wanted,
+        (Scope::OwnedBy(me), Some(wanted)) if wanted != me => {
+            return Ok(list_response(&Page::<OrderSummary>::empty()))
+        }
+        (Scope::OwnedBy(me), _) => Some(me),
+    };
+    let filter = ListFilter {
+        status: query.status.map(Status::as_str),
+        customer,
+        after,
+        fetch: limit + 1,
+    };
+    let (sql, params) = filter.statement();
+    let rows = db::query(&state.read, &sql, &params, OrderSummary::from_row).await?;
+    let page = Page::from_rows(rows, limit, |order: &OrderSummary| {
+        OrderCursor(order.placed_at.timestamp_micros(), order.id)
+    });
+    Ok(list_response(&page))
+}
+
+/// `GET /v1/orders/{id}`.
+pub async fn get(
+    caller: Caller,
+    id: web::Path<Uuid>,
+    query: web::Query<EntityQuery>,
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let scope = Scope::of(&caller)?;
+    let min_version = query.min_version()?;
+    let id = id.into_inner();
+    let wait = state.consistency_wait;
+    let order = match &scope {
+        Scope::All => {
+            let sql = format!("SELECT {DETAIL_COLUMNS} FROM read_model.orders WHERE id = $1");
+            let params: [&(dyn ToSql + Sync); 1] = [&id];
+            fetch_consistent("order", min_version, wait, || {
+                db::query_opt(&state.read, &sql, &params, OrderDetail::from_row)
+            })
+            .await?
+        }
+        Scope::OwnedBy(customer) => {
+            let sql = format!(
+                "SELECT {DETAIL_COLUMNS} FROM read_model.orders WHERE id = $1 AND customer_id = $2"
+            );
+            let params: [&(dyn ToSql + Sync); 2] = [&id, customer];
+            fetch_consistent("order", min_version, wait, || {
+                db::query_opt(&state.read, &sql, &params, OrderDetail::from_row)
+            })
+            .await?
+        }
+    };
+    Ok(entity_response(&request, order.summary.version, &order))
+}

@@ -1,0 +1,114 @@
+//! Building and running the HTTP server (tests build it on port 0 with a fresh database
+//! and talk to it over real HTTP).
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use eventstore::{connect_pool, EventStore};
+use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
+use platform::{http, JwtKeys};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::routes::{dashboard, health, orders, products, AppState};
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    address: String,
+    server: Server,
+}
+
+impl Application {
+    /// Migrates the read-model schema, connects, and binds `settings.addr`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        if settings.jwt_secret.is_empty() {
+            anyhow::bail!("AGORA_JWT_SECRET must not be empty");
+        }
+        let read_url = settings.read_database_url()?;
+        readmodel::migrate(read_url).await?;
+        let read = connect_pool(read_url, settings.pool_size)?;
+        let events = match &settings.database_url {
+            Some(url) => Some(EventStore::new(connect_pool(url, settings.pool_size)?)),
+            None => None,
+        };
+        let state = AppState {
+            read,
+            events,
+            consistency_wait: settings.consistency_wait(),
+        };
+        let listener = TcpListener::bind(&settings.addr)?;
+        let local = listener.local_addr()?;
+        let keys = JwtKeys::hs256(settings.jwt_secret.as_bytes());
+        let server = run(listener, state, keys, settings.workers)?;
+        Ok(Application {
+            port: local.port(),
+            address: local.to_string(),
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The routes of API.md's query API, plus health and metrics.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics_endpoint))
+        .service(
+            web::scope("/v1")
+                .route("/products", web::get().to(products::list))
+                .route("/products/{id}", web::get().to(products::get))
+                .route("/orders", web::get().to(orders::list))
+                .route("/orders/{id}", web::get().to(orders::get))
+                .route("/dashboard/sales", web::get().to(dashboard::sales))
+                .route(
+                    "/dashboard/top-products",
+                    web::get().to(dashboard::top_products),
+                ),
+        );
+}
+
+/// Starts serving on `listener`.
+pub fn run(
+    listener: TcpListener,
+    state: AppState,
+    keys: JwtKeys,
+    workers: usize,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let keys = web::Data::new(keys);
+    let metrics = web::Data::new(metrics_handle());
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(track_requests))
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(keys.clone())
+            .app_data(metrics.clone())
+            .app_data(http::path_config())
+            .app_data(http::query_config())
+            .configure(configure)
+            .default_service(web::to(http::no_such_route))
+    })
+    .listen(listener)?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
