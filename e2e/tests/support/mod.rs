@@ -1,0 +1,166 @@
+//! The whole system in one test process: command API, projector and query API on a fresh
+//! database (and, optionally, the relay and a Kafka consumer group on fresh topics).
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use eventstore::testing::TestDatabase;
+use platform::{JwtKeys, Role};
+use projector::service::Projector;
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub const SECRET: &str = "e2e-secret";
+
+pub struct Stack {
+    pub db: TestDatabase,
+    pub command: String,
+    pub query: String,
+    pub keys: JwtKeys,
+    pub admin: String,
+    pub http: reqwest::Client,
+    pub projector: Option<Projector>,
+    pub topic_prefix: Option<String>,
+}
+
+impl Stack {
+    /// Starts everything; `kafka` routes events through the relay and a consumer group.
+    pub async fn start(kafka: bool) -> anyhow::Result<Stack> {
+        let db = TestDatabase::create().await?;
+        let brokers = kafka.then(e2e::kafka_brokers);
+        let prefix = kafka.then(|| format!("e2e{}", Uuid::new_v4().simple()));
+        let command = command_api::startup::Application::build(command_api::config::Settings {
+            database_url: db.url.clone(),
+            addr: "127.0.0.1:0".into(),
+            jwt_secret: SECRET.into(),
+            pool_size: 16,
+            workers: 2,
+            kafka_brokers: brokers.clone(),
+            topic_prefix: prefix.clone().unwrap_or_else(|| "agora".into()),
+            shutdown_drain_ms: 0,
+        })
+        .await?;
+        let command_url = format!("http://127.0.0.1:{}", command.port());
+        tokio::spawn(command.run_until_stopped());
+        let projector = Projector::start(projector::config::Settings {
+            database_url: db.url.clone(),
+            read_database_url: None,
+            kafka_brokers: brokers.clone(),
+            topic_prefix: prefix.clone().unwrap_or_else(|| "agora".into()),
+            group_id: format!("e2e-{}", Uuid::new_v4().simple()),
+            addr: "127.0.0.1:0".into(),
+            batch_size: 500,
+        })
+        .await?;
+        let query = query_api::startup::Application::build(query_api::config::Settings {
+            read_database_url: None,
+            database_url: Some(db.url.clone()),
+            addr: "127.0.0.1:0".into(),
+            jwt_secret: SECRET.into(),
+            consistency_wait_ms: 10_000,
+            pool_size: 16,
+            workers: 2,
+        })
+        .await?;
+        let query_url = format!("http://127.0.0.1:{}", query.port());
+        tokio::spawn(query.run_until_stopped());
+        let keys = JwtKeys::hs256(SECRET.as_bytes());
+        let admin = keys.mint("root", &[Role::Admin], 3600)?;
+        Ok(Stack {
+            db,
+            command: command_url,
+            query: query_url,
+            keys,
+            admin,
+            http: reqwest::Client::new(),
+            projector: Some(projector),
+            topic_prefix: prefix,
+        })
+    }
+
+    pub fn token(&self, sub: &str, roles: &[Role]) -> String {
+        self.keys.mint(sub, roles, 3600).expect("a token")
+    }
+
+    /// POSTs a command; returns status and body.
+    pub async fn command(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.command))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        Ok((status, response.json().await?))
+    }
+
+    /// POSTs a command that must succeed; returns (id, version).
+    pub async fn ok(&self, path: &str, token: &str, body: Value) -> anyhow::Result<(Uuid, i64)> {
+        let (status, body) = self.command(path, token, body).await?;
+        anyhow::ensure!(status.is_success(), "{path}: {status} {body}");
+        let id = body["id"].as_str().unwrap_or_default().parse()?;
+        let version = body["version"].as_i64().unwrap_or_default();
+        Ok((id, version))
+    }
+
+    /// GETs from the query API.
+    pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<Response> {
+        Ok(self
+            .http
+            .get(format!("{}{path}", self.query))
+            .bearer_auth(token)
+            .send()
+            .await?)
+    }
+
+    /// GETs an entity once it reflects `version` (read-your-writes).
+    pub async fn read_at(&self, path: &str, token: &str, version: i64) -> anyhow::Result<Value> {
+        let response = self
+            .get(&format!("{path}?min_version={version}"), token)
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        anyhow::ensure!(
+            status == StatusCode::OK,
+            "{path}@{version}: {status} {body}"
+        );
+        anyhow::ensure!(body["version"].as_i64() >= Some(version), "{body}");
+        Ok(body)
+    }
+
+    /// Polls `condition` until it holds or `deadline` passes.
+    pub async fn eventually<F, Fut>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut condition: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<bool>>,
+    {
+        let until = Instant::now() + deadline;
+        loop {
+            if condition().await? {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < until, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(projector) = self.projector.take() {
+            projector.stop().await?;
+        }
+        Ok(())
+    }
+}
