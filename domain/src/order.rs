@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::DomainError;
 use crate::stored::stored_events;
 use crate::values::{
-    CancelReason, Carrier, Currency, CustomerId, PaymentRef, PricedLine, PricedLines,
+    ActorId, CancelReason, Carrier, Currency, CustomerId, PaymentRef, PricedLine, PricedLines,
     TrackingNumber,
 };
 
@@ -61,6 +61,8 @@ pub enum OrderCommand {
     Place {
         /// Whose order it is.
         customer_id: CustomerId,
+        /// Who places it: the customer themself, or an admin on the customer's behalf.
+        placed_by: ActorId,
         /// The lines with their unit prices.
         lines: PricedLines,
         /// The currency of every unit price.
@@ -91,12 +93,19 @@ pub enum OrderCommand {
     },
 }
 
-/// Payload of `OrderPlaced`: an order was recorded (its stock reserved alongside).
+/// Payload of `OrderPlaced` (schema version 2): an order was recorded (its stock reserved
+/// alongside).
+///
+/// Version 2 added `placed_by`. Version 1 payloads (without it) are upcast by the
+/// `schemas` crate before decoding, with `placed_by` = `customer_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderPlaced {
     /// Whose order it is.
     pub customer_id: CustomerId,
+    /// Who placed it (a token `sub`): the customer themself, or an admin on the customer's
+    /// behalf.
+    pub placed_by: ActorId,
     /// The lines with the unit prices taken at placing time.
     pub lines: PricedLines,
     /// The sum of `quantity * unit_price_cents` over the lines.
@@ -141,7 +150,7 @@ stored_events!(
     /// An event of an order stream.
     OrderEvent, stream_type = STREAM_TYPE, {
         /// See [`OrderPlaced`].
-        OrderPlaced,
+        OrderPlaced = 2,
         /// See [`OrderPaid`].
         OrderPaid,
         /// See [`OrderShipped`].
@@ -154,13 +163,14 @@ stored_events!(
 /// The state of one order, folded from its events. `Default` is "not placed".
 ///
 /// Serialized (for snapshots and the audit state endpoint) as
-/// `{"exists", "customer_id", "lines": [{"product_id", "quantity", "unit_price_cents"}],
-/// "total_cents", "currency", "status", "payment_ref", "carrier", "tracking_number",
-/// "cancel_reason", "refunded_cents"}`, with `null` where not set.
+/// `{"exists", "customer_id", "placed_by", "lines": [{"product_id", "quantity",
+/// "unit_price_cents"}], "total_cents", "currency", "status", "payment_ref", "carrier",
+/// "tracking_number", "cancel_reason", "refunded_cents"}`, with `null` where not set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     exists: bool,
     customer_id: Option<CustomerId>,
+    placed_by: Option<ActorId>,
     lines: Vec<PricedLine>,
     total_cents: i64,
     currency: Option<Currency>,
@@ -190,6 +200,12 @@ impl Order {
     /// Whose order it is (`None` while not placed). Use it for ownership checks.
     pub fn customer_id(&self) -> Option<&CustomerId> {
         self.customer_id.as_ref()
+    }
+
+    /// Who placed the order (`None` while not placed): the customer themself or an admin.
+    /// For orders recorded before `OrderPlaced` v2 this is the customer.
+    pub fn placed_by(&self) -> Option<&ActorId> {
+        self.placed_by.as_ref()
     }
 
     /// The priced lines, in placing order (empty while not placed).
@@ -247,6 +263,7 @@ impl Order {
     pub fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, DomainError> {
         if let OrderCommand::Place {
             customer_id,
+            placed_by,
             lines,
             currency,
         } = command
@@ -257,6 +274,7 @@ impl Order {
             let total_cents = lines.total_cents();
             return Ok(vec![OrderPlaced {
                 customer_id,
+                placed_by,
                 lines,
                 total_cents,
                 currency,
@@ -337,6 +355,7 @@ impl Order {
                 *self = Self {
                     exists: true,
                     customer_id: Some(e.customer_id),
+                    placed_by: Some(e.placed_by),
                     lines: e.lines.into(),
                     total_cents: e.total_cents,
                     currency: Some(e.currency),

@@ -11,8 +11,8 @@ use crate::error::DomainError;
 use crate::order::{Order, OrderCommand, OrderEvent};
 use crate::product::{Product, ProductCommand, ProductEvent};
 use crate::values::{
-    CancelReason, Carrier, Currency, CustomerId, LineQuantity, OrderId, OrderLines, ProductId,
-    TrackingNumber,
+    ActorId, CancelReason, Carrier, Currency, CustomerId, LineQuantity, OrderId, OrderLines,
+    ProductId, TrackingNumber,
 };
 
 /// The events of one multi-stream decision, to append in one transaction.
@@ -27,6 +27,10 @@ pub struct PlacementEvents {
 /// Places an order: prices every line at its product's current price, records the order
 /// and reserves the stock of every line.
 ///
+/// `customer_id` is whose order it is; `placed_by` is who places it (the token `sub` of
+/// the caller): the customer themself, or an admin on the customer's behalf. Who may
+/// place for whom is the caller's concern (authorization), not the domain's.
+///
 /// `products` holds the current state of (at least) every product named in `lines`.
 /// The lines are checked in order and the first failing one is reported:
 /// missing or not created → `UnknownProduct`, discontinued → `ProductDiscontinued`,
@@ -38,6 +42,7 @@ pub struct PlacementEvents {
 pub fn place_order(
     order_id: OrderId,
     customer_id: CustomerId,
+    placed_by: ActorId,
     lines: &OrderLines,
     products: &HashMap<ProductId, Product>,
 ) -> Result<PlacementEvents, DomainError> {
@@ -81,6 +86,7 @@ pub fn place_order(
     };
     let order = Order::default().decide(OrderCommand::Place {
         customer_id,
+        placed_by,
         lines: priced,
         currency,
     })?;

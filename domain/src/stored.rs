@@ -7,8 +7,20 @@ use serde_json::Value;
 
 use crate::error::EventDecodeError;
 
-/// The schema version every event type is currently written and read at.
-pub(crate) const CURRENT_SCHEMA_VERSION: u32 = 1;
+/// The schema version of an event type that does not name one in [`stored_events`].
+pub(crate) const FIRST_SCHEMA_VERSION: u32 = 1;
+
+/// `$version`, or [`FIRST_SCHEMA_VERSION`] when none is given.
+macro_rules! schema_version_or_first {
+    () => {
+        $crate::stored::FIRST_SCHEMA_VERSION
+    };
+    ($version:literal) => {
+        $version
+    };
+}
+
+pub(crate) use schema_version_or_first;
 
 /// Serializes a payload struct to its JSON object.
 ///
@@ -18,17 +30,19 @@ pub(crate) fn encode<T: Serialize>(payload: &T) -> Value {
     serde_json::json!(payload)
 }
 
-/// Checks the schema version, then deserializes (and so validates) a payload object.
+/// Checks the schema version (only `current` is read: older payloads must be upcast
+/// first), then deserializes (and so validates) a payload object.
 pub(crate) fn decode<T: DeserializeOwned>(
     event_type: &str,
     schema_version: u32,
+    current: u32,
     payload: &Value,
 ) -> Result<T, EventDecodeError> {
-    if schema_version != CURRENT_SCHEMA_VERSION {
+    if schema_version != current {
         return Err(EventDecodeError::UnsupportedSchemaVersion {
             event_type: event_type.to_owned(),
             schema_version,
-            expected: CURRENT_SCHEMA_VERSION,
+            expected: current,
         });
     }
     let invalid = |reason: String| EventDecodeError::InvalidPayload {
@@ -44,14 +58,19 @@ pub(crate) fn decode<T: DeserializeOwned>(
 
 /// Defines an aggregate's event enum, one variant per event type, each wrapping the payload
 /// struct of the same name, plus its stored form (`event_type`, `schema_version`,
-/// `payload`, `from_stored`), `EVENT_TYPES`, `From<Payload>` and `cqrs_es::DomainEvent`.
+/// `payload`, `from_stored`), `EVENT_TYPES`, `current_schema_version`, `From<Payload>`,
+/// `cqrs_es::DomainEvent`, and each payload struct's `SCHEMA_VERSION`.
+///
+/// A variant is written `Name` (schema version 1) or `Name = N` (schema version `N`): the
+/// version the domain writes and the only one `from_stored` reads. Raising it goes with a
+/// new schema file and an upcaster from the previous version in the `schemas` crate.
 ///
 /// The enum's own serde form is adjacently tagged: `{"event_type": "...", "payload": {...}}`.
 macro_rules! stored_events {
     (
         $(#[$meta:meta])*
         $enum:ident, stream_type = $stream_type:expr,
-        { $( $(#[$vmeta:meta])* $variant:ident ),+ $(,)? }
+        { $( $(#[$vmeta:meta])* $variant:ident $(= $version:literal)? ),+ $(,)? }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,9 +90,21 @@ macro_rules! stored_events {
                 }
             }
 
-            /// The schema version of the payload this event is written with.
+            /// The schema version of the payload this event is written with (its type's
+            /// current version).
             pub fn schema_version(&self) -> u32 {
-                $crate::stored::CURRENT_SCHEMA_VERSION
+                match self {
+                    $( Self::$variant(_) => $variant::SCHEMA_VERSION, )+
+                }
+            }
+
+            /// The current schema version of `event_type` (the one it is written and read
+            /// at), or `None` if it is not an event type of this stream type.
+            pub fn current_schema_version(event_type: &str) -> Option<u32> {
+                match event_type {
+                    $( stringify!($variant) => Some($variant::SCHEMA_VERSION), )+
+                    _ => None,
+                }
             }
 
             /// The payload object (snake_case fields, no type tag).
@@ -83,7 +114,9 @@ macro_rules! stored_events {
                 }
             }
 
-            /// Decodes (and validates) a stored event. Upcast older schema versions first.
+            /// Decodes (and validates) a stored event at its type's current schema version.
+            /// Any other version is `UnsupportedSchemaVersion`: upcast older payloads first
+            /// (`schemas::upcast`).
             pub fn from_stored(
                 event_type: &str,
                 schema_version: u32,
@@ -92,8 +125,13 @@ macro_rules! stored_events {
                 match event_type {
                     $(
                         stringify!($variant) => {
-                            $crate::stored::decode(event_type, schema_version, payload)
-                                .map(Self::$variant)
+                            $crate::stored::decode(
+                                event_type,
+                                schema_version,
+                                $variant::SCHEMA_VERSION,
+                                payload,
+                            )
+                            .map(Self::$variant)
                         }
                     )+
                     _ => Err($crate::error::EventDecodeError::UnknownEventType {
@@ -115,6 +153,12 @@ macro_rules! stored_events {
         }
 
         $(
+            impl $variant {
+                /// The schema version this payload is written and read at.
+                pub const SCHEMA_VERSION: u32 =
+                    $crate::stored::schema_version_or_first!($($version)?);
+            }
+
             impl From<$variant> for $enum {
                 fn from(payload: $variant) -> Self {
                     Self::$variant(payload)

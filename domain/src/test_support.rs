@@ -34,6 +34,10 @@ pub fn customer() -> CustomerId {
     CustomerId::parse("alice").unwrap()
 }
 
+pub fn actor(sub: &str) -> ActorId {
+    ActorId::parse(sub).unwrap()
+}
+
 pub fn create_command(price_cents: i64, currency: &str, stock: i64) -> ProductCommand {
     ProductCommand::Create {
         sku: Sku::parse("A-1").unwrap(),
@@ -87,6 +91,7 @@ pub fn placed_order() -> Order {
         &mut o,
         OrderCommand::Place {
             customer_id: customer(),
+            placed_by: customer().into(),
             lines: PricedLines::parse(vec![priced_line(1, 2, 1299), priced_line(2, 1, 500)])
                 .unwrap(),
             currency: eur(),

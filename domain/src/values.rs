@@ -256,6 +256,21 @@ string_value!(
 );
 
 string_value!(
+    /// Who did something (a token `sub`: a customer, an admin, ...): 1 to 255 characters,
+    /// the bounds of [`CustomerId`]. Recorded as `placed_by` in `OrderPlaced`.
+    ActorId,
+    field = "placed_by",
+    check = |field, value| check_len(field, value, 1, 255)
+);
+
+impl From<CustomerId> for ActorId {
+    /// The customer as the actor: a customer acting for themself.
+    fn from(customer: CustomerId) -> Self {
+        Self(customer.into_inner())
+    }
+}
+
+string_value!(
     /// The payment service provider's reference of a payment: 1 to 200 characters.
     PaymentRef,
     field = "payment_ref",
@@ -750,8 +765,9 @@ mod tests {
     #[test]
     fn string_bounds() {
         type Parse = fn(String) -> Result<(), ValueError>;
-        let cases: [(Parse, usize, usize); 6] = [
+        let cases: [(Parse, usize, usize); 7] = [
             (|s| CustomerId::parse(s).map(drop), 1, 255),
+            (|s| ActorId::parse(s).map(drop), 1, 255),
             (|s| PaymentRef::parse(s).map(drop), 1, 200),
             (|s| Carrier::parse(s).map(drop), 1, 100),
             (|s| TrackingNumber::parse(s).map(drop), 1, 100),
@@ -772,6 +788,22 @@ mod tests {
                 .to_string(),
             "reason: must be at most 500 characters long (got 501)"
         );
+    }
+
+    #[test]
+    fn actor_id_is_a_token_sub() {
+        assert_eq!(
+            ActorId::parse("").unwrap_err().to_string(),
+            "placed_by: must be 1 to 255 characters long (got 0)"
+        );
+        assert!(ActorId::parse("é".repeat(255)).is_ok());
+        let alice = CustomerId::parse("alice").unwrap();
+        assert_eq!(ActorId::from(alice).as_str(), "alice");
+        assert_eq!(
+            serde_json::to_value(ActorId::parse("root").unwrap()).unwrap(),
+            json!("root")
+        );
+        assert!(serde_json::from_value::<ActorId>(json!("")).is_err());
     }
 
     #[test]

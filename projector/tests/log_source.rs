@@ -93,7 +93,8 @@ async fn read_models_agree_with_the_domain_and_replays_change_nothing() -> Resul
             );
         } else {
             let order = domain::Order::from_events(stream.iter().map(|e| {
-                domain::OrderEvent::from_stored(&e.event_type, 1, &e.payload).expect("decodes")
+                domain::OrderEvent::from_stored(&e.event_type, e.schema_version as u32, &e.payload)
+                    .expect("decodes")
             }));
             let row = client
                 .query_one(

@@ -14,7 +14,11 @@
 //! validation (with the `jsonschema` crate: `should_validate_formats(true)`).
 //!
 //! Adding a schema version is three steps: add the `.v<N+1>.json` file, list it in
-//! `EVENT_SCHEMAS` below, and add one upcaster from `N` to `N + 1` (see [`upcast`]).
+//! `EVENT_SCHEMAS` below, and add one upcaster from `N` to `N + 1` (see [`upcast`]); the
+//! domain then writes version `N + 1` of that event type. Older schema files stay: stored
+//! events keep the version they were written at, and the audit export shows them as
+//! recorded. Current versions: every event type is at 1, except `OrderPlaced` at 2 (it
+//! gained `placed_by`).
 
 mod upcast;
 
@@ -63,6 +67,7 @@ static EVENT_SCHEMAS: &[EventSchema] = &[
     event_schema!("product", "StockShipped", 1),
     event_schema!("product", "ProductDiscontinued", 1),
     event_schema!("order", "OrderPlaced", 1),
+    event_schema!("order", "OrderPlaced", 2),
     event_schema!("order", "OrderPaid", 1),
     event_schema!("order", "OrderShipped", 1),
     event_schema!("order", "OrderCancelled", 1),

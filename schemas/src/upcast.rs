@@ -1,33 +1,26 @@
 //! Upcasters: bring a stored payload from the schema version it was written at to the
 //! current one, one version step at a time, so readers only ever decode the current shape.
 //!
-//! Stored events are never rewritten; readers (aggregate loading, projectors, the audit
-//! state endpoint) call [`upcast`] on each payload before decoding it.
+//! Stored events are never rewritten: the event store, its hash chain and the audit export
+//! keep each payload exactly as recorded, at its recorded `schema_version`. Readers that
+//! decode events into domain types (aggregate loading in the command API, projectors, the
+//! audit state endpoint) call [`upcast`] on each payload first, then decode the result at
+//! the version [`upcast`] returns (the domain's `from_stored` reads only the current
+//! version of each event type).
 //!
-//! Today every event type is at version 1 and there are no upcasters: [`upcast`] is the
-//! identity for version 1. A schema change adds **one function** and its registry entry.
-//! For example, if `OrderPlaced` v2 gained a `channel` field defaulting to `"web"`:
+//! A schema change adds one schema file and **one step function** with its registry entry
+//! in `UPCASTERS`. Registered steps:
 //!
-//! 1. add `events/order/OrderPlaced.v2.json` and list it in the crate's `EVENT_SCHEMAS`
-//!    (which makes 2 the current version of `OrderPlaced`);
-//! 2. add the step and register it in `UPCASTERS`:
+//! | event type | step | change |
+//! |---|---|---|
+//! | `OrderPlaced` | v1 → v2 | adds `placed_by` (who placed the order), default `customer_id` ([`order_placed_v1_to_v2`]) |
 //!
-//! ```ignore
-//! fn order_placed_v1_to_v2(mut payload: Value) -> Result<Value, String> {
-//!     let object = payload.as_object_mut().ok_or("payload is not an object")?;
-//!     object.entry("channel").or_insert_with(|| Value::from("web"));
-//!     Ok(payload)
-//! }
-//!
-//! static UPCASTERS: &[Upcaster] = &[Upcaster {
-//!     event_type: "OrderPlaced",
-//!     from_version: 1,
-//!     step: order_placed_v1_to_v2,
-//! }];
-//! ```
-//!
-//! 3. the domain then writes and reads version 2. The tests check that every step from
-//!    version 1 to the current one is registered and that its output validates.
+//! Steps chain: a payload at version 1 of a type at version 3 goes through the 1 → 2 and
+//! 2 → 3 steps. A version newer than the current one (written by a newer release) or 0 is
+//! [`UpcastError::UnsupportedVersion`]; a missing step is
+//! [`UpcastError::MissingUpcaster`]. The tests check that every step from version 1 to the
+//! current one is registered and that each step's output validates against the next
+//! version's schema.
 
 use serde_json::Value;
 
@@ -45,8 +38,40 @@ pub struct Upcaster {
     pub step: fn(Value) -> Result<Value, String>,
 }
 
-/// Every registered upcasting step. Empty: every event type is at version 1.
-static UPCASTERS: &[Upcaster] = &[];
+/// Every registered upcasting step.
+static UPCASTERS: &[Upcaster] = &[Upcaster {
+    event_type: "OrderPlaced",
+    from_version: 1,
+    step: order_placed_v1_to_v2,
+}];
+
+/// `OrderPlaced` v1 → v2: adds `placed_by`, who placed the order (a token `sub`).
+///
+/// **Default: `placed_by` = the payload's `customer_id`.** Version 1 did not record who
+/// placed an order. The customer is the only placer a v1 event can name without admin
+/// tooling (a customer may place orders only for themself), so every v1 event is read as
+/// placed by its customer. An order an admin placed on a customer's behalf before v2 is
+/// therefore read as placed by the customer; who sent that command is still in the
+/// recorded event's metadata `actor`, which an upcaster (payload in, payload out) does not
+/// see.
+///
+/// Refuses a payload that is not an object, has no string `customer_id`, or already has a
+/// `placed_by` (v1 never had one: such a payload is not v1).
+fn order_placed_v1_to_v2(mut payload: Value) -> Result<Value, String> {
+    let object = payload
+        .as_object_mut()
+        .ok_or("the payload is not a JSON object")?;
+    if object.contains_key("placed_by") {
+        return Err("a v1 payload has no placed_by".to_owned());
+    }
+    let customer_id = match object.get("customer_id") {
+        Some(Value::String(customer_id)) => customer_id.clone(),
+        Some(_) => return Err("customer_id is not a string".to_owned()),
+        None => return Err("customer_id is missing".to_owned()),
+    };
+    object.insert("placed_by".to_owned(), Value::String(customer_id));
+    Ok(payload)
+}
 
 /// Every registered upcasting step.
 pub fn upcasters() -> &'static [Upcaster] {
@@ -63,7 +88,10 @@ pub enum UpcastError {
         event_type: String,
     },
     /// The stored version is 0 or newer than this code knows (written by a newer release).
-    #[error("{event_type} schema version {version} is not supported (current is {current})")]
+    #[error(
+        "{event_type} schema version {version} is not supported: this release reads versions \
+         1 to {current} (a newer version was written by a newer release)"
+    )]
     UnsupportedVersion {
         /// The stored event type.
         event_type: String,
@@ -145,23 +173,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The example from the module documentation.
-    fn order_placed_v1_to_v2(mut payload: Value) -> Result<Value, String> {
-        let object = payload.as_object_mut().ok_or("payload is not an object")?;
-        object
-            .entry("channel")
-            .or_insert_with(|| Value::from("web"));
-        Ok(payload)
-    }
-
+    /// A hypothetical next step, to check that steps chain: v3 moves `placed_by` into a
+    /// `source` object.
     fn order_placed_v2_to_v3(mut payload: Value) -> Result<Value, String> {
         let object = payload.as_object_mut().ok_or("payload is not an object")?;
-        let channel = object.remove("channel").unwrap_or(Value::Null);
-        object.insert("source".into(), json!({ "channel": channel }));
+        let placed_by = object.remove("placed_by").ok_or("placed_by is missing")?;
+        object.insert("source".into(), json!({ "placed_by": placed_by }));
         Ok(payload)
     }
 
-    static EXAMPLE: &[Upcaster] = &[
+    /// The real v1 → v2 step plus the hypothetical v2 → v3 (listed out of order on purpose).
+    static CHAIN: &[Upcaster] = &[
         Upcaster {
             event_type: "OrderPlaced",
             from_version: 2,
@@ -175,19 +197,65 @@ mod tests {
     ];
 
     #[test]
-    fn chains_steps_up_to_the_current_version() {
-        let v1 = json!({"total_cents": 5});
+    fn the_registry_has_the_order_placed_step() {
+        assert_eq!(upcasters().len(), 1);
+        assert_eq!(upcasters()[0].event_type, "OrderPlaced");
+        assert_eq!(upcasters()[0].from_version, 1);
+    }
+
+    #[test]
+    fn order_placed_v1_gets_placed_by_from_customer_id() {
+        let v1 = json!({"customer_id": "alice", "total_cents": 5});
         assert_eq!(
-            upcast_with(EXAMPLE, 2, "OrderPlaced", 1, v1.clone()),
-            Ok((2, json!({"total_cents": 5, "channel": "web"})))
+            order_placed_v1_to_v2(v1),
+            Ok(json!({"customer_id": "alice", "placed_by": "alice", "total_cents": 5}))
         );
         assert_eq!(
-            upcast_with(EXAMPLE, 3, "OrderPlaced", 1, v1),
-            Ok((3, json!({"total_cents": 5, "source": {"channel": "web"}})))
+            order_placed_v1_to_v2(json!([])),
+            Err("the payload is not a JSON object".into())
+        );
+        assert_eq!(
+            order_placed_v1_to_v2(json!({"total_cents": 5})),
+            Err("customer_id is missing".into())
+        );
+        assert_eq!(
+            order_placed_v1_to_v2(json!({"customer_id": 7})),
+            Err("customer_id is not a string".into())
+        );
+        assert_eq!(
+            order_placed_v1_to_v2(json!({"customer_id": "a", "placed_by": "b"})),
+            Err("a v1 payload has no placed_by".into())
+        );
+    }
+
+    #[test]
+    fn chains_steps_up_to_the_current_version() {
+        let v1 = json!({"customer_id": "alice", "total_cents": 5});
+        assert_eq!(
+            upcast_with(CHAIN, 2, "OrderPlaced", 1, v1.clone()),
+            Ok((
+                2,
+                json!({"customer_id": "alice", "placed_by": "alice", "total_cents": 5})
+            ))
+        );
+        assert_eq!(
+            upcast_with(CHAIN, 3, "OrderPlaced", 1, v1),
+            Ok((
+                3,
+                json!({"customer_id": "alice", "source": {"placed_by": "alice"}, "total_cents": 5})
+            ))
+        );
+        let v2 = json!({"customer_id": "alice", "placed_by": "root"});
+        assert_eq!(
+            upcast_with(CHAIN, 3, "OrderPlaced", 2, v2),
+            Ok((
+                3,
+                json!({"customer_id": "alice", "source": {"placed_by": "root"}})
+            ))
         );
         let v3 = json!({"source": {}});
         assert_eq!(
-            upcast_with(EXAMPLE, 3, "OrderPlaced", 3, v3.clone()),
+            upcast_with(CHAIN, 3, "OrderPlaced", 3, v3.clone()),
             Ok((3, v3))
         );
     }
@@ -195,24 +263,29 @@ mod tests {
     #[test]
     fn reports_missing_steps_refusals_and_bad_versions() {
         assert_eq!(
-            upcast_with(EXAMPLE, 2, "OrderPaid", 1, json!({})),
+            upcast_with(CHAIN, 2, "OrderPaid", 1, json!({})),
             Err(UpcastError::MissingUpcaster {
                 event_type: "OrderPaid".into(),
                 from_version: 1,
             })
         );
-        assert!(matches!(
-            upcast_with(EXAMPLE, 2, "OrderPlaced", 1, json!([])),
+        assert_eq!(
+            upcast_with(CHAIN, 3, "OrderPlaced", 1, json!([])),
             Err(UpcastError::InvalidPayload {
+                event_type: "OrderPlaced".into(),
                 from_version: 1,
-                ..
+                reason: "the payload is not a JSON object".into(),
             })
-        ));
+        );
         for version in [0, 4] {
-            assert!(matches!(
-                upcast_with(EXAMPLE, 3, "OrderPlaced", version, json!({})),
-                Err(UpcastError::UnsupportedVersion { current: 3, .. })
-            ));
+            assert_eq!(
+                upcast_with(CHAIN, 3, "OrderPlaced", version, json!({})),
+                Err(UpcastError::UnsupportedVersion {
+                    event_type: "OrderPlaced".into(),
+                    version,
+                    current: 3,
+                })
+            );
         }
     }
 }

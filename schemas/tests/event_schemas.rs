@@ -82,8 +82,15 @@ impl World {
         }
     }
 
-    fn place(&mut self, order_id: OrderId, customer: CustomerId, lines: &OrderLines) {
-        let events = place_order(order_id, customer, lines, &self.products).expect("order placed");
+    fn place(
+        &mut self,
+        order_id: OrderId,
+        customer: CustomerId,
+        placed_by: ActorId,
+        lines: &OrderLines,
+    ) {
+        let events = place_order(order_id, customer, placed_by, lines, &self.products)
+            .expect("order placed");
         self.placement(order_id, events);
     }
 
@@ -181,8 +188,10 @@ fn emitted_by_decide() -> Vec<Stored> {
             .collect(),
     )
     .unwrap();
+    // Placed by an admin (the longest sub) on the longest customer's behalf.
     let longest_customer = CustomerId::parse(chars(255)).unwrap();
-    w.place(oid(1), longest_customer, &biggest);
+    let longest_actor = ActorId::parse(chars(255)).unwrap();
+    w.place(oid(1), longest_customer, longest_actor, &biggest);
     assert_eq!(w.orders[&oid(1)].total_cents(), MAX_TOTAL_CENTS);
     w.order(
         oid(1),
@@ -204,11 +213,13 @@ fn emitted_by_decide() -> Vec<Stored> {
         quantity: qty(1),
     }])
     .unwrap();
-    w.place(oid(2), CustomerId::parse("c").unwrap(), &smallest);
+    // Placed by the customer themself (the shortest sub).
+    let c = CustomerId::parse("c").unwrap();
+    w.place(oid(2), c.clone(), c.clone().into(), &smallest);
     w.cancel(oid(2), CancelReason::parse(chars(500)).unwrap());
 
     // Paid, then cancelled with an empty reason (a refund); shortest strings elsewhere.
-    w.place(oid(3), CustomerId::parse("c").unwrap(), &smallest);
+    w.place(oid(3), c.clone(), ActorId::parse("a").unwrap(), &smallest);
     w.order(
         oid(3),
         OrderCommand::Pay {
@@ -220,7 +231,7 @@ fn emitted_by_decide() -> Vec<Stored> {
     w.cancel(oid(3), CancelReason::default());
 
     // Shipping works after the product was discontinued.
-    w.place(oid(4), CustomerId::parse("c").unwrap(), &smallest);
+    w.place(oid(4), c.clone(), c.into(), &smallest);
     w.order(
         oid(4),
         OrderCommand::Pay {
@@ -287,6 +298,7 @@ fn built_from_enums() -> Vec<Stored> {
     let order_events: Vec<OrderEvent> = vec![
         order::OrderPlaced {
             customer_id: CustomerId::parse(chars(255)).unwrap(),
+            placed_by: ActorId::parse(chars(255)).unwrap(),
             lines: PricedLines::parse(
                 (0..100)
                     .map(|n| PricedLine {
@@ -338,8 +350,17 @@ fn built_from_enums() -> Vec<Stored> {
         .collect()
 }
 
+/// Every event validates against the schema of its recorded version, which is the current
+/// version of its type: the domain writes nothing older.
 fn assert_all_valid(events: &[Stored]) {
     for e in events {
+        assert_eq!(
+            Some(e.schema_version),
+            schemas::current_version(e.event_type),
+            "{} is written at v{}, not at its current schema version",
+            e.event_type,
+            e.schema_version
+        );
         let schema = schemas::event_schema(e.stream_type, e.event_type, e.schema_version);
         let schema = schema.unwrap_or_else(|| {
             panic!(
@@ -435,13 +456,17 @@ fn schemas_and_domain_know_the_same_event_types() {
         );
         assert_eq!(schema["additionalProperties"], false, "{}", s.event_type);
     }
+    // The domain reads and writes each type at the schemas' current version.
     for (_, event_type) in all_domain_event_types() {
         assert_eq!(
             schemas::current_version(event_type),
-            Some(1),
+            domain_version(event_type),
             "{event_type}"
         );
     }
+    assert_eq!(schemas::current_version("OrderPlaced"), Some(2));
+    assert_eq!(OrderEvent::current_schema_version("OrderPlaced"), Some(2));
+    assert!(schemas::event_schema("order", "OrderPlaced", 1).is_some());
     assert_eq!(schemas::event_schema("order", "ProductCreated", 1), None);
     assert_eq!(schemas::event_schema("product", "ProductCreated", 2), None);
 }
@@ -467,8 +492,10 @@ fn an_extra_field_fails_validation() {
         assert!(!validator.is_valid(&payload), "{}", e.event_type);
         // The domain refuses it too.
         let decoded = match e.stream_type {
-            "product" => ProductEvent::from_stored(e.event_type, 1, &payload).map(drop),
-            _ => OrderEvent::from_stored(e.event_type, 1, &payload).map(drop),
+            "product" => {
+                ProductEvent::from_stored(e.event_type, e.schema_version, &payload).map(drop)
+            }
+            _ => OrderEvent::from_stored(e.event_type, e.schema_version, &payload).map(drop),
         };
         assert!(decoded.is_err(), "{}", e.event_type);
     }
@@ -521,7 +548,7 @@ fn schema_bounds_match_the_value_types() {
         ("product", "ProductCreated", p)
     };
     let placed = |field: &str, value: Value| {
-        let mut p = json!({"customer_id": "alice",
+        let mut p = json!({"customer_id": "alice", "placed_by": "root",
             "lines": [{"product_id": uuid, "quantity": 2, "unit_price_cents": 1299}],
             "total_cents": 2598, "currency": "EUR"});
         p[field] = value;
@@ -580,6 +607,10 @@ fn schema_bounds_match_the_value_types() {
         ("product", "ProductDiscontinued", json!([])),
         placed("customer_id", json!("")),
         placed("customer_id", json!(chars(256))),
+        placed("placed_by", json!("")),
+        placed("placed_by", json!(chars(256))),
+        placed("placed_by", json!(7)),
+        placed("placed_by", json!(null)),
         placed("lines", json!([])),
         placed(
             "lines",
@@ -616,15 +647,20 @@ fn schema_bounds_match_the_value_types() {
             json!({"reason": chars(501), "refunded_cents": 0}),
         ),
     ];
+    // The unchanged sample itself is valid for both (so each refusal is the bad value's).
+    let (_, _, good) = placed("currency", json!("EUR"));
+    assert!(payload_validator("order", "OrderPlaced").is_valid(&good));
+    assert!(OrderEvent::from_stored("OrderPlaced", 2, &good).is_ok());
     for (stream_type, event_type, payload) in bad {
         let validator = payload_validator(stream_type, event_type);
         assert!(
             !validator.is_valid(&payload),
             "schema accepts {event_type} {payload}"
         );
+        let version = domain_version(event_type).unwrap();
         let decoded = match stream_type {
-            "product" => ProductEvent::from_stored(event_type, 1, &payload).map(drop),
-            _ => OrderEvent::from_stored(event_type, 1, &payload).map(drop),
+            "product" => ProductEvent::from_stored(event_type, version, &payload).map(drop),
+            _ => OrderEvent::from_stored(event_type, version, &payload).map(drop),
         };
         assert!(decoded.is_err(), "domain accepts {event_type} {payload}");
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::{
-    cancel_order, place_order, ship_order, CustomerId, Order, OrderCommand, OrderId,
+    cancel_order, place_order, ship_order, ActorId, CustomerId, Order, OrderCommand, OrderId,
     PlacementEvents, Product, ProductId,
 };
 use eventstore::{LoadedStream, StreamWrite};
@@ -42,6 +42,9 @@ pub async fn place(
         (None, _) => CustomerId::parse(caller.id.clone())
             .map_err(|e| Problem::invalid_request(format!("the token's sub: {e}")))?,
     };
+    // Who places it (recorded in OrderPlaced v2): the caller, customer or admin.
+    let placed_by = ActorId::parse(caller.id.clone())
+        .map_err(|e| Problem::invalid_request(format!("the token's sub: {e}")))?;
     let id = Uuid::now_v7();
     let context = CommandContext::new(&request, &caller, id, &body)?.creating("/v1/orders");
     let product_ids: Vec<Uuid> = body.lines.iter().map(|l| l.product_id.as_uuid()).collect();
@@ -62,6 +65,7 @@ pub async fn place(
             let decided = place_order(
                 OrderId::from_uuid(id),
                 customer_id.clone(),
+                placed_by.clone(),
                 &body.lines,
                 &products,
             )

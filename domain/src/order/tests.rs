@@ -12,6 +12,7 @@ use crate::values::PricedLines;
 fn place_command() -> OrderCommand {
     OrderCommand::Place {
         customer_id: customer(),
+        placed_by: actor("root"),
         lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
         currency: eur(),
     }
@@ -48,6 +49,7 @@ fn place_records_lines_total_and_currency() {
     let o = placed_order();
     assert!(o.exists());
     assert_eq!(o.customer_id(), Some(&customer()));
+    assert_eq!(o.placed_by(), Some(&actor("alice")));
     assert_eq!(
         o.lines(),
         &[priced_line(1, 2, 1299), priced_line(2, 1, 500)]
@@ -66,11 +68,23 @@ fn place_emits_order_placed() {
         events,
         vec![OrderEvent::OrderPlaced(OrderPlaced {
             customer_id: customer(),
+            placed_by: actor("root"),
             lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
             total_cents: 2598,
             currency: eur(),
         })]
     );
+}
+
+#[test]
+fn the_order_keeps_who_placed_it() {
+    let mut o = Order::default();
+    run_order(&mut o, place_command());
+    assert_eq!(o.customer_id(), Some(&customer()));
+    assert_eq!(o.placed_by(), Some(&actor("root")));
+    run_order(&mut o, pay_command(2598, "EUR"));
+    assert_eq!(o.placed_by(), Some(&actor("root")));
+    assert_eq!(Order::default().placed_by(), None);
 }
 
 #[test]
@@ -260,6 +274,7 @@ fn state_serializes_for_snapshots_and_audit() {
         json!({
             "exists": true,
             "customer_id": "alice",
+            "placed_by": "alice",
             "lines": [
                 {"product_id": pid(1), "quantity": 2, "unit_price_cents": 1299},
                 {"product_id": pid(2), "quantity": 1, "unit_price_cents": 500}
@@ -283,12 +298,13 @@ fn stored_form_is_type_name_version_and_exact_payload() {
         (
             OrderPlaced {
                 customer_id: customer(),
+                placed_by: actor("root"),
                 lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
                 total_cents: 2598,
                 currency: eur(),
             }
             .into(),
-            json!({"customer_id": "alice",
+            json!({"customer_id": "alice", "placed_by": "root",
                    "lines": [{"product_id": "00000000-0000-0000-0000-000000000001",
                               "quantity": 2, "unit_price_cents": 1299}],
                    "total_cents": 2598, "currency": "EUR"}),
@@ -322,24 +338,83 @@ fn stored_form_is_type_name_version_and_exact_payload() {
     let types: Vec<_> = events.iter().map(|(e, _)| e.event_type()).collect();
     assert_eq!(types, OrderEvent::EVENT_TYPES);
     for (event, payload) in events {
+        let version = match event.event_type() {
+            "OrderPlaced" => 2,
+            _ => 1,
+        };
         assert_eq!(event.payload(), payload, "{}", event.event_type());
-        assert_eq!(event.schema_version(), 1);
-        assert_eq!(event.event_version(), "1");
+        assert_eq!(event.schema_version(), version, "{}", event.event_type());
+        assert_eq!(event.event_version(), version.to_string());
         assert_eq!(
-            OrderEvent::from_stored(event.event_type(), 1, &payload).unwrap(),
+            OrderEvent::current_schema_version(event.event_type()),
+            Some(version)
+        );
+        assert_eq!(
+            OrderEvent::from_stored(event.event_type(), version, &payload).unwrap(),
             event
         );
     }
+    assert_eq!(OrderPlaced::SCHEMA_VERSION, 2);
+    assert_eq!(OrderPaid::SCHEMA_VERSION, 1);
+    assert_eq!(OrderEvent::current_schema_version("ProductCreated"), None);
+}
+
+/// `OrderPlaced` v2 added `placed_by`. The domain reads the current version only: a v1
+/// payload must be upcast first (by the `schemas` crate), and a v2 payload needs the field.
+#[test]
+fn order_placed_is_read_at_version_2_only() {
+    let v1 = json!({"customer_id": "alice",
+        "lines": [{"product_id": "00000000-0000-0000-0000-000000000001",
+                   "quantity": 1, "unit_price_cents": 1}],
+        "total_cents": 1, "currency": "EUR"});
+    for version in [0, 1, 3] {
+        let err = OrderEvent::from_stored("OrderPlaced", version, &v1).unwrap_err();
+        assert_eq!(
+            err,
+            EventDecodeError::UnsupportedSchemaVersion {
+                event_type: "OrderPlaced".into(),
+                schema_version: version,
+                expected: 2,
+            }
+        );
+    }
+    // A v1-shaped payload claimed as v2 is invalid (placed_by is required) ...
+    assert!(matches!(
+        OrderEvent::from_stored("OrderPlaced", 2, &v1),
+        Err(EventDecodeError::InvalidPayload { ref reason, .. }) if reason.contains("placed_by")
+    ));
+    // ... and so is an empty placed_by.
+    let mut v2 = v1.clone();
+    v2["placed_by"] = json!("");
+    assert!(matches!(
+        OrderEvent::from_stored("OrderPlaced", 2, &v2),
+        Err(EventDecodeError::InvalidPayload { .. })
+    ));
+    v2["placed_by"] = json!("root");
+    let Ok(OrderEvent::OrderPlaced(placed)) = OrderEvent::from_stored("OrderPlaced", 2, &v2) else {
+        panic!("a v2 payload decodes");
+    };
+    assert_eq!(placed.placed_by, actor("root"));
+    assert_eq!(placed.customer_id, customer());
+    // The other order events are still at version 1.
+    assert!(matches!(
+        OrderEvent::from_stored(
+            "OrderCancelled",
+            2,
+            &json!({"reason": "", "refunded_cents": 0})
+        ),
+        Err(EventDecodeError::UnsupportedSchemaVersion { expected: 1, .. })
+    ));
 }
 
 #[test]
 fn from_stored_validates_the_payload() {
-    let bad_lines = json!({"customer_id": "alice",
+    let bad_lines = json!({"customer_id": "alice", "placed_by": "alice",
         "lines": [{"product_id": "00000000-0000-0000-0000-000000000001",
                    "quantity": 1001, "unit_price_cents": 1}],
         "total_cents": 1001, "currency": "EUR"});
     assert!(matches!(
-        OrderEvent::from_stored("OrderPlaced", 1, &bad_lines),
+        OrderEvent::from_stored("OrderPlaced", 2, &bad_lines),
         Err(EventDecodeError::InvalidPayload { .. })
     ));
     assert!(matches!(

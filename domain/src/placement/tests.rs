@@ -42,11 +42,19 @@ fn apply_all(
 #[test]
 fn place_prices_lines_and_reserves_stock_in_line_order() {
     let products = catalog(&[(1, product(1299, "EUR", 10)), (2, product(500, "EUR", 1))]);
-    let events = place_order(oid(1), customer(), &lines(&[(2, 1), (1, 2)]), &products).unwrap();
+    let events = place_order(
+        oid(1),
+        customer(),
+        customer().into(),
+        &lines(&[(2, 1), (1, 2)]),
+        &products,
+    )
+    .unwrap();
     assert_eq!(
         events.order,
         vec![OrderPlaced {
             customer_id: customer(),
+            placed_by: customer().into(),
             lines: PricedLines::parse(vec![priced_line(2, 1, 500), priced_line(1, 2, 1299)])
                 .unwrap(),
             total_cents: 500 + 2 * 1299,
@@ -78,10 +86,38 @@ fn place_prices_lines_and_reserves_stock_in_line_order() {
 }
 
 #[test]
+fn an_admin_places_an_order_on_a_customers_behalf() {
+    let products = catalog(&[(1, product(1299, "EUR", 10))]);
+    let events = place_order(
+        oid(1),
+        customer(),
+        actor("root"),
+        &lines(&[(1, 1)]),
+        &products,
+    )
+    .unwrap();
+    assert!(matches!(
+        &events.order[..],
+        [OrderEvent::OrderPlaced(OrderPlaced { customer_id, placed_by, .. })]
+            if customer_id == &customer() && placed_by.as_str() == "root"
+    ));
+    let order = Order::from_events(events.order);
+    assert_eq!(order.customer_id(), Some(&customer()));
+    assert_eq!(order.placed_by(), Some(&actor("root")));
+}
+
+#[test]
 fn place_takes_the_current_price() {
     let mut p = product(1299, "EUR", 10);
     run_product(&mut p, ProductCommand::ChangePrice { price: price(1499) });
-    let events = place_order(oid(1), customer(), &lines(&[(1, 1)]), &catalog(&[(1, p)])).unwrap();
+    let events = place_order(
+        oid(1),
+        customer(),
+        customer().into(),
+        &lines(&[(1, 1)]),
+        &catalog(&[(1, p)]),
+    )
+    .unwrap();
     let mut o = Order::default();
     for e in events.order {
         o.apply(e);
@@ -97,6 +133,7 @@ fn place_with_a_missing_or_uncreated_product_is_unknown_product() {
         let err = place_order(
             oid(1),
             customer(),
+            customer().into(),
             &lines(&[(1, 1), (missing, 1)]),
             &products,
         )
@@ -114,7 +151,14 @@ fn place_with_a_missing_or_uncreated_product_is_unknown_product() {
 #[test]
 fn place_with_a_discontinued_product_is_product_discontinued() {
     let products = catalog(&[(1, product(1, "EUR", 10)), (2, discontinued(1, 10))]);
-    let err = place_order(oid(1), customer(), &lines(&[(1, 1), (2, 1)]), &products).unwrap_err();
+    let err = place_order(
+        oid(1),
+        customer(),
+        customer().into(),
+        &lines(&[(1, 1), (2, 1)]),
+        &products,
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         DomainError::ProductDiscontinued {
@@ -138,7 +182,14 @@ fn place_beyond_available_is_insufficient_stock() {
         },
     );
     let products = catalog(&[(1, p)]);
-    let err = place_order(oid(1), customer(), &lines(&[(1, 4)]), &products).unwrap_err();
+    let err = place_order(
+        oid(1),
+        customer(),
+        customer().into(),
+        &lines(&[(1, 4)]),
+        &products,
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         DomainError::InsufficientStock {
@@ -147,13 +198,27 @@ fn place_beyond_available_is_insufficient_stock() {
             available: 3,
         }
     );
-    assert!(place_order(oid(1), customer(), &lines(&[(1, 3)]), &products).is_ok());
+    assert!(place_order(
+        oid(1),
+        customer(),
+        customer().into(),
+        &lines(&[(1, 3)]),
+        &products
+    )
+    .is_ok());
 }
 
 #[test]
 fn place_with_mixed_currencies_is_currency_mismatch() {
     let products = catalog(&[(1, product(1, "EUR", 10)), (2, product(1, "USD", 10))]);
-    let err = place_order(oid(1), customer(), &lines(&[(1, 1), (2, 1)]), &products).unwrap_err();
+    let err = place_order(
+        oid(1),
+        customer(),
+        customer().into(),
+        &lines(&[(1, 1), (2, 1)]),
+        &products,
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         DomainError::CurrencyMismatch {
@@ -164,7 +229,14 @@ fn place_with_mixed_currencies_is_currency_mismatch() {
     );
     assert_eq!(err.code(), "currency_mismatch");
     // The order's currency is that of its products.
-    let events = place_order(oid(1), customer(), &lines(&[(2, 1)]), &products).unwrap();
+    let events = place_order(
+        oid(1),
+        customer(),
+        customer().into(),
+        &lines(&[(2, 1)]),
+        &products,
+    )
+    .unwrap();
     assert!(matches!(
         &events.order[..],
         [OrderEvent::OrderPlaced(OrderPlaced { currency, .. })] if currency.as_str() == "USD"
@@ -179,9 +251,15 @@ fn place_reports_the_first_failing_line() {
         (3, product(1, "USD", 10)),
     ]);
     let first = |items: &[(u128, i64)]| {
-        place_order(oid(1), customer(), &lines(items), &products)
-            .unwrap_err()
-            .code()
+        place_order(
+            oid(1),
+            customer(),
+            customer().into(),
+            &lines(items),
+            &products,
+        )
+        .unwrap_err()
+        .code()
     };
     assert_eq!(first(&[(1, 1), (2, 1), (4, 1)]), "insufficient_stock");
     assert_eq!(first(&[(2, 1), (1, 1), (4, 1)]), "product_discontinued");
@@ -192,7 +270,14 @@ fn place_reports_the_first_failing_line() {
 
 fn placed(products: &mut HashMap<ProductId, Product>, items: &[(u128, i64)]) -> Order {
     let mut order = Order::default();
-    let events = place_order(oid(1), customer(), &lines(items), products).unwrap();
+    let events = place_order(
+        oid(1),
+        customer(),
+        customer().into(),
+        &lines(items),
+        products,
+    )
+    .unwrap();
     apply_all(&events, &mut order, products);
     order
 }
@@ -381,7 +466,8 @@ fn property_stock_matches_the_orders() {
                         continue;
                     }
                     let id = oid(orders.len() as u128);
-                    match place_order(id, customer(), &lines(&items), &products) {
+                    match place_order(id, customer(), customer().into(), &lines(&items), &products)
+                    {
                         Ok(events) => {
                             let mut order = Order::default();
                             for e in events.order.clone() {

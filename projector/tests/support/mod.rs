@@ -138,6 +138,7 @@ impl Shop {
         let Ok(decided) = domain::place_order(
             OrderId::from_uuid(id),
             CustomerId::parse(customer)?,
+            domain::ActorId::parse(customer)?,
             &lines,
             &products,
         ) else {

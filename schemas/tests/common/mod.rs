@@ -16,11 +16,24 @@ pub fn compile(schema: &str) -> Validator {
         .expect("schema compiles")
 }
 
-/// The compiled payload schema of an event type at version 1.
+/// The compiled payload schema of an event type at its current version.
 pub fn payload_validator(stream_type: &str, event_type: &str) -> Validator {
-    let schema = schemas::event_schema(stream_type, event_type, 1)
-        .unwrap_or_else(|| panic!("no schema for {stream_type}/{event_type} v1"));
+    let version = schemas::current_version(event_type)
+        .unwrap_or_else(|| panic!("no schema for {stream_type}/{event_type}"));
+    payload_validator_at(stream_type, event_type, version)
+}
+
+/// The compiled payload schema of an event type at `version`.
+pub fn payload_validator_at(stream_type: &str, event_type: &str, version: u32) -> Validator {
+    let schema = schemas::event_schema(stream_type, event_type, version)
+        .unwrap_or_else(|| panic!("no schema for {stream_type}/{event_type} v{version}"));
     compile(schema)
+}
+
+/// The current schema version the domain writes `event_type` at.
+pub fn domain_version(event_type: &str) -> Option<u32> {
+    ProductEvent::current_schema_version(event_type)
+        .or_else(|| OrderEvent::current_schema_version(event_type))
 }
 
 /// Every validation error of `instance`, as text (empty when valid).
