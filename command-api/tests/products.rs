@@ -176,7 +176,7 @@ async fn create_accepts_the_edges_of_every_field_rule() {
     let sku64: String = "aZ09-_".chars().cycle().take(64).collect();
     let accepted = [
         json!({"sku": "x", "name": "n", "price_cents": 1, "currency": "EUR"}),
-        json!({"sku": sku64, "name": "é".repeat(200), "price_cents": 1_000_000_000_000i64,
+        json!({"sku": sku64, "name": "é".repeat(200), "price_cents": 1_000_000_000i64,
                "currency": "USD", "initial_stock": 0}),
         json!({"sku": "-_-", "name": "Big", "price_cents": 1, "currency": "XYZ",
                "initial_stock": 1_000_000_000}),
@@ -239,7 +239,7 @@ async fn every_field_rule_violation_is_400_and_appends_nothing() {
         with("name", json!("é".repeat(201))),
         with("price_cents", json!(0)),
         with("price_cents", json!(-1)),
-        with("price_cents", json!(1_000_000_000_001i64)),
+        with("price_cents", json!(1_000_000_001i64)),
         with("currency", json!("eur")),
         with("currency", json!("EU")),
         with("currency", json!("EURO")),
@@ -272,7 +272,7 @@ async fn every_field_rule_violation_is_400_and_appends_nothing() {
         ("restock", json!({})),
         ("price", json!({"price_cents": 0})),
         ("price", json!({"price_cents": -1299})),
-        ("price", json!({"price_cents": 1_000_000_000_001i64})),
+        ("price", json!({"price_cents": 1_000_000_001i64})),
         ("price", json!({})),
         ("discontinue", json!({"reason": "old"})),
     ] {

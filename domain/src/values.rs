@@ -313,7 +313,7 @@ int_value!(
     PriceCents,
     field = "price_cents",
     min = 1,
-    max = 1_000_000_000_000
+    max = 1_000_000_000
 );
 
 int_value!(
@@ -523,7 +523,7 @@ impl<'de> Deserialize<'de> for PricedLine {
 }
 
 impl PricedLine {
-    /// `quantity * unit_price_cents`. Cannot overflow: at most 1,000 × 10^12.
+    /// `quantity * unit_price_cents`. Cannot overflow: at most 1,000 × 10^9.
     pub fn subtotal_cents(&self) -> i64 {
         self.quantity.get() * self.unit_price_cents.get()
     }
@@ -684,7 +684,7 @@ impl PricedLines {
         self.0.is_empty()
     }
 
-    /// The sum of the lines' subtotals. Cannot overflow: at most 100 × 1,000 × 10^12.
+    /// The sum of the lines' subtotals. Cannot overflow: at most 100 × 1,000 × 10^9 = 10^14, below 2^53 so JCS hashes it exactly.
     pub fn total_cents(&self) -> i64 {
         self.0.iter().map(PricedLine::subtotal_cents).sum()
     }
@@ -932,10 +932,12 @@ mod tests {
     }
 
     #[test]
-    fn max_total_fits_in_i64() {
+    fn max_total_is_exact_in_an_ieee_double() {
         let lines = OrderLines::parse((0..100).map(|n| item(n, 1000)).collect()).unwrap();
         let priced = lines.priced(|_| PriceCents::parse(PriceCents::MAX).unwrap());
         assert_eq!(priced.total_cents(), MAX_TOTAL_CENTS);
-        assert_eq!(MAX_TOTAL_CENTS, 100_000_000_000_000_000);
+        assert_eq!(MAX_TOTAL_CENTS, 100_000_000_000_000);
+        // RFC 8785 serializes numbers as IEEE doubles: every amount must be exact in one.
+        assert!(MAX_TOTAL_CENTS < 1 << 53);
     }
 }

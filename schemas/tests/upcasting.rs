@@ -133,7 +133,7 @@ fn order_placed_v1_samples() -> Vec<Value> {
         json!({"customer_id": longest,
                "lines": (0..100u128)
                    .map(|n| json!({"product_id": pid(n), "quantity": 1000,
-                                   "unit_price_cents": 1_000_000_000_000i64}))
+                                   "unit_price_cents": 1_000_000_000i64}))
                    .collect::<Vec<_>>(),
                "total_cents": domain::MAX_TOTAL_CENTS, "currency": "EUR"}),
     ]

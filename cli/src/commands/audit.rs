@@ -1,0 +1,31 @@
+//! `agora audit`: what auditors run against the event log.
+//!
+//! - `export` writes every event, in log order, as the NDJSON envelopes of
+//!   `GET /v1/audit/events`.
+//! - `verify` recomputes the hash chain of the live store or of an export file and prints the
+//!   report of `GET /v1/audit/verify`; exit code 0 when the chain holds, 1 when it does not.
+//!
+//! docs/AUDIT.md describes the algorithm for auditors who verify with their own code.
+
+pub mod export;
+pub mod report;
+pub mod verify;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the event log as NDJSON envelopes, in log (commit) order.
+    Export(export::ExportArgs),
+    /// Verify the hash chain of the live store or of an export file.
+    Verify(verify::VerifyArgs),
+}
+
+pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Export(args) => export::run(args).await,
+        AuditCommand::Verify(args) => verify::run(args).await,
+    }
+}
