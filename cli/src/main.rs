@@ -5,6 +5,8 @@
 //! agora migrate                                  apply event-store and read-model migrations
 //! agora audit export [--after P] [--out FILE]    the event log as NDJSON, in log order
 //! agora audit verify [--file FILE]               check the hash chain of the store or an export
+//! agora projections list | rebuild NAME          read models: state, zero-downtime rebuild
+//! agora dev [--kafka BROKERS]                    everything on this machine, one process
 //! ```
 //!
 //! Every subcommand lives in its own module under [`commands`]; adding one means a variant
@@ -16,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{audit, migrate, token};
+use commands::{audit, dev, migrate, projections, token};
 
 /// Agora's command-line tool.
 #[derive(Debug, Parser)]
@@ -36,6 +38,11 @@ enum Command {
     /// Export the event log and verify its hash chain.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// List projections, or rebuild one with zero downtime.
+    #[command(subcommand)]
+    Projections(projections::ProjectionsCommand),
+    /// Run everything on this machine: private PostgreSQL, both APIs and a projector.
+    Dev(dev::DevArgs),
 }
 
 impl Command {
@@ -44,6 +51,8 @@ impl Command {
             Command::Token(args) => token::run(args),
             Command::Migrate(args) => migrate::run(args).await,
             Command::Audit(command) => audit::run(command).await,
+            Command::Projections(command) => projections::run(command).await,
+            Command::Dev(args) => dev::run(args).await,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The `agora` subcommands, one module each, plus the options they share.
 
 pub mod audit;
+pub mod dev;
 pub mod migrate;
+pub mod projections;
 pub mod token;
 
 use clap::Args;

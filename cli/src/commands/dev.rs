@@ -1,0 +1,367 @@
+//! `agora dev`: the whole system on one machine, in one process, on an embedded default.
+//!
+//! It initializes and starts a private PostgreSQL (the installed server binaries, a data
+//! directory it owns, a free port remembered across restarts), applies the migrations,
+//! and runs the command API, a projector (on the Postgres log, or on Kafka with
+//! `--kafka`) and the query API. It prints the URLs and an admin token, keeps its data
+//! across restarts, and on Ctrl-C stops the services gracefully and then PostgreSQL.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::Context;
+use clap::Args;
+use platform::{JwtKeys, Role};
+use tokio_postgres::NoTls;
+
+/// `agora dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where PostgreSQL's data and the dev secret live (default: `.agora/dev` under the
+    /// current directory; `/var/lib/agora/dev` when run as root, since PostgreSQL then runs
+    /// as the `postgres` user and needs a directory it can reach).
+    #[arg(long, env = "AGORA_DEV_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where the command API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub command_addr: String,
+    /// Where the query API listens.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub query_addr: String,
+    /// Where the projector serves /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    pub projector_addr: String,
+    /// Run the Kafka path: the relay publishes to these brokers and the projector consumes.
+    #[arg(long, value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// The HS256 secret (default: a random one kept in the data directory).
+    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+/// How to tell the user to get PostgreSQL.
+const INSTALL_HINT: &str =
+    "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found.\n\
+  Install them, then run `agora dev` again:\n\
+    Debian/Ubuntu:  sudo apt-get install postgresql\n\
+    Fedora:         sudo dnf install postgresql-server\n\
+    macOS:          brew install postgresql@16\n\
+  or point AGORA_PG_BIN at the directory that holds them.";
+
+pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let root = is_root();
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
+        if root {
+            PathBuf::from("/var/lib/agora/dev")
+        } else {
+            PathBuf::from(".agora/dev")
+        }
+    });
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize()?;
+    let bin = find_postgres().ok_or_else(|| anyhow::anyhow!(INSTALL_HINT))?;
+    let postgres = EmbeddedPostgres::start(&bin, &data_dir.join("postgres"), root)?;
+    let outcome = serve(&args, &data_dir, &postgres).await;
+    postgres.stop();
+    outcome
+}
+
+async fn serve(
+    args: &DevArgs,
+    data_dir: &Path,
+    postgres: &EmbeddedPostgres,
+) -> anyhow::Result<ExitCode> {
+    let admin_url = postgres.url("postgres");
+    let (client, connection) = tokio_postgres::connect(&admin_url, NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = 'agora'", &[])
+        .await?
+        .is_some();
+    if !exists {
+        client.batch_execute("CREATE DATABASE agora").await?;
+    }
+    drop(client);
+    let _ = driver.await;
+    let database_url = postgres.url("agora");
+    let secret = match &args.jwt_secret {
+        Some(secret) if !secret.is_empty() => secret.clone(),
+        _ => dev_secret(data_dir)?,
+    };
+
+    eventstore::migrate(&database_url).await?;
+    readmodel::migrate(&database_url).await?;
+    let command = command_api::startup::Application::build(command_api::config::Settings {
+        database_url: database_url.clone(),
+        addr: args.command_addr.clone(),
+        jwt_secret: secret.clone(),
+        pool_size: 16,
+        workers: 2,
+        kafka_brokers: args.kafka.clone(),
+        topic_prefix: "agora".into(),
+        shutdown_drain_ms: 0,
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the command API on {} (use --command-addr)",
+            args.command_addr
+        )
+    })?;
+    let query = query_api::startup::Application::build(query_api::config::Settings {
+        read_database_url: None,
+        database_url: Some(database_url.clone()),
+        addr: args.query_addr.clone(),
+        jwt_secret: secret.clone(),
+        consistency_wait_ms: 5000,
+        pool_size: 16,
+        workers: 2,
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the query API on {} (use --query-addr)",
+            args.query_addr
+        )
+    })?;
+    let projector = projector::service::Projector::start(projector::config::Settings {
+        database_url: database_url.clone(),
+        read_database_url: None,
+        kafka_brokers: args.kafka.clone(),
+        topic_prefix: "agora".into(),
+        group_id: "agora-projector".into(),
+        addr: args.projector_addr.clone(),
+        batch_size: 1000,
+    })
+    .await?;
+    let command_url = format!("http://{}", command.address());
+    let query_url = format!("http://127.0.0.1:{}", query.port());
+    let token = JwtKeys::hs256(secret.as_bytes()).mint("admin", &[Role::Admin], 30 * 24 * 3600)?;
+    println!(
+        "Agora is running (Ctrl-C stops it; data in {})",
+        data_dir.display()
+    );
+    println!("  command API  {command_url}");
+    println!("  query API    {query_url}");
+    println!("  projector    http://127.0.0.1:{}/metrics", projector.port);
+    println!("  PostgreSQL   {database_url}");
+    println!(
+        "  source       {}",
+        args.kafka
+            .as_deref()
+            .map_or("Postgres log (no Kafka)".to_owned(), |b| format!(
+                "Kafka at {b}"
+            ))
+    );
+    println!("admin token: {token}");
+    println!("  export TOKEN={token}");
+    println!("  curl -s -X POST {command_url}/v1/products -H \"Authorization: Bearer $TOKEN\" \\");
+    println!("    -H 'Content-Type: application/json' \\");
+    println!("    -d '{{\"sku\":\"MUG-1\",\"name\":\"Mug\",\"price_cents\":1299,\"currency\":\"EUR\",\"initial_stock\":10}}'");
+    println!(
+        "more tokens: AGORA_JWT_SECRET=<secret in {}> agora token --sub alice --role customer",
+        data_dir.join("jwt-secret").display()
+    );
+
+    // Both APIs stop gracefully on SIGINT/SIGTERM by themselves; then the projector
+    // commits its batch in hand, and PostgreSQL stops last.
+    let command = tokio::spawn(command.run_until_stopped());
+    let query = tokio::spawn(query.run_until_stopped());
+    platform::shutdown::wait_for_signal().await;
+    println!("stopping…");
+    let _ = command.await;
+    let _ = query.await;
+    projector.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The secret kept in the data directory, made on first use.
+fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        if !secret.trim().is_empty() {
+            return Ok(secret.trim().to_owned());
+        }
+    }
+    let secret: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    std::fs::write(&path, &secret)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(secret)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The directory holding initdb, pg_ctl and postgres: `AGORA_PG_BIN`, else the newest
+/// Debian-style install, else the one on `PATH`.
+fn find_postgres() -> Option<PathBuf> {
+    let complete = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    if let Ok(dir) = std::env::var("AGORA_PG_BIN") {
+        return Some(PathBuf::from(dir)).filter(|d| complete(d));
+    }
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| complete(dir))
+        .collect();
+    debian.sort();
+    if let Some((_, dir)) = debian.pop() {
+        return Some(dir);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|dir| complete(dir))
+}
+
+/// A private PostgreSQL cluster run with the installed binaries.
+struct EmbeddedPostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl EmbeddedPostgres {
+    fn start(bin: &Path, dir: &Path, root: bool) -> anyhow::Result<EmbeddedPostgres> {
+        std::fs::create_dir_all(dir)?;
+        if root {
+            // initdb and postgres refuse to run as root: the cluster belongs to `postgres`.
+            run_checked(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(dir),
+            )
+            .context("chown of the data directory to the postgres user (does that user exist?)")?;
+        }
+        let mut cluster = EmbeddedPostgres {
+            bin: bin.to_owned(),
+            dir: dir.to_owned(),
+            port: 0,
+            as_postgres: root,
+        };
+        let data = dir.join("data");
+        if !data.join("PG_VERSION").exists() {
+            println!("initializing PostgreSQL in {} …", data.display());
+            let mut initdb = cluster.command("initdb");
+            run_checked(initdb.arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ]))
+            .context("initdb failed")?;
+        }
+        let port_file = dir.join("port");
+        let remembered = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        let running = cluster
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("status")
+            .stdout(Stdio::null())
+            .status()?
+            .success();
+        cluster.port = match remembered {
+            Some(port) if running => port,
+            Some(port) if port_is_free(port) => port,
+            _ => free_port()?,
+        };
+        std::fs::write(&port_file, cluster.port.to_string())?;
+        if !running {
+            let options = format!(
+                "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
+                cluster.port,
+                dir.display()
+            );
+            let mut start = cluster.command("pg_ctl");
+            start
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("postgres.log"))
+                .args(["-w", "-t", "60", "-o", &options, "start"]);
+            run_checked(&mut start).with_context(|| {
+                format!(
+                    "PostgreSQL did not start; see {}",
+                    dir.join("postgres.log").display()
+                )
+            })?;
+        }
+        Ok(cluster)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        };
+        command.stdin(Stdio::null());
+        command
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn stop(&self) {
+        let mut stop = self.command("pg_ctl");
+        stop.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "-t", "60", "stop"])
+            .stdout(Stdio::null());
+        match stop.status() {
+            Ok(status) if status.success() => println!("PostgreSQL stopped"),
+            Ok(status) => eprintln!("pg_ctl stop failed: {status}"),
+            Err(error) => eprintln!("pg_ctl stop failed: {error}"),
+        }
+    }
+}
+
+fn run_checked(command: &mut Command) -> anyhow::Result<()> {
+    let output = command.output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{:?} failed ({}): {}",
+        command.get_program(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
