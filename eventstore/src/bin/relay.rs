@@ -21,8 +21,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         store,
         stopped,
     ));
-    tokio::signal::ctrl_c().await?;
+    wait_for_signal().await?;
     let _ = stop.send(true);
     relay.await?;
     Ok(())
+}
+
+/// SIGTERM (docker stop, Kubernetes) or SIGINT (Ctrl-C).
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => Ok(()),
+            outcome = tokio::signal::ctrl_c() => outcome,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
