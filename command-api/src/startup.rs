@@ -35,7 +35,8 @@ impl Application {
     /// Migrates the store, connects, and binds `settings.addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         migrate(&settings.database_url).await?;
-        let store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?);
+        let store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?)
+            .notifying_followers();
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
         let relay = settings

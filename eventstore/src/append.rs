@@ -178,6 +178,10 @@ impl EventStore {
             let transaction_id: Xid8 = row.try_get(1)?;
             event.transaction_id = transaction_id.0;
         }
+        drop(client);
+        if let Some(notifier) = &self.notifier {
+            notifier.appended();
+        }
         Ok(Appended { events })
     }
 }

@@ -33,7 +33,7 @@ pub use error::{AppendError, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
 pub use hashchain::{ChainFailure, Hash};
 pub use idempotency::StoredResponse;
-pub use listen::LogListener;
+pub use listen::{AppendNotifier, LogListener};
 pub use load::LoadedStream;
 pub use log::LogCheckpoint;
 pub use verify::VerifyReport;
@@ -42,11 +42,22 @@ pub use verify::VerifyReport;
 #[derive(Clone)]
 pub struct EventStore {
     pool: Pool,
+    notifier: Option<listen::AppendNotifier>,
 }
 
 impl EventStore {
     pub fn new(pool: Pool) -> Self {
-        EventStore { pool }
+        EventStore {
+            pool,
+            notifier: None,
+        }
+    }
+
+    /// The same store, also waking log followers (relay, projectors) after each append
+    /// commits. Needs a running tokio runtime.
+    pub fn notifying_followers(mut self) -> Self {
+        self.notifier = Some(listen::AppendNotifier::spawn(self.pool.clone()));
+        self
     }
 
     /// The pool, for callers that need a plain connection (health checks, tests).

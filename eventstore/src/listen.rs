@@ -1,9 +1,19 @@
-//! A dedicated session that LISTENs for `agora_events` notifications, so log followers
-//! wake when events commit instead of poll-sleeping. The same session can hold
-//! session-level advisory locks (leadership) and write checkpoints.
+//! Waking log followers when events commit.
+//!
+//! [`LogListener`]: a dedicated session that LISTENs for `agora_events`, so followers (the
+//! relay, projectors on the log) wake at once instead of poll-sleeping; the same session
+//! can hold session-level advisory locks (leadership) and write checkpoints.
+//!
+//! [`AppendNotifier`]: appenders signal *after* their commit, coalesced: however many
+//! appends commit while one `pg_notify` is on its way, the next one covers them all. (A
+//! NOTIFY inside the appending transaction would take PostgreSQL's cluster-wide
+//! notification lock across every commit's WAL flush and serialize all appends.)
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use deadpool_postgres::Pool;
 
 use futures::{stream, StreamExt};
 use tokio::sync::Notify;
@@ -61,5 +71,50 @@ impl LogListener {
     /// True once the session is gone (its locks with it).
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+}
+
+/// Tells followers that events were appended, at most one `pg_notify` in flight.
+#[derive(Clone)]
+pub struct AppendNotifier {
+    pending: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl AppendNotifier {
+    /// Starts the background task that sends the notifications over `pool`.
+    pub fn spawn(pool: Pool) -> AppendNotifier {
+        let notifier = AppendNotifier {
+            pending: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(Notify::new()),
+        };
+        let task = notifier.clone();
+        tokio::spawn(async move {
+            loop {
+                task.wake.notified().await;
+                while task.pending.swap(false, Ordering::AcqRel) {
+                    let sent = match pool.get().await {
+                        Ok(client) => client
+                            .execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL])
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string()),
+                        Err(error) => Err(error.to_string()),
+                    };
+                    if let Err(error) = sent {
+                        // Followers also poll; a lost wake-up only costs latency.
+                        tracing::debug!(%error, "cannot notify log followers");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        notifier
+    }
+
+    /// Records that an append committed; returns at once.
+    pub fn appended(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.wake.notify_one();
     }
 }

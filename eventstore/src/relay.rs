@@ -53,7 +53,7 @@ impl RelayConfig {
             name: "kafka".to_owned(),
             batch_size: 2000,
             standby_retry: Duration::from_secs(1),
-            idle_wait: Duration::from_millis(500),
+            idle_wait: Duration::from_millis(100),
             delivery_timeout: Duration::from_secs(10),
         }
     }

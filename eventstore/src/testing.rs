@@ -40,7 +40,7 @@ impl TestDatabase {
         let _ = driver.await;
         let url = with_database(&admin, &name);
         migrate(&url).await?;
-        let store = EventStore::new(connect_pool(&url, 32)?);
+        let store = EventStore::new(connect_pool(&url, 32)?).notifying_followers();
         Ok(TestDatabase { name, url, store })
     }
 }

@@ -376,3 +376,30 @@ async fn verification_names_the_event_whose_payload_was_altered() -> anyhow::Res
     assert_eq!(only_a.events_checked, 3);
     Ok(())
 }
+
+#[tokio::test]
+async fn followers_are_woken_after_an_append_commits() -> anyhow::Result<()> {
+    let db = TestDatabase::create().await?;
+    let listener = eventstore::LogListener::connect(&db.url).await?;
+    let stream_id = Uuid::new_v4();
+    let store = db.store.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        append_retrying(&store, stream_id, 1).await
+    });
+    let started = std::time::Instant::now();
+    listener.wait(Duration::from_secs(20)).await;
+    writer.await??;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken by the append, not by the timeout ({:?})",
+        started.elapsed()
+    );
+    // A store without a notifier wakes nobody.
+    let silent = EventStore::new(db.store.pool().clone());
+    let started = std::time::Instant::now();
+    append_retrying(&silent, stream_id, 1).await?;
+    listener.wait(Duration::from_millis(300)).await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    Ok(())
+}

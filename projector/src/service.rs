@@ -102,7 +102,7 @@ impl Projector {
                 let config = LogSourceConfig {
                     database_url: settings.database_url.clone(),
                     batch_size: settings.batch_size as i64,
-                    idle_wait: Duration::from_millis(250),
+                    idle_wait: Duration::from_millis(100),
                 };
                 tokio::spawn(run_log_source(config, store, read_pool, shutdown_rx))
             }
