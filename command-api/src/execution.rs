@@ -36,10 +36,16 @@ pub struct Decision {
 }
 
 /// The answer to a successful command.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "version": 2, "position": 1417}))]
 pub struct CommandAccepted {
+    /// The stream named in the path, or created.
     pub id: Uuid,
+    /// That stream's new version (also the `ETag`).
+    #[schema(minimum = 1)]
     pub version: i64,
+    /// The global log position of the last event the command appended.
+    #[schema(minimum = 1)]
     pub position: i64,
 }
 

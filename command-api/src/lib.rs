@@ -6,6 +6,7 @@ pub mod config;
 pub mod errors;
 pub mod execution;
 pub mod headers;
+pub mod openapi;
 pub mod requests;
 pub mod routes;
 pub mod startup;

@@ -1,5 +1,9 @@
 //! Request bodies, parsed straight into domain value types: a body that deserializes is a
 //! valid command input (unknown fields, wrong types and out-of-range values are 400).
+//!
+//! Each body also derives its OpenAPI schema. The domain types know nothing of OpenAPI, so
+//! every field says what it looks like on the wire (`value_type`) with the bounds its domain
+//! type enforces; `tests::schemas_match_the_domain_bounds` checks them against the parsers.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -11,70 +15,120 @@ use domain::{
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// `POST /v1/products`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({
+    "sku": "A-1", "name": "Mug", "price_cents": 1299, "currency": "EUR", "initial_stock": 10
+}))]
 pub struct CreateProduct {
+    /// Unique among products (409 `sku_taken`).
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub sku: Sku,
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: ProductName,
+    /// The unit price in minor units of `currency`.
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000000)]
     pub price_cents: PriceCents,
+    /// ISO 4217 code: three capital letters (not checked against the ISO list).
+    #[schema(value_type = String, pattern = "^[A-Z]{3}$", min_length = 3, max_length = 3)]
     pub currency: Currency,
+    /// Units on hand at creation.
     #[serde(default)]
+    #[schema(value_type = i64, minimum = 0, maximum = 1000000000, default = 0)]
     pub initial_stock: StockQuantity,
 }
 
 /// `POST /v1/products/{id}/price`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({"price_cents": 1499}))]
 pub struct ChangePrice {
+    /// The new unit price in minor units of the product's currency.
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000000)]
     pub price_cents: PriceCents,
 }
 
 /// `POST /v1/products/{id}/restock`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({"quantity": 5}))]
 pub struct Restock {
+    /// Units added on hand (at most 1,000,000,000 may be on hand: 422 `invalid_state`).
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000)]
     pub quantity: RestockQuantity,
 }
 
 /// `POST /v1/products/{id}/discontinue`: an empty object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({}))]
 pub struct Discontinue {}
 
 /// `POST /v1/orders`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({
+    "lines": [{"product_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "quantity": 2}]
+}))]
 pub struct PlaceOrder {
+    /// 1 to 100 lines, each product at most once, all priced in one currency (422
+    /// `currency_mismatch` otherwise).
+    #[schema(value_type = Vec<OrderLine>, min_items = 1, max_items = 100)]
     pub lines: OrderLines,
     /// Only an admin may name the customer; a customer orders for themself.
     #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     pub customer_id: Option<CustomerId>,
 }
 
+/// One line of `POST /v1/orders` (the wire form of `domain::LineItem`; documentation only).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"product_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "quantity": 2}))]
+#[allow(dead_code)]
+pub struct OrderLine {
+    pub product_id: Uuid,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub quantity: i64,
+}
+
 /// `POST /v1/orders/{id}/pay`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123"}))]
 pub struct PayOrder {
+    /// Must equal the order total (422 `amount_mismatch`).
     pub amount_cents: i64,
+    /// Must equal the order currency (422 `amount_mismatch`).
+    #[schema(value_type = String, pattern = "^[A-Z]{3}$", min_length = 3, max_length = 3)]
     pub currency: Currency,
+    /// The payment provider's reference.
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub payment_ref: PaymentRef,
 }
 
 /// `POST /v1/orders/{id}/ship`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({"carrier": "DHL", "tracking_number": "JD0001"}))]
 pub struct ShipOrder {
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub carrier: Carrier,
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub tracking_number: TrackingNumber,
 }
 
 /// `POST /v1/orders/{id}/cancel`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({"reason": "changed my mind"}))]
 pub struct CancelOrder {
     #[serde(default)]
+    #[schema(value_type = String, min_length = 0, max_length = 500, default = "")]
     pub reason: CancelReason,
 }
 

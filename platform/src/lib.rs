@@ -1,8 +1,9 @@
 //! Shared service plumbing for Agora's HTTP services: problem+json errors, JWT auth,
-//! telemetry (logs and metrics) and the health endpoints' helpers.
+//! telemetry (logs and metrics), the health endpoints' helpers and OpenAPI documents.
 
 pub mod auth;
 pub mod http;
+pub mod openapi;
 pub mod problem;
 pub mod shutdown;
 pub mod telemetry;

@@ -6,6 +6,7 @@ use std::fmt;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answer: `application/problem+json` with `type`, `title`, `status`, `detail`
 /// and `code`.
@@ -17,14 +18,32 @@ pub struct Problem {
     pub retry_after_seconds: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// The body of every error answer: RFC 9457 problem details plus Agora's machine-readable
+/// `code`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(
+    example = json!({
+        "type": "https://agora.dev/problems/invalid-request",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "sku: may only contain the characters A-Z a-z 0-9 - _",
+        "code": "invalid_request"
+    })
+)]
+pub struct ProblemDetails {
+    /// A URI naming the kind of problem: `https://agora.dev/problems/<code with dashes>`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
-    code: &'a str,
+    #[schema(format = "uri")]
+    pub kind: String,
+    /// The HTTP status's reason phrase.
+    pub title: String,
+    /// The HTTP status code, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong this time, for a human.
+    pub detail: String,
+    /// The machine-readable error code (API.md's table: `invalid_request`, `not_found`, ...).
+    pub code: String,
 }
 
 impl Problem {
@@ -86,6 +105,11 @@ impl Problem {
     }
 }
 
+/// The problem `type` URI of an error code: `https://agora.dev/problems/<code with dashes>`.
+pub fn type_uri(code: &str) -> String {
+    format!("https://agora.dev/problems/{}", code.replace('_', "-"))
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
@@ -98,12 +122,12 @@ impl ResponseError for Problem {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = ProblemBody {
-            kind: format!("https://agora.dev/problems/{}", self.code.replace('_', "-")),
-            title: self.title(),
+        let body = ProblemDetails {
+            kind: type_uri(self.code),
+            title: self.title().to_owned(),
             status: self.status.as_u16(),
-            detail: &self.detail,
-            code: self.code,
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
         };
         let mut response = HttpResponse::build(self.status);
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));

@@ -46,6 +46,19 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Request counts and latencies by route and status, plus service metrics, \
+                   in the Prometheus text format. No token needed.",
+    responses(
+        (status = 200, description = "The metrics.", body = String,
+         content_type = "text/plain; version=0.0.4")
+    )
+)]
 pub async fn metrics_endpoint(handle: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

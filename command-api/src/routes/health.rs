@@ -1,22 +1,70 @@
 //! `GET /healthz` (the process is alive) and `GET /readyz` (the event store answers).
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// The answer of `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (alive), `ready`, `unready` (the event store is unreachable) or `stopping`
+    /// (shutting down: load balancers should drain this instance).
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// The event store: `ok` or `unreachable` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, example = "ok")]
+    pub database: Option<&'static str>,
 }
 
+fn health(status: &'static str, database: Option<&'static str>) -> Health {
+    Health { status, database }
+}
+
+/// `GET /healthz`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness",
+    description = "The process is alive. No token needed.",
+    responses(
+        (status = 200, description = "Alive: `{\"status\": \"ok\"}`.", body = Health,
+         example = json!({"status": "ok"}))
+    )
+)]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(health("ok", None))
+}
+
+/// `GET /readyz`.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness",
+    description = "Ready when the event store answers and the service is not shutting down. \
+                   No token needed.",
+    responses(
+        (status = 200, description = "Ready.", body = Health,
+         example = json!({"status": "ready", "database": "ok"})),
+        (status = 503, description = "Not ready: the event store is unreachable, or the \
+                                      service is shutting down.", body = Health,
+         examples(
+             ("unready" = (value = json!({"status": "unready", "database": "unreachable"}))),
+             ("stopping" = (value = json!({"status": "stopping"})))
+         ))
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.ready.load(std::sync::atomic::Ordering::SeqCst) {
-        return HttpResponse::ServiceUnavailable().json(json!({"status": "stopping"}));
+        return HttpResponse::ServiceUnavailable().json(health("stopping", None));
     }
     if state.store.is_reachable().await {
-        HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"}))
+        HttpResponse::Ok().json(health("ready", Some("ok")))
     } else {
-        HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "unready", "database": "unreachable"}))
+        HttpResponse::ServiceUnavailable().json(health("unready", Some("unreachable")))
     }
 }

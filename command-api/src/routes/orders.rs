@@ -10,12 +10,17 @@ use domain::{
     PlacementEvents, Product, ProductId,
 };
 use eventstore::{LoadedStream, StreamWrite};
+use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use uuid::Uuid;
 
 use super::AppState;
 use crate::errors::{domain_problem, store_problem};
 use crate::execution::{execute, CommandContext, Decision};
+use crate::openapi::{
+    Applied, CancelOrderRefused, CommandHeaders, Created, PayOrderRefused, PlaceOrderRefused,
+    ShipOrderRefused, Unavailable, VersionMismatch,
+};
 use crate::requests;
 use crate::streams::{handle, order_from, order_rows, product_from, product_rows};
 
@@ -23,6 +28,28 @@ const ORDER: &str = domain::order::STREAM_TYPE;
 const PRODUCT: &str = domain::product::STREAM_TYPE;
 
 /// `POST /v1/orders`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    operation_id = "placeOrder",
+    tag = "orders",
+    summary = "Place an order",
+    description = "Role `customer` (for themself) or `admin` (may pass `customer_id`; a \
+                   customer naming someone else is 403). Takes each product's current price \
+                   and reserves its stock in the same transaction as the order is recorded: \
+                   either the order and every reservation are appended, or nothing is.",
+    security(("bearer" = [])),
+    params(CommandHeaders),
+    responses(
+        (status = 201, response = Created),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = PlaceOrderRefused),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn place(
     state: web::Data<AppState>,
     caller: Caller,
@@ -96,6 +123,28 @@ async fn load_visible_order(
 }
 
 /// `POST /v1/orders/{id}/pay`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/pay",
+    operation_id = "payOrder",
+    tag = "orders",
+    summary = "Pay an order",
+    description = "The owning `customer` or an `admin` (another customer's order is 404). A \
+                   `placed` order becomes `paid`; the amount and currency must equal the \
+                   order total.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order."), CommandHeaders),
+    responses(
+        (status = 200, response = Applied),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = PayOrderRefused),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn pay(
     state: web::Data<AppState>,
     caller: Caller,
@@ -127,6 +176,27 @@ pub async fn pay(
 }
 
 /// `POST /v1/orders/{id}/ship`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/ship",
+    operation_id = "shipOrder",
+    tag = "orders",
+    summary = "Ship an order",
+    description = "Role `admin`. A `paid` order becomes `shipped`; its reserved stock leaves \
+                   the warehouse (`on_hand` and `reserved` both drop).",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order."), CommandHeaders),
+    responses(
+        (status = 200, response = Applied),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = ShipOrderRefused),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn ship(
     state: web::Data<AppState>,
     caller: Caller,
@@ -156,6 +226,28 @@ pub async fn ship(
 }
 
 /// `POST /v1/orders/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/cancel",
+    operation_id = "cancelOrder",
+    tag = "orders",
+    summary = "Cancel an order",
+    description = "The owning `customer` or an `admin` (another customer's order is 404). A \
+                   `placed` or `paid` order becomes `cancelled` and its reservation is \
+                   released; cancelling a paid order records a refund of the total.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order."), CommandHeaders),
+    responses(
+        (status = 200, response = Applied),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = CancelOrderRefused),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,

@@ -3,18 +3,44 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::{Product, ProductCommand};
 use eventstore::{LoadedStream, StreamWrite, UniqueClaim};
+use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use uuid::Uuid;
 
 use super::AppState;
 use crate::errors::{domain_problem, store_problem};
 use crate::execution::{execute, CommandContext, Decision};
+use crate::openapi::{
+    Applied, ChangePriceRefused, CommandHeaders, CreateProductRefused, Created, DiscontinueRefused,
+    RestockRefused, SkuTaken, Unavailable, VersionMismatch,
+};
 use crate::requests;
 use crate::streams::{handle, product_from, product_rows};
 
 const STREAM_TYPE: &str = domain::product::STREAM_TYPE;
 
 /// `POST /v1/products`.
+#[utoipa::path(
+    post,
+    path = "/v1/products",
+    operation_id = "createProduct",
+    tag = "products",
+    summary = "Create a product",
+    description = "Role `admin`. Creates a product with a unique SKU, a price and its initial \
+                   stock (default 0).",
+    security(("bearer" = [])),
+    params(CommandHeaders),
+    responses(
+        (status = 201, response = Created),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 409, response = SkuTaken),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = CreateProductRefused),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -89,6 +115,26 @@ async fn on_product(
 }
 
 /// `POST /v1/products/{id}/price`.
+#[utoipa::path(
+    post,
+    path = "/v1/products/{id}/price",
+    operation_id = "changeProductPrice",
+    tag = "products",
+    summary = "Change a product's price",
+    description = "Role `admin`. Orders placed before keep the price they were placed at.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The product."), CommandHeaders),
+    responses(
+        (status = 200, response = Applied),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = ChangePriceRefused),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn change_price(
     state: web::Data<AppState>,
     caller: Caller,
@@ -103,6 +149,26 @@ pub async fn change_price(
 }
 
 /// `POST /v1/products/{id}/restock`.
+#[utoipa::path(
+    post,
+    path = "/v1/products/{id}/restock",
+    operation_id = "restockProduct",
+    tag = "products",
+    summary = "Restock a product",
+    description = "Role `admin`. Adds units on hand.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The product."), CommandHeaders),
+    responses(
+        (status = 200, response = Applied),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = RestockRefused),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn restock(
     state: web::Data<AppState>,
     caller: Caller,
@@ -117,6 +183,27 @@ pub async fn restock(
 }
 
 /// `POST /v1/products/{id}/discontinue`.
+#[utoipa::path(
+    post,
+    path = "/v1/products/{id}/discontinue",
+    operation_id = "discontinueProduct",
+    tag = "products",
+    summary = "Discontinue a product",
+    description = "Role `admin`. A discontinued product cannot be ordered, repriced or \
+                   restocked; open orders of it can still ship or be cancelled.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The product."), CommandHeaders),
+    responses(
+        (status = 200, response = Applied),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = DiscontinueRefused),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn discontinue(
     state: web::Data<AppState>,
     caller: Caller,
