@@ -11,7 +11,10 @@ pub struct Settings {
     /// The read-model database; defaults to `DATABASE_URL`.
     #[arg(long, env = "READ_DATABASE_URL")]
     pub read_database_url: Option<String>,
-    /// The event store (for the audit endpoints).
+    /// The event store, read by the audit endpoints through read-only sessions (and the
+    /// read-model database when `READ_DATABASE_URL` is unset). Without it the audit
+    /// endpoints answer 503: they never fall back to `READ_DATABASE_URL`, which may be a
+    /// database without the event log.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Where to listen.

@@ -37,7 +37,7 @@ pub fn database_error(error: tokio_postgres::Error) -> Problem {
 
 /// Connection-level failures: closed, I/O, or a server that is shutting down, starting up
 /// or out of connections (SQLSTATE classes 08, 53 and 57).
-fn is_transient(error: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_transient(error: &tokio_postgres::Error) -> bool {
     if error.is_closed() {
         return true;
     }

@@ -4,7 +4,11 @@
 //!
 //! It reads only the `read_model.*` views, never the versioned tables behind them, so a
 //! blue/green rebuild can switch a view without this service noticing.
+//!
+//! The audit endpoints (`/v1/audit/*`, role `auditor`) are the exception: they read the
+//! event store itself (`DATABASE_URL`) through read-only sessions; see [`routes::audit`].
 
+pub mod audit;
 pub mod config;
 pub mod consistency;
 pub mod db;

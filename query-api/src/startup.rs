@@ -11,8 +11,9 @@ use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
 use platform::{http, JwtKeys};
 use tracing_actix_web::TracingLogger;
 
+use crate::audit::store::connect_read_only;
 use crate::config::Settings;
-use crate::routes::{dashboard, health, orders, products, AppState};
+use crate::routes::{audit, dashboard, health, orders, products, AppState};
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -31,8 +32,14 @@ impl Application {
         readmodel::migrate(read_url).await?;
         let read = connect_pool(read_url, settings.pool_size)?;
         let events = match &settings.database_url {
-            Some(url) => Some(EventStore::new(connect_pool(url, settings.pool_size)?)),
-            None => None,
+            Some(url) => Some(EventStore::new(connect_read_only(url, settings.pool_size)?)),
+            None => {
+                tracing::warn!(
+                    "DATABASE_URL is unset: the audit endpoints answer 503 until the query \
+                     API is started with the event store"
+                );
+                None
+            }
         };
         let state = AppState {
             read,
@@ -80,7 +87,17 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(
                     "/dashboard/top-products",
                     web::get().to(dashboard::top_products),
-                ),
+                )
+                .route("/audit/events", web::get().to(audit::events))
+                .route(
+                    "/audit/streams/{stream_id}/events",
+                    web::get().to(audit::stream_events),
+                )
+                .route(
+                    "/audit/streams/{stream_id}/state",
+                    web::get().to(audit::stream_state),
+                )
+                .route("/audit/verify", web::get().to(audit::verify)),
         );
 }
 

@@ -1,6 +1,7 @@
 //! The query API's routes, and what their answers share: the application state and the
 //! caching headers.
 
+pub mod audit;
 pub mod dashboard;
 pub mod health;
 pub mod orders;
@@ -32,7 +33,8 @@ pub const LIST_CACHE_CONTROL: &str = "private, no-cache";
 pub struct AppState {
     /// The read-model database.
     pub read: Pool,
-    /// The event store, when configured (for the audit endpoints).
+    /// The event store over read-only sessions, for the audit endpoints; `None` when
+    /// `DATABASE_URL` is unset (they then answer 503).
     pub events: Option<EventStore>,
     /// The longest a `?min_version=N` request waits.
     pub consistency_wait: Duration,

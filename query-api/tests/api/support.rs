@@ -21,6 +21,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub admin: String,
     pub viewer: String,
+    pub auditor: String,
 }
 
 impl TestApp {
@@ -31,25 +32,34 @@ impl TestApp {
 
     /// The app with `AGORA_CONSISTENCY_WAIT_MS` = `wait`.
     pub async fn spawn_with_wait(wait: Duration) -> TestApp {
-        platform::telemetry::init_logging();
+        TestApp::spawn_with(|settings| {
+            settings.consistency_wait_ms = u64::try_from(wait.as_millis()).expect("a short wait");
+        })
+        .await
+    }
+
+    /// The app with settings adjusted by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let db = TestDatabase::create()
             .await
             .expect("the test PostgreSQL must be running (scripts/postgres.sh start)");
-        let settings = Settings {
+        let mut settings = Settings {
             read_database_url: Some(db.url.clone()),
             database_url: Some(db.url.clone()),
             addr: "127.0.0.1:0".into(),
             jwt_secret: SECRET.into(),
-            consistency_wait_ms: u64::try_from(wait.as_millis()).expect("a short wait"),
+            consistency_wait_ms: 5000,
             pool_size: 8,
             workers: 2,
         };
+        adjust(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let keys = JwtKeys::hs256(SECRET.as_bytes());
         let admin = keys.mint("root", &[Role::Admin], 3600).expect("token");
         let viewer = keys.mint("dash", &[Role::Viewer], 3600).expect("token");
+        let auditor = keys.mint("audit", &[Role::Auditor], 3600).expect("token");
         TestApp {
             address,
             db,
@@ -57,6 +67,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             admin,
             viewer,
+            auditor,
         }
     }
 

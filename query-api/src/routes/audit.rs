@@ -1,0 +1,414 @@
+//! The audit endpoints (role `auditor` only; every other role gets 403): the event log as
+//! recorded, read from the event store itself (never from read models) through read-only
+//! sessions (see [`crate::audit::store`]).
+//!
+//! - `GET /v1/audit/events?after=<position>&limit=<1..10000>`: NDJSON, the log in log order
+//!   after the event at `after`. `after` absent or `0`: from the start. A position no event
+//!   has (yet) is 404 `not_found`: `after` must be the `position` of an event the client
+//!   received (or of one a command answered with); a negative or non-integer `after` is 400.
+//!   `limit` defaults to 1000. The body is streamed, [`PAGE_SIZE`] events at a time. To
+//!   read on, pass the `position` of the last line as the next `after`; a response with
+//!   fewer lines than `limit` has caught up with the log as it was then, an empty one with
+//!   the log as it is. (No "next position" header: headers leave before the last line is
+//!   read, and the last line carries it anyway.)
+//! - `GET /v1/audit/streams/{stream_id}/events`: NDJSON of the stream's events in version
+//!   order (streamed the same way); 404 if the stream has no events.
+//! - `GET /v1/audit/streams/{stream_id}/state[?version=N | ?as_of=<RFC 3339>]`:
+//!   `{"stream_id", "stream_type", "version", "state"}`, the aggregate folded from its
+//!   events (each upcast to its current schema version first) up to version `N`, or up to
+//!   the time `as_of`, or (neither) up to its current version. `N` must be ≥ 1 (else 400);
+//!   beyond the current version it is 404 naming the current version. `as_of` folds the
+//!   events recorded at or before that time: the longest prefix of the stream whose
+//!   `occurred_at` ≤ `as_of` (a stream's times follow its versions unless writers' clocks
+//!   disagree; the prefix keeps the state one the stream really went through); no such
+//!   event is 404. Both parameters at once are 400. An event the code cannot fold (an
+//!   unknown type, or a payload that does not decode even after upcasting) is 500
+//!   `undecodable_event`, its detail naming the event's position, stream and version.
+//! - `GET /v1/audit/verify[?stream_id=]`: recomputes the hash chain of every stream (or
+//!   one) and answers `{"ok", "streams_checked", "events_checked", "failures": [{"stream_id",
+//!   "version", "reason"}]}`; `ok` is true exactly when `failures` is empty. A `stream_id`
+//!   without events is 404 (rather than a vacuous `ok` over nothing).
+//!
+//! Without `DATABASE_URL` the query API has no event store: these endpoints then answer
+//! 503 `event_store_not_configured` (after authentication). They do not fall back to
+//! `READ_DATABASE_URL`: the read models may live in a database without the event log, and
+//! an audit must never read anything but the source of truth.
+//!
+//! Answers are `Cache-Control: private, no-store`: the log is sensitive and an export is
+//! only a snapshot of a moving log.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use eventstore::{EventStore, LogCheckpoint};
+use platform::{Caller, Problem, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::audit::fold::{FoldError, Folded};
+use crate::audit::ndjson::{Cursor, PageError, Pages, PAGE_SIZE};
+use crate::audit::store::{store_error, stream_page};
+use crate::pagination;
+
+/// Who may read the audit endpoints.
+pub const AUDIT_ROLES: &[Role] = &[Role::Auditor];
+/// Events per export when `limit` is absent.
+pub const DEFAULT_EXPORT_LIMIT: i64 = 1000;
+/// The most events one export answers.
+pub const MAX_EXPORT_LIMIT: i64 = 10_000;
+/// The media type of the NDJSON answers.
+pub const NDJSON: &str = "application/x-ndjson";
+/// Audit answers are never stored by caches.
+pub const AUDIT_CACHE_CONTROL: &str = "private, no-store";
+
+/// The event store, or 503 when this query API runs without one.
+fn event_store(state: &AppState) -> Result<&EventStore, Problem> {
+    state.events.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "event_store_not_configured",
+            "the audit endpoints read the event store, and this query API was started \
+             without one: set DATABASE_URL",
+        )
+    })
+}
+
+/// A streamed NDJSON answer.
+fn ndjson(pages: Pages) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(NDJSON)
+        .insert_header((header::CACHE_CONTROL, AUDIT_CACHE_CONTROL))
+        .streaming(pages.into_body())
+}
+
+/// `GET /v1/audit/events` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/audit/events`.
+pub async fn events(
+    caller: Caller,
+    query: web::Query<EventsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.require_any(AUDIT_ROLES)?;
+    let limit = pagination::limit(query.limit, DEFAULT_EXPORT_LIMIT, MAX_EXPORT_LIMIT)?;
+    if let Some(after) = query.after.filter(|after| *after < 0) {
+        return Err(Problem::invalid_request(format!(
+            "after must be the position of an event (or 0 for the start), got {after}"
+        )));
+    }
+    let store = event_store(&state)?;
+    let start = match query.after {
+        None | Some(0) => LogCheckpoint::START,
+        Some(after) => store
+            .checkpoint_of(after)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                Problem::not_found(format!(
+                    "no event has position {after}; pass the position of the last event \
+                     received (or leave after out to start from the beginning)"
+                ))
+            })?,
+    };
+    let pages = Pages::start(store.clone(), Cursor::Log(start), limit)
+        .await
+        .map_err(page_error)?;
+    Ok(ndjson(pages))
+}
+
+/// A query string that must be empty.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
+/// `GET /v1/audit/streams/{stream_id}/events`.
+pub async fn stream_events(
+    caller: Caller,
+    stream_id: web::Path<Uuid>,
+    _query: web::Query<NoQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.require_any(AUDIT_ROLES)?;
+    let store = event_store(&state)?;
+    let stream_id = stream_id.into_inner();
+    let cursor = Cursor::Stream {
+        stream_id,
+        version: 0,
+    };
+    let pages = Pages::start(store.clone(), cursor, i64::MAX)
+        .await
+        .map_err(page_error)?;
+    if pages.is_empty() {
+        return Err(no_events(stream_id));
+    }
+    Ok(ndjson(pages))
+}
+
+fn page_error(error: PageError) -> Problem {
+    match error {
+        PageError::Store(error) => store_error(error),
+        other => Problem::internal(other),
+    }
+}
+
+fn no_events(stream_id: Uuid) -> Problem {
+    Problem::not_found(format!("stream {stream_id} has no events"))
+}
+
+/// `GET /v1/audit/streams/{stream_id}/state` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateQuery {
+    pub version: Option<i64>,
+    pub as_of: Option<String>,
+}
+
+/// How far to fold a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    Current,
+    Version(i64),
+    Time(DateTime<Utc>),
+}
+
+impl StateQuery {
+    fn until(&self) -> Result<Until, Problem> {
+        match (self.version, self.as_of.as_deref()) {
+            (Some(_), Some(_)) => Err(Problem::invalid_request(
+                "pass either version or as_of, not both",
+            )),
+            (Some(version), None) if version < 1 => Err(Problem::invalid_request(format!(
+                "version must be at least 1, got {version}"
+            ))),
+            (Some(version), None) => Ok(Until::Version(version)),
+            (None, Some(as_of)) => parse_time(as_of).map(Until::Time),
+            (None, None) => Ok(Until::Current),
+        }
+    }
+}
+
+/// An RFC 3339 time. A `+` of an offset that was not percent-encoded arrives as a space;
+/// it is read as the `+` it was meant to be.
+fn parse_time(text: &str) -> Result<DateTime<Utc>, Problem> {
+    let parse = |text: &str| DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc));
+    parse(text)
+        .or_else(|error| match text.rsplit_once(' ') {
+            Some((time, offset)) => parse(&format!("{time}+{offset}")).map_err(|_| error),
+            None => Err(error),
+        })
+        .map_err(|error| {
+            Problem::invalid_request(format!(
+                "as_of must be an RFC 3339 time such as 2026-01-02T03:04:05Z \
+                 (percent-encode a + as %2B): {error}"
+            ))
+        })
+}
+
+/// The state endpoint's answer.
+#[derive(Debug, Serialize)]
+pub struct StreamState {
+    pub stream_id: Uuid,
+    pub stream_type: &'static str,
+    pub version: i64,
+    pub state: Value,
+}
+
+/// `GET /v1/audit/streams/{stream_id}/state`.
+pub async fn stream_state(
+    caller: Caller,
+    stream_id: web::Path<Uuid>,
+    query: web::Query<StateQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.require_any(AUDIT_ROLES)?;
+    let until = query.until()?;
+    let store = event_store(&state)?;
+    let body = fold_stream(store, stream_id.into_inner(), until).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, AUDIT_CACHE_CONTROL))
+        .json(body))
+}
+
+/// Folds `stream_id` page by page (only the aggregate is kept, not its events).
+async fn fold_stream(
+    store: &EventStore,
+    stream_id: Uuid,
+    until: Until,
+) -> Result<StreamState, Problem> {
+    let mut folded: Option<Folded> = None;
+    let mut version = 0;
+    let mut exists = false;
+    'pages: loop {
+        let wanted = match until {
+            Until::Version(target) => (target - version).min(PAGE_SIZE),
+            Until::Current | Until::Time(_) => PAGE_SIZE,
+        };
+        if wanted <= 0 {
+            break;
+        }
+        let page = stream_page(store.pool(), stream_id, version, wanted)
+            .await
+            .map_err(store_error)?;
+        exists |= !page.is_empty();
+        for event in &page {
+            let beyond = match until {
+                Until::Version(target) => event.version > target,
+                Until::Time(at) => event.occurred_at > at,
+                Until::Current => false,
+            };
+            if beyond {
+                break 'pages;
+            }
+            let aggregate = match &mut folded {
+                Some(aggregate) => aggregate,
+                None => folded.insert(Folded::for_stream_of(event).map_err(undecodable)?),
+            };
+            aggregate.apply(event).map_err(undecodable)?;
+            version = event.version;
+        }
+        if i64::try_from(page.len()).unwrap_or(i64::MAX) < wanted {
+            break;
+        }
+    }
+    let Some(aggregate) = folded else {
+        return Err(match until {
+            Until::Time(at) if exists => Problem::not_found(format!(
+                "stream {stream_id} has no event recorded at or before {}",
+                at.to_rfc3339()
+            )),
+            _ => no_events(stream_id),
+        });
+    };
+    if let Until::Version(target) = until {
+        if version < target {
+            return Err(Problem::not_found(format!(
+                "stream {stream_id} is at version {version}; it has no version {target}"
+            )));
+        }
+    }
+    let state = aggregate.state().map_err(Problem::internal)?;
+    Ok(StreamState {
+        stream_id,
+        stream_type: aggregate.stream_type(),
+        version,
+        state,
+    })
+}
+
+/// The log holds an event this code cannot fold: a server-side problem, reported in full
+/// (an auditor needs to know which event).
+fn undecodable(error: FoldError) -> Problem {
+    tracing::error!(%error, "cannot fold an event for the audit state endpoint");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "undecodable_event",
+        error.to_string(),
+    )
+}
+
+/// `GET /v1/audit/verify` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    pub stream_id: Option<Uuid>,
+}
+
+/// The verify endpoint's answer.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub streams_checked: u64,
+    pub events_checked: u64,
+    pub failures: Vec<Failure>,
+}
+
+/// One event that breaks its stream's chain.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    pub stream_id: Uuid,
+    pub version: i64,
+    pub reason: String,
+}
+
+/// `GET /v1/audit/verify`.
+pub async fn verify(
+    caller: Caller,
+    query: web::Query<VerifyQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.require_any(AUDIT_ROLES)?;
+    let store = event_store(&state)?;
+    let report = store.verify(query.stream_id).await.map_err(store_error)?;
+    if let (Some(stream_id), 0) = (query.stream_id, report.streams_checked) {
+        return Err(no_events(stream_id));
+    }
+    let body = Verification {
+        ok: report.ok(),
+        streams_checked: report.streams_checked,
+        events_checked: report.events_checked,
+        failures: report
+            .failures
+            .into_iter()
+            .map(|failure| Failure {
+                stream_id: failure.stream_id,
+                version: failure.version,
+                reason: failure.reason,
+            })
+            .collect(),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, AUDIT_CACHE_CONTROL))
+        .json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(version: Option<i64>, as_of: Option<&str>) -> StateQuery {
+        StateQuery {
+            version,
+            as_of: as_of.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn state_takes_a_version_or_a_time_or_neither() {
+        assert_eq!(query(None, None).until().unwrap(), Until::Current);
+        assert_eq!(query(Some(3), None).until().unwrap(), Until::Version(3));
+        let at = DateTime::parse_from_rfc3339("2026-01-02T01:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for text in [
+            "2026-01-02T01:04:05Z",
+            "2026-01-02T03:04:05+02:00",
+            "2026-01-02T03:04:05 02:00",
+            "2026-01-02T01:04:05.000Z",
+        ] {
+            assert_eq!(
+                query(None, Some(text)).until().unwrap(),
+                Until::Time(at),
+                "{text}"
+            );
+        }
+        for (version, as_of) in [
+            (Some(0), None),
+            (Some(-1), None),
+            (Some(1), Some("2026-01-02T01:04:05Z")),
+            (None, Some("yesterday")),
+            (None, Some("2026-01-02")),
+            (None, Some("")),
+        ] {
+            let problem = query(version, as_of).until().unwrap_err();
+            assert_eq!(problem.code, "invalid_request", "{version:?} {as_of:?}");
+        }
+    }
+}
