@@ -75,7 +75,7 @@ fn interrupt(mut dev: Dev) {
         .status()
         .expect("kill");
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(exit) = dev.child.try_wait().expect("wait") {
             assert!(
@@ -204,6 +204,7 @@ async fn the_curl_tour_works_against_agora_dev() -> anyhow::Result<()> {
 
     // Data survives a restart.
     let (dev, admin) = start(&data_dir, ports);
+    let http = reqwest::Client::new();
     let product: Value = http
         .get(format!("{query}/v1/products/{product_id}"))
         .bearer_auth(&admin)

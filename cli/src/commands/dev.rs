@@ -171,9 +171,21 @@ async fn serve(
     let query = tokio::spawn(query.run_until_stopped());
     platform::shutdown::wait_for_signal().await;
     println!("stopping…");
-    let _ = command.await;
-    let _ = query.await;
-    projector.stop().await?;
+    // Each step is bounded so PostgreSQL is always stopped in the end.
+    let step = std::time::Duration::from_secs(20);
+    if tokio::time::timeout(step, async {
+        let _ = command.await;
+        let _ = query.await;
+    })
+    .await
+    .is_err()
+    {
+        eprintln!("the APIs did not stop within {step:?}; going on");
+    }
+    match tokio::time::timeout(step, projector.stop()).await {
+        Ok(outcome) => outcome?,
+        Err(_) => eprintln!("the projector did not stop within {step:?}; going on"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
