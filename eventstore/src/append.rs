@@ -113,6 +113,15 @@ WITH appended AS (
 )
 SELECT position, transaction_id FROM appended ORDER BY position";
 
+/// The common case, no unique claims and no idempotency record: one plain insert, without
+/// the empty CTEs (measured: their executor start-up is a tenth of the backend's CPU).
+const APPEND_EVENTS_ONLY_SQL: &str = "\
+INSERT INTO events (event_id, stream_type, stream_id, version, event_type, schema_version,
+                    payload, metadata, occurred_at, prev_hash, hash)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::int8[], $5::text[], $6::int4[],
+                     $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::bytea[], $11::bytea[])
+RETURNING position, transaction_id";
+
 impl EventStore {
     /// Appends all of a command's events atomically: either every stream gets its events
     /// at exactly the expected versions (and the claims and idempotency record are written),
@@ -120,7 +129,6 @@ impl EventStore {
     pub async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
         let pending = prepare(&request)?;
         let client = self.pool.get().await?;
-        let statement = client.prepare_cached(APPEND_SQL).await?;
         let idem = request.idempotency.as_ref();
         let claim_scopes: Vec<&str> = request.claims.iter().map(|c| c.scope.as_str()).collect();
         let claim_values: Vec<&str> = request.claims.iter().map(|c| c.value.as_str()).collect();
@@ -137,32 +145,44 @@ impl EventStore {
         let occurred: Vec<DateTime<Utc>> = pending.iter().map(|e| e.occurred_at).collect();
         let prev_hashes: Vec<&[u8]> = pending.iter().map(|e| &e.prev_hash.0[..]).collect();
         let hashes: Vec<&[u8]> = pending.iter().map(|e| &e.hash.0[..]).collect();
+        let caller = idem.map(|r| r.caller.as_str());
+        let key = idem.map(|r| r.key.as_str());
+        let request_hash = idem.map(|r| r.request_hash.as_slice());
+        let status_code = idem.map(|r| r.status_code);
+        let resource_id = idem.map(|r| r.resource_id);
+        let resource_version = idem.map(|r| r.resource_version);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &event_ids,
+            &stream_types,
+            &stream_ids,
+            &versions,
+            &event_types,
+            &schema_versions,
+            &payloads,
+            &metadata_column,
+            &occurred,
+            &prev_hashes,
+            &hashes,
+        ];
+        let sql = if request.claims.is_empty() && idem.is_none() {
+            APPEND_EVENTS_ONLY_SQL
+        } else {
+            params.extend_from_slice(&[
+                &claim_scopes,
+                &claim_values,
+                &claim_streams,
+                &caller,
+                &key,
+                &request_hash,
+                &status_code,
+                &resource_id,
+                &resource_version,
+            ]);
+            APPEND_SQL
+        };
+        let statement = client.prepare_cached(sql).await?;
         let rows = client
-            .query(
-                &statement,
-                &[
-                    &event_ids,
-                    &stream_types,
-                    &stream_ids,
-                    &versions,
-                    &event_types,
-                    &schema_versions,
-                    &payloads,
-                    &metadata_column,
-                    &occurred,
-                    &prev_hashes,
-                    &hashes,
-                    &claim_scopes,
-                    &claim_values,
-                    &claim_streams,
-                    &idem.map(|r| r.caller.as_str()),
-                    &idem.map(|r| r.key.as_str()),
-                    &idem.map(|r| r.request_hash.as_slice()),
-                    &idem.map(|r| r.status_code),
-                    &idem.map(|r| r.resource_id),
-                    &idem.map(|r| r.resource_version),
-                ],
-            )
+            .query(&statement, &params)
             .await
             .map_err(|error| classify(error, &request))?;
         if rows.len() != pending.len() {
@@ -172,10 +192,15 @@ impl EventStore {
                 rows.len()
             ))));
         }
+        // Positions are drawn in insertion order, which is the order of the arrays.
+        let mut assigned = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<_, i64>(0)?, row.try_get::<_, Xid8>(1)?)))
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+        assigned.sort_unstable_by_key(|(position, _)| *position);
         let mut events = pending;
-        for (event, row) in events.iter_mut().zip(&rows) {
-            event.position = row.try_get(0)?;
-            let transaction_id: Xid8 = row.try_get(1)?;
+        for (event, (position, transaction_id)) in events.iter_mut().zip(assigned) {
+            event.position = position;
             event.transaction_id = transaction_id.0;
         }
         drop(client);

@@ -94,10 +94,14 @@ impl AppendNotifier {
                 task.wake.notified().await;
                 while task.pending.swap(false, Ordering::AcqRel) {
                     let sent = match pool.get().await {
+                        // Nothing here needs to be durable: do not wait for a WAL flush
+                        // while holding the server's notification lock.
                         Ok(client) => client
-                            .execute("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL])
+                            .batch_execute(&format!(
+                                "BEGIN; SET LOCAL synchronous_commit TO off; \
+                                 SELECT pg_notify('{EVENTS_CHANNEL}', ''); COMMIT"
+                            ))
                             .await
-                            .map(drop)
                             .map_err(|e| e.to_string()),
                         Err(error) => Err(error.to_string()),
                     };
