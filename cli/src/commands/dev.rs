@@ -35,10 +35,14 @@ pub struct DevArgs {
     /// Run the Kafka path: the relay publishes to these brokers and the projector consumes.
     #[arg(long, value_name = "BROKERS")]
     pub kafka: Option<String>,
-    /// The HS256 secret (default: a random one kept in the data directory).
-    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    /// The HS256 secret (default: the development secret `agora-dev-secret`, which
+    /// `agora token` also defaults to, so tokens minted with it work at once).
+    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true, default_value = DEV_SECRET)]
+    pub jwt_secret: String,
 }
+
+/// The development secret: for this machine only, never for a deployment.
+pub const DEV_SECRET: &str = "agora-dev-secret";
 
 /// How to tell the user to get PostgreSQL.
 const INSTALL_HINT: &str =
@@ -86,10 +90,7 @@ async fn serve(
     drop(client);
     let _ = driver.await;
     let database_url = postgres.url("agora");
-    let secret = match &args.jwt_secret {
-        Some(secret) if !secret.is_empty() => secret.clone(),
-        _ => dev_secret(data_dir)?,
-    };
+    let secret = args.jwt_secret.clone();
 
     eventstore::migrate(&database_url).await?;
     readmodel::migrate(&database_url).await?;
@@ -160,10 +161,11 @@ async fn serve(
     println!("  curl -s -X POST {command_url}/v1/products -H \"Authorization: Bearer $TOKEN\" \\");
     println!("    -H 'Content-Type: application/json' \\");
     println!("    -d '{{\"sku\":\"MUG-1\",\"name\":\"Mug\",\"price_cents\":1299,\"currency\":\"EUR\",\"initial_stock\":10}}'");
-    println!(
-        "more tokens: AGORA_JWT_SECRET=<secret in {}> agora token --sub alice --role customer",
-        data_dir.join("jwt-secret").display()
-    );
+    if secret == DEV_SECRET {
+        println!("more tokens: agora token --sub alice --role customer   (development secret)");
+    } else {
+        println!("more tokens: AGORA_JWT_SECRET=... agora token --sub alice --role customer");
+    }
 
     // Both APIs stop gracefully on SIGINT/SIGTERM by themselves; then the projector
     // commits its batch in hand, and PostgreSQL stops last.
@@ -187,26 +189,6 @@ async fn serve(
         Err(_) => eprintln!("the projector did not stop within {step:?}; going on"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The secret kept in the data directory, made on first use.
-fn dev_secret(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("jwt-secret");
-    if let Ok(secret) = std::fs::read_to_string(&path) {
-        if !secret.trim().is_empty() {
-            return Ok(secret.trim().to_owned());
-        }
-    }
-    let secret: String = (0..32)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect();
-    std::fs::write(&path, &secret)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(secret)
 }
 
 fn is_root() -> bool {
