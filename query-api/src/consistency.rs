@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use platform::Problem;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 /// The first pause between two polls.
 const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -25,10 +26,15 @@ pub trait Versioned {
 }
 
 /// The query string an entity accepts.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EntityQuery {
-    /// The stream version the answer must reflect at least.
+    /// Read-your-writes: wait (up to `AGORA_CONSISTENCY_WAIT_MS`, default 5000 ms) until the
+    /// entity reflects at least this version of its stream (the `version` a command
+    /// answered), else 503 `not_yet_consistent` with `Retry-After`. A row that does not
+    /// exist yet is waited for the same way.
+    #[param(minimum = 1, example = 3)]
     pub min_version: Option<i64>,
 }
 

@@ -7,12 +7,16 @@
 //!
 //! The audit endpoints (`/v1/audit/*`, role `auditor`) are the exception: they read the
 //! event store itself (`DATABASE_URL`) through read-only sessions; see [`routes::audit`].
+//!
+//! The OpenAPI document is generated from the handlers and served at `GET /openapi.json`,
+//! with Swagger UI at `/docs/` (see [`openapi`]).
 
 pub mod audit;
 pub mod config;
 pub mod consistency;
 pub mod db;
 pub mod etag;
+pub mod openapi;
 pub mod pagination;
 pub mod routes;
 pub mod startup;

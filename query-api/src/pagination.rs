@@ -11,13 +11,14 @@ use base64::Engine;
 use platform::Problem;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The page size when `limit` is absent.
 pub const DEFAULT_LIMIT: i64 = 50;
 /// The largest page.
 pub const MAX_LIMIT: i64 = 500;
 /// Longer `cursor` values are refused before decoding.
-const MAX_CURSOR_CHARS: usize = 1024;
+pub const MAX_CURSOR_CHARS: usize = 1024;
 
 /// `requested` checked against `1..=max`, or `default` when absent.
 pub fn limit(requested: Option<i64>, default: i64, max: i64) -> Result<i64, Problem> {
@@ -59,9 +60,13 @@ pub fn decode<K: CursorKey>(cursor: &str) -> Result<K, Problem> {
 }
 
 /// A page of a list, as API.md answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
+    /// This page's items, in list order (at most `limit`).
     pub items: Vec<T>,
+    /// Pass it as `cursor` for the next page; `null` on the last page. Opaque: pass it as
+    /// is, with the same filters.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

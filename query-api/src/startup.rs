@@ -71,8 +71,10 @@ impl Application {
     }
 }
 
-/// The routes of API.md's query API, plus health and metrics.
+/// The routes of API.md's query API, plus health, metrics, the OpenAPI document
+/// (`/openapi.json`) and Swagger UI (`/docs/`).
 pub fn configure(config: &mut web::ServiceConfig) {
+    crate::openapi::docs().configure(config);
     config
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))

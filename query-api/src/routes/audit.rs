@@ -41,15 +41,18 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use eventstore::{EventStore, LogCheckpoint};
+use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
 use crate::audit::fold::{FoldError, Folded};
 use crate::audit::ndjson::{Cursor, PageError, Pages, PAGE_SIZE};
 use crate::audit::store::{store_error, stream_page};
+use crate::openapi::{AuditUnavailable, Envelope, StreamType, UndecodableEvent};
 use crate::pagination;
 
 /// Who may read the audit endpoints.
@@ -84,14 +87,47 @@ fn ndjson(pages: Pages) -> HttpResponse {
 }
 
 /// `GET /v1/audit/events` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// The `position` of the last event received: the export continues after it in log
+    /// order. Absent or `0`: from the start. A position no event has is 404.
+    #[param(minimum = 0, example = 1417)]
     pub after: Option<i64>,
+    /// The most events to answer.
+    #[param(minimum = 1, maximum = 10000, default = 1000)]
     pub limit: Option<i64>,
 }
 
 /// `GET /v1/audit/events`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/events",
+    operation_id = "exportEvents",
+    tag = "audit",
+    summary = "Export the event log",
+    description = "Role `auditor`. The event log as recorded, read from the event store \
+                   itself, in log order (the one order every reader sees, gap-free and \
+                   stable): NDJSON, one envelope per line, streamed. `position` is not \
+                   monotonic in log order: to read on, pass the `position` of the last line \
+                   as the next `after`. Fewer lines than `limit`: caught up with the log.",
+    security(("bearer" = [])),
+    params(EventsQuery),
+    responses(
+        (status = 200,
+         description = "NDJSON (`application/x-ndjson`): one `Envelope` JSON object per line, \
+                        each line ending in `\\n`. A failure after the status is sent cuts \
+                        the chunked body short (never a silently short export).",
+         body = Envelope, content_type = "application/x-ndjson",
+         headers(("Cache-Control" = String, description = "`private, no-store`."))),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 pub async fn events(
     caller: Caller,
     query: web::Query<EventsQuery>,
@@ -130,6 +166,29 @@ pub async fn events(
 pub struct NoQuery {}
 
 /// `GET /v1/audit/streams/{stream_id}/events`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/streams/{stream_id}/events",
+    operation_id = "streamEvents",
+    tag = "audit",
+    summary = "Export one stream's events",
+    description = "Role `auditor`. Every event of one stream (a product or an order), in \
+                   version order, from the event store: NDJSON, one envelope per line, \
+                   streamed. No query parameters (any is 400).",
+    security(("bearer" = [])),
+    params(("stream_id" = Uuid, Path, description = "The stream: a product or order id.")),
+    responses(
+        (status = 200,
+         description = "NDJSON (`application/x-ndjson`): one `Envelope` JSON object per line.",
+         body = Envelope, content_type = "application/x-ndjson",
+         headers(("Cache-Control" = String, description = "`private, no-store`."))),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 pub async fn stream_events(
     caller: Caller,
     stream_id: web::Path<Uuid>,
@@ -164,10 +223,16 @@ fn no_events(stream_id: Uuid) -> Problem {
 }
 
 /// `GET /v1/audit/streams/{stream_id}/state` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StateQuery {
+    /// Fold up to this version (beyond the current one: 404). Not with `as_of`.
+    #[param(minimum = 1, example = 3)]
     pub version: Option<i64>,
+    /// Fold the events recorded at or before this time, RFC 3339 (send a `+` of an offset
+    /// as `%2B`); none: 404. Not with `version`.
+    #[param(format = DateTime, example = "2024-05-01T12:00:00Z")]
     pub as_of: Option<String>,
 }
 
@@ -213,15 +278,52 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, Problem> {
 }
 
 /// The state endpoint's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "stream_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "stream_type": "product", "version": 3,
+    "state": {"exists": true, "sku": "A-1", "name": "Mug", "price_cents": 1299,
+              "currency": "EUR", "on_hand": 15, "reserved": 3, "discontinued": false}
+}))]
 pub struct StreamState {
     pub stream_id: Uuid,
+    #[schema(value_type = StreamType)]
     pub stream_type: &'static str,
+    /// The version folded up to.
+    #[schema(minimum = 1)]
     pub version: i64,
+    /// The aggregate (product or order) folded from the stream's events, each upcast to its
+    /// type's current schema version first.
+    #[schema(value_type = Object)]
     pub state: Value,
 }
 
 /// `GET /v1/audit/streams/{stream_id}/state`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/streams/{stream_id}/state",
+    operation_id = "streamState",
+    tag = "audit",
+    summary = "A stream's state at a version or time",
+    description = "Role `auditor`. The aggregate folded from the stream's recorded events up \
+                   to `version`, or up to the time `as_of` (the longest prefix of the stream \
+                   recorded at or before it), or (neither) up to its current version. Both at \
+                   once: 400.",
+    security(("bearer" = [])),
+    params(
+        ("stream_id" = Uuid, Path, description = "The stream: a product or order id."),
+        StateQuery
+    ),
+    responses(
+        (status = 200, description = "The folded state.", body = StreamState,
+         headers(("Cache-Control" = String, description = "`private, no-store`."))),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = UndecodableEvent),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 pub async fn stream_state(
     caller: Caller,
     stream_id: web::Path<Uuid>,
@@ -315,15 +417,21 @@ fn undecodable(error: FoldError) -> Problem {
 }
 
 /// `GET /v1/audit/verify` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
+    /// Verify only this stream (no events: 404). Absent: every stream.
     pub stream_id: Option<Uuid>,
 }
 
 /// The verify endpoint's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "ok": true, "streams_checked": 42, "events_checked": 1417, "failures": []
+}))]
 pub struct Verification {
+    /// True exactly when `failures` is empty.
     pub ok: bool,
     pub streams_checked: u64,
     pub events_checked: u64,
@@ -331,14 +439,39 @@ pub struct Verification {
 }
 
 /// One event that breaks its stream's chain.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "stream_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "version": 3,
+    "reason": "stored hash 5d1c0e… does not match the recomputed 0b7e42…"
+}))]
 pub struct Failure {
     pub stream_id: Uuid,
     pub version: i64,
+    /// What is wrong with the event.
     pub reason: String,
 }
 
 /// `GET /v1/audit/verify`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    operation_id = "verifyLog",
+    tag = "audit",
+    summary = "Verify the hash chains",
+    description = "Role `auditor`. Recomputes the hash chain of every stream (or of \
+                   `stream_id`) from the event store and reports each event that breaks it.",
+    security(("bearer" = [])),
+    params(VerifyQuery),
+    responses(
+        (status = 200, description = "The verification report.", body = Verification,
+         headers(("Cache-Control" = String, description = "`private, no-store`."))),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 pub async fn verify(
     caller: Caller,
     query: web::Query<VerifyQuery>,

@@ -13,13 +13,16 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
+use platform::openapi::{Forbidden, InvalidRequest, Unauthenticated};
 use platform::{Caller, Problem};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{list_response, AppState, DASHBOARD_ROLES};
 use crate::db;
+use crate::openapi::ReadModelUnavailable;
 use crate::pagination;
 
 /// The most buckets one sales request may span.
@@ -28,8 +31,8 @@ pub const MAX_BUCKETS: i64 = 5_000;
 pub const TOP_DEFAULT_LIMIT: i64 = 10;
 pub const TOP_MAX_LIMIT: i64 = 100;
 
-/// The width of a sales bucket.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// The width of a sales bucket, aligned to UTC: `hour` or `day`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Bucket {
     #[default]
@@ -62,11 +65,18 @@ impl Bucket {
 }
 
 /// `GET /v1/dashboard/sales` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SalesQuery {
+    /// The start of the range, RFC 3339 (send a `+` of an offset as `%2B`). Default: 24
+    /// hours (`hour`) or 30 days (`day`) before `to`. After `to`: 400.
+    #[param(format = DateTime, example = "2024-05-01T00:00:00Z")]
     pub from: Option<String>,
+    /// The end of the range (exclusive), RFC 3339. Default: now.
+    #[param(format = DateTime, example = "2024-05-02T00:00:00Z")]
     pub to: Option<String>,
+    /// The bucket width (default `hour`). At most 5,000 buckets per request (else 400).
     pub bucket: Option<Bucket>,
 }
 
@@ -163,12 +173,21 @@ fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, Problem> {
 }
 
 /// One sales bucket.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "start": "2024-05-01T10:00:00Z", "orders_placed": 3, "orders_paid": 2,
+    "revenue_cents": 5196, "units_sold": 4
+}))]
 pub struct SalesBucket {
+    /// The bucket's start (RFC 3339 UTC); it ends where the next one starts.
     pub start: DateTime<Utc>,
+    /// Orders placed in the bucket (counted at placing time).
     pub orders_placed: i64,
+    /// Orders paid in the bucket (counted at paying time).
     pub orders_paid: i64,
+    /// Payments minus refunds in the bucket, in minor units (at paying or refund time).
     pub revenue_cents: i64,
+    /// Units of the orders paid in the bucket.
     pub units_sold: i64,
 }
 
@@ -202,12 +221,34 @@ impl SalesBucket {
 }
 
 /// The sales answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Sales {
+    /// Every bucket overlapping `[from, to)`, ascending, zero-filled: the first may start
+    /// before `from`; `from == to` gives none.
     pub buckets: Vec<SalesBucket>,
 }
 
 /// `GET /v1/dashboard/sales`.
+#[utoipa::path(
+    get,
+    path = "/v1/dashboard/sales",
+    operation_id = "salesDashboard",
+    tag = "dashboard",
+    summary = "Sales over time",
+    description = "Roles `admin`, `viewer`. Orders placed (at placing time), and orders paid, \
+                   revenue (payments minus refunds) and units sold (at paying time), per hour \
+                   or day bucket.",
+    security(("bearer" = [])),
+    params(SalesQuery),
+    responses(
+        (status = 200, description = "The buckets.", body = Sales,
+         headers(("Cache-Control" = String, description = "`private, no-cache`."))),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 503, response = ReadModelUnavailable),
+    )
+)]
 pub async fn sales(
     caller: Caller,
     query: web::Query<SalesQuery>,
@@ -251,19 +292,28 @@ pub async fn sales(
 }
 
 /// `GET /v1/dashboard/top-products` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TopProductsQuery {
+    /// How many products.
+    #[param(minimum = 1, maximum = 100, default = 10)]
     pub limit: Option<i64>,
 }
 
 /// One of the best-selling products.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "product_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "sku": "A-1", "name": "Mug",
+    "units_sold": 12, "revenue_cents": 15588
+}))]
 pub struct TopProduct {
     pub product_id: Uuid,
     pub sku: String,
     pub name: String,
+    /// Units of paid orders.
     pub units_sold: i64,
+    /// Paid revenue minus refunds, in minor units.
     pub revenue_cents: i64,
 }
 
@@ -280,12 +330,32 @@ impl TopProduct {
 }
 
 /// The top-products answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TopProducts {
+    /// By revenue, then units sold, then product id; paid orders only.
     pub items: Vec<TopProduct>,
 }
 
 /// `GET /v1/dashboard/top-products`.
+#[utoipa::path(
+    get,
+    path = "/v1/dashboard/top-products",
+    operation_id = "topProducts",
+    tag = "dashboard",
+    summary = "Best-selling products",
+    description = "Roles `admin`, `viewer`. The products with paid sales, by revenue (then \
+                   units sold, then product id).",
+    security(("bearer" = [])),
+    params(TopProductsQuery),
+    responses(
+        (status = 200, description = "The products.", body = TopProducts,
+         headers(("Cache-Control" = String, description = "`private, no-cache`."))),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 503, response = ReadModelUnavailable),
+    )
+)]
 pub async fn top_products(
     caller: Caller,
     query: web::Query<TopProductsQuery>,

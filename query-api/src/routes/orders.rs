@@ -8,15 +8,18 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Datelike, Utc};
+use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{entity_response, list_response, AppState};
 use crate::consistency::{fetch_consistent, EntityQuery, Versioned};
 use crate::db;
+use crate::openapi::{EntityHeaders, EntityUnavailable, NotModified, ReadModelUnavailable};
 use crate::pagination::{self, CursorKey, Page, DEFAULT_LIMIT, MAX_LIMIT};
 
 const SUMMARY_COLUMNS: &str =
@@ -48,8 +51,8 @@ impl Scope {
     }
 }
 
-/// An order's status.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// An order's status: `placed` → `paid` → `shipped`; `placed` or `paid` → `cancelled`.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Placed,
@@ -70,15 +73,30 @@ impl Status {
 }
 
 /// An order in a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0190f5b3-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "customer_id": "alice", "status": "paid",
+    "total_cents": 2598, "currency": "EUR", "placed_at": "2024-05-01T10:00:00.123456Z",
+    "updated_at": "2024-05-01T10:05:00Z", "version": 2
+}))]
 pub struct OrderSummary {
     pub id: Uuid,
+    /// The customer's token `sub`.
     pub customer_id: String,
+    /// Always one of [`Status`] (stored as text by the projector).
+    #[schema(value_type = Status)]
     pub status: String,
+    /// The sum of the lines, in minor units of `currency`.
     pub total_cents: i64,
+    /// ISO 4217 code.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
+    /// When the order was placed (RFC 3339 UTC).
     pub placed_at: DateTime<Utc>,
+    /// When it last changed (RFC 3339 UTC).
     pub updated_at: DateTime<Utc>,
+    /// The order stream's version this reflects (also the `ETag` of the order).
+    #[schema(minimum = 1)]
     pub version: i64,
 }
 
@@ -98,22 +116,40 @@ impl OrderSummary {
 }
 
 /// One line of an order.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrderLine {
     pub product_id: Uuid,
+    #[schema(minimum = 1)]
     pub quantity: i64,
+    /// The product's price when the order was placed.
     pub unit_price_cents: i64,
 }
 
 /// One order with its lines, payment, shipment and refund.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0190f5b3-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "customer_id": "alice", "status": "paid",
+    "total_cents": 2598, "currency": "EUR", "placed_at": "2024-05-01T10:00:00.123456Z",
+    "updated_at": "2024-05-01T10:05:00Z", "version": 2,
+    "lines": [{"product_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "quantity": 2,
+               "unit_price_cents": 1299}],
+    "payment_ref": "psp-123", "carrier": null, "tracking_number": null, "refunded_cents": null
+}))]
 pub struct OrderDetail {
     #[serde(flatten)]
     pub summary: OrderSummary,
     pub lines: Vec<OrderLine>,
+    /// The payment's reference, once paid.
+    #[schema(required = true)]
     pub payment_ref: Option<String>,
+    /// Once shipped.
+    #[schema(required = true)]
     pub carrier: Option<String>,
+    /// Once shipped.
+    #[schema(required = true)]
     pub tracking_number: Option<String>,
+    /// The amount refunded when a paid order was cancelled.
+    #[schema(required = true)]
     pub refunded_cents: Option<i64>,
 }
 
@@ -147,12 +183,20 @@ impl CursorKey for OrderCursor {
 }
 
 /// `GET /v1/orders` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only orders in this status.
     pub status: Option<Status>,
+    /// Only this customer's orders (a token `sub`). A `customer` naming someone else gets an
+    /// empty list.
     pub customer_id: Option<String>,
+    /// The page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page (absent: the first page).
+    #[param(max_length = 1024)]
     pub cursor: Option<String>,
 }
 
@@ -211,6 +255,26 @@ impl ListFilter {
 }
 
 /// `GET /v1/orders`.
+#[utoipa::path(
+    get,
+    path = "/v1/orders",
+    operation_id = "listOrders",
+    tag = "orders",
+    summary = "List orders",
+    description = "Roles `admin` and `viewer` (every order), `customer` (only their own). \
+                   Order summaries, newest first (by `placed_at`, then id), a page at a time: \
+                   follow `next_cursor` until it is `null`.",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of order summaries.", body = Page<OrderSummary>,
+         headers(("Cache-Control" = String, description = "`private, no-cache`."))),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 503, response = ReadModelUnavailable),
+    )
+)]
 pub async fn list(
     caller: Caller,
     query: web::Query<ListQuery>,
@@ -242,6 +306,32 @@ pub async fn list(
 }
 
 /// `GET /v1/orders/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    operation_id = "getOrder",
+    tag = "orders",
+    summary = "Get an order",
+    description = "Roles `admin`, `viewer`, and the owner `customer` (someone else's order is \
+                   404 for a customer, exactly like a missing one). The summary plus lines, \
+                   payment, shipment and refund (`null` where not set). `?min_version=N` waits \
+                   for version N (read-your-writes), `If-None-Match` revalidates a cached copy.",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order."), EntityQuery, EntityHeaders),
+    responses(
+        (status = 200, description = "The order.", body = OrderDetail,
+         headers(
+             ("ETag" = String, description = "The order's version, quoted: `\"2\"`."),
+             ("Cache-Control" = String, description = "`private, max-age=0, must-revalidate`.")
+         )),
+        (status = 304, response = NotModified),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = EntityUnavailable),
+    )
+)]
 pub async fn get(
     caller: Caller,
     id: web::Path<Uuid>,

@@ -6,6 +6,7 @@ mod auth;
 mod consistency;
 mod dashboard;
 mod health;
+mod openapi;
 mod orders;
 mod products;
 mod support;
