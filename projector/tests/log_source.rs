@@ -177,11 +177,16 @@ async fn a_projector_killed_mid_stream_resumes_exactly_once() -> Result<()> {
         store: events.store.clone(),
     };
     workload(&shop, 2, 700).await?;
-    let total = events
+    // Counted without the log horizon: an open transaction anywhere on the server hides
+    // the tail of the log from readers for a moment.
+    let total: i64 = events
         .store
-        .read_log(eventstore::LogCheckpoint::START, 1_000_000)
+        .pool()
+        .get()
         .await?
-        .len();
+        .query_one("SELECT count(*) FROM events", &[])
+        .await?
+        .get(0);
     assert!(total > 3000, "several thousand events ({total})");
 
     let reference = TestDatabase::create().await?;
