@@ -19,7 +19,7 @@ pub mod listen;
 pub mod load;
 pub mod log;
 pub mod relay;
-mod row;
+pub mod row;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;

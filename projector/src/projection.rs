@@ -58,3 +58,18 @@ pub fn table(name: &str, version: i32) -> String {
 pub fn p<T: ToSql + Sync + Send + 'static>(value: T) -> Box<dyn ToSql + Sync + Send> {
     Box::new(value)
 }
+
+/// An order's lines as the read models store them:
+/// `[{"product_id", "quantity", "unit_price_cents"}]`.
+pub fn lines_json(lines: &domain::PricedLines) -> serde_json::Value {
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "product_id": l.product_id,
+                "quantity": l.quantity.get(),
+                "unit_price_cents": l.unit_price_cents.get(),
+            })
+        })
+        .collect()
+}

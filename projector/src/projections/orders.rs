@@ -2,10 +2,9 @@
 //! refund), with the stream version it reflects.
 
 use domain::OrderEvent;
-use serde_json::json;
 
 use crate::event::{ProjectedEvent, ShopEvent};
-use crate::projection::{p, table, Projection, SqlChange};
+use crate::projection::{lines_json, p, table, Projection, SqlChange};
 
 pub struct Orders;
 
@@ -36,36 +35,23 @@ impl Projection for Orders {
                 )
             };
         let change = match body {
-            OrderEvent::OrderPlaced(placed) => {
-                let lines: Vec<serde_json::Value> = placed
-                    .lines
-                    .iter()
-                    .map(|l| {
-                        json!({
-                            "product_id": l.product_id,
-                            "quantity": l.quantity.get(),
-                            "unit_price_cents": l.unit_price_cents.get(),
-                        })
-                    })
-                    .collect();
-                SqlChange::new(
-                    format!(
-                        "INSERT INTO {t} (id, customer_id, status, total_cents, currency, \
+            OrderEvent::OrderPlaced(placed) => SqlChange::new(
+                format!(
+                    "INSERT INTO {t} (id, customer_id, status, total_cents, currency, \
                          placed_at, updated_at, version, lines) \
                          VALUES ($1, $2, 'placed', $3, $4, $5, $5, $6, $7) \
                          ON CONFLICT (id) DO NOTHING"
-                    ),
-                    vec![
-                        p(event.stream_id),
-                        p(placed.customer_id.as_str().to_owned()),
-                        p(placed.total_cents),
-                        p(placed.currency.as_str().to_owned()),
-                        p(event.occurred_at),
-                        p(event.version),
-                        p(serde_json::Value::Array(lines)),
-                    ],
-                )
-            }
+                ),
+                vec![
+                    p(event.stream_id),
+                    p(placed.customer_id.as_str().to_owned()),
+                    p(placed.total_cents),
+                    p(placed.currency.as_str().to_owned()),
+                    p(event.occurred_at),
+                    p(event.version),
+                    p(lines_json(&placed.lines)),
+                ],
+            ),
             OrderEvent::OrderPaid(paid) => update(
                 "status = 'paid', payment_ref = $4",
                 vec![p(paid.payment_ref.as_str().to_owned())],

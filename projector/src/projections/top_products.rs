@@ -5,10 +5,9 @@
 //! so a replayed event changes nothing; per product, the version of the SKU and name.
 
 use domain::{OrderEvent, ProductEvent};
-use serde_json::json;
 
 use crate::event::{ProjectedEvent, ShopEvent};
-use crate::projection::{p, table, Projection, SqlChange};
+use crate::projection::{lines_json, p, table, Projection, SqlChange};
 
 pub struct TopProducts;
 
@@ -68,26 +67,13 @@ impl Projection for TopProducts {
                 ],
             ),
             ShopEvent::Product(_) => return vec![],
-            ShopEvent::Order(OrderEvent::OrderPlaced(placed)) => {
-                let lines: Vec<serde_json::Value> = placed
-                    .lines
-                    .iter()
-                    .map(|l| {
-                        json!({
-                            "product_id": l.product_id,
-                            "quantity": l.quantity.get(),
-                            "unit_price_cents": l.unit_price_cents.get(),
-                        })
-                    })
-                    .collect();
-                SqlChange::new(
-                    format!(
-                        "INSERT INTO {orders} (order_id, version, lines) VALUES ($1, $2, $3)
+            ShopEvent::Order(OrderEvent::OrderPlaced(placed)) => SqlChange::new(
+                format!(
+                    "INSERT INTO {orders} (order_id, version, lines) VALUES ($1, $2, $3)
                          ON CONFLICT (order_id) DO NOTHING"
-                    ),
-                    vec![p(id), p(event.version), p(serde_json::Value::Array(lines))],
-                )
-            }
+                ),
+                vec![p(id), p(event.version), p(lines_json(&placed.lines))],
+            ),
             ShopEvent::Order(OrderEvent::OrderPaid(_)) => {
                 SqlChange::new(sold("", "true"), vec![p(id), p(event.version)])
             }

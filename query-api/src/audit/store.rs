@@ -11,9 +11,10 @@
 use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
-use eventstore::{EventMetadata, Hash, RecordedEvent, StoreError};
+use eventstore::row::{decode_event, EVENT_COLUMNS};
+use eventstore::{RecordedEvent, StoreError};
 use platform::Problem;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::db;
@@ -79,10 +80,6 @@ fn unavailable(error: &dyn std::fmt::Display) -> Problem {
     )
 }
 
-/// The columns [`decode`] reads, in its order (those of the event store's own reader).
-const COLUMNS: &str = "position, transaction_id, event_id, stream_type, stream_id, version, \
-     event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash";
-
 /// Up to `limit` events of `stream_id` with a version above `after_version`, in version
 /// order.
 ///
@@ -99,44 +96,14 @@ pub async fn stream_page(
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 \
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 \
              ORDER BY version LIMIT $3"
         ))
         .await?;
     let rows = client
         .query(&statement, &[&stream_id, &after_version, &limit])
         .await?;
-    rows.iter().map(decode).collect()
-}
-
-/// One row selected with [`COLUMNS`] (the store's row decoder is private to it).
-fn decode(row: &Row) -> Result<RecordedEvent, StoreError> {
-    let position: i64 = row.try_get(0)?;
-    let transaction_id: eventstore::xid8::Xid8 = row.try_get(1)?;
-    let corrupt =
-        |what: String| StoreError::Corrupt(format!("event at position {position}: {what}"));
-    let metadata: serde_json::Value = row.try_get(9)?;
-    let metadata: EventMetadata =
-        serde_json::from_value(metadata).map_err(|error| corrupt(format!("metadata: {error}")))?;
-    let hash_at = |index: usize, name: &str| -> Result<Hash, StoreError> {
-        let bytes: &[u8] = row.try_get(index)?;
-        Hash::from_slice(bytes).ok_or_else(|| corrupt(format!("{name} is not 32 bytes")))
-    };
-    Ok(RecordedEvent {
-        position,
-        transaction_id: transaction_id.0,
-        event_id: row.try_get(2)?,
-        stream_type: row.try_get(3)?,
-        stream_id: row.try_get(4)?,
-        version: row.try_get(5)?,
-        event_type: row.try_get(6)?,
-        schema_version: row.try_get(7)?,
-        payload: row.try_get(8)?,
-        metadata,
-        occurred_at: row.try_get(10)?,
-        prev_hash: hash_at(11, "prev_hash")?,
-        hash: hash_at(12, "hash")?,
-    })
+    rows.iter().map(decode_event).collect()
 }
 
 #[cfg(test)]
