@@ -3,9 +3,17 @@
 //! - `append-bench`: single-event (or N-event) commands per second through
 //!   [`eventstore::EventStore::append`], without HTTP. See BENCHMARKS.md.
 //! - `mint-token`: a signed development JWT (until `agora token` exists).
+//! - `projector-bench`, `latency-bench`, `http-bench`, `audit-bench`: the read-side budgets
+//!   (projector catch-up and rebuild, command accepted to visible, HTTP rates, audit
+//!   export). See BENCHMARKS.md and `scripts/bench-read.sh`.
 //!
 //! This library holds what the binaries share and what is worth unit-testing: the latency
-//! summary.
+//! summary, the shop history the read-side benchmarks fill the store with ([`shop`]), and
+//! their scaffolding ([`stack`]: the services in-process; [`support`]).
+
+pub mod shop;
+pub mod stack;
+pub mod support;
 
 use std::time::Duration;
 
