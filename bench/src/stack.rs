@@ -84,6 +84,7 @@ impl Stack {
                 jwt_secret: SECRET.into(),
                 pool_size: options.pool_size,
                 workers: options.workers,
+                state_cache_mb: 64,
                 kafka_brokers: brokers.clone(),
                 topic_prefix: topic_prefix.clone(),
                 shutdown_drain_ms: 0,

@@ -29,6 +29,9 @@ pub struct Settings {
     /// (so load balancers drain this instance first). In-flight requests always finish.
     #[arg(long, env = "AGORA_SHUTDOWN_DRAIN_MS", default_value_t = 0)]
     pub shutdown_drain_ms: u64,
+    /// Memory for the in-process aggregate cache, in MiB (0 turns it off).
+    #[arg(long, env = "AGORA_STATE_CACHE_MB", default_value_t = 64)]
+    pub state_cache_mb: usize,
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
     pub workers: usize,

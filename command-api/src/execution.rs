@@ -1,11 +1,12 @@
 //! Executing a command: idempotency, optimistic concurrency and retries.
 //!
-//! A command is an `attempt` that loads the streams it needs, checks the preconditions,
-//! lets the domain decide, and returns the [`Decision`]: the events per stream (each at the
-//! version it was loaded at), unique claims, and the stream the answer is about. The
-//! executor appends it in one statement; a lost race is retried from the load (with
-//! `If-Match` it is 412 instead). Commands on the same streams in this process queue on
-//! striped locks first, so they rarely race at all.
+//! A command names its streams (the lock set, equal to its write set) and a `decide`
+//! function from their states to the [`Decision`]: the events per stream (each at the
+//! version it was decided on), unique claims, and the stream the answer is about. The
+//! executor takes the streams' in-process locks, loads their states (from the cache where
+//! it can, see [`crate::streams`]), decides, and appends in one statement; a lost race is
+//! retried from a fresh load (with `If-Match` it is 412 instead). Commands on the same
+//! streams in this process queue on striped locks first, so they rarely race at all.
 
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::Utc;
 use eventstore::{
-    AppendError, AppendRequest, EventMetadata, EventStore, IdempotencyRecord, StoredResponse,
-    StreamWrite, UniqueClaim,
+    AppendError, AppendRequest, EventMetadata, EventStore, IdempotencyRecord, StreamWrite,
+    UniqueClaim,
 };
 use platform::{Caller, Problem};
 use serde::Serialize;
@@ -22,8 +23,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
+use crate::cache::StateCache;
 use crate::errors::{append_problem, store_problem};
 use crate::headers;
+use crate::streams::{States, Streams};
 
 /// How often a lost race is retried before giving up with 503.
 const MAX_ATTEMPTS: u32 = 100;
@@ -93,6 +96,25 @@ impl CommandContext {
         })
     }
 
+    /// A command sent from inside Agora (a reactor, a benchmark) by `actor` on `target`:
+    /// no `If-Match`, no idempotency key, a fresh correlation id.
+    pub fn internal(actor: impl Into<String>, target: Uuid) -> Self {
+        CommandContext {
+            target,
+            if_match: None,
+            idempotency_key: None,
+            fingerprint: Vec::new(),
+            metadata: EventMetadata {
+                actor: actor.into(),
+                correlation_id: Uuid::now_v7().to_string(),
+                causation_id: None,
+                command_id: Uuid::now_v7(),
+            },
+            success: StatusCode::OK,
+            location_prefix: None,
+        }
+    }
+
     /// A command that creates its target: 201 with `Location: {prefix}/{id}`.
     pub fn creating(mut self, location_prefix: &'static str) -> Self {
         self.success = StatusCode::CREATED;
@@ -112,20 +134,31 @@ impl CommandContext {
         }
     }
 
-    fn respond(&self, accepted: &CommandAccepted, replayed: bool) -> HttpResponse {
-        let mut response = HttpResponse::build(self.success);
-        response.insert_header(("ETag", format!("\"{}\"", accepted.version)));
-        if let Some(prefix) = self.location_prefix {
-            response.insert_header(("Location", format!("{prefix}/{}", accepted.id)));
-        }
-        if replayed {
-            response.insert_header(("Idempotent-Replayed", "true"));
-        }
-        response.insert_header(("X-Correlation-Id", self.metadata.correlation_id.clone()));
-        response.json(accepted)
+    /// The record that makes a repeat of this command with its key replay its answer.
+    fn idempotency_record(&self, version: i64) -> Option<IdempotencyRecord> {
+        self.idempotency_key.as_ref().map(|key| IdempotencyRecord {
+            caller: self.metadata.actor.clone(),
+            key: key.clone(),
+            request_hash: self.fingerprint.clone(),
+            status_code: self.success.as_u16() as i16,
+            resource_id: self.target,
+            resource_version: version,
+        })
     }
 
-    fn replay(&self, stored: StoredResponse) -> Result<HttpResponse, Problem> {
+    /// The first answer to this command's idempotency key, when one is recorded (422 when
+    /// the key was used with another request).
+    async fn replay_if_recorded(&self, store: &EventStore) -> Result<Option<Outcome>, Problem> {
+        let Some(key) = &self.idempotency_key else {
+            return Ok(None);
+        };
+        let Some(stored) = store
+            .find_idempotent_response(&self.metadata.actor, key)
+            .await
+            .map_err(store_problem)?
+        else {
+            return Ok(None);
+        };
         if stored.request_hash != self.fingerprint {
             return Err(Problem::unprocessable(
                 "idempotency_key_reused",
@@ -133,18 +166,25 @@ impl CommandContext {
             ));
         }
         metrics::counter!("idempotency_replays_total").increment(1);
-        let replay = CommandContext {
-            success: StatusCode::from_u16(stored.status_code as u16).unwrap_or(self.success),
-            ..self.clone()
-        };
-        Ok(replay.respond(
-            &CommandAccepted {
+        Ok(Some(Outcome {
+            status: StatusCode::from_u16(stored.status_code as u16).unwrap_or(self.success),
+            accepted: CommandAccepted {
                 id: stored.resource_id,
                 version: stored.resource_version,
                 position: stored.position,
             },
-            true,
-        ))
+            replayed: true,
+        }))
+    }
+
+    /// Answers a refusal, unless a duplicate of this command succeeded meanwhile: then
+    /// its answer is replayed.
+    async fn refuse(&self, store: &EventStore, problem: Problem) -> Result<Outcome, Problem> {
+        if let Some(outcome) = self.replay_if_recorded(store).await? {
+            return Ok(outcome);
+        }
+        metrics::counter!("commands_total", "outcome" => "refused").increment(1);
+        Err(problem)
     }
 }
 
@@ -178,87 +218,156 @@ impl StreamLocks {
     }
 }
 
-/// Runs a command to completion: replays a known idempotency key, else attempts, appends
-/// and retries lost races.
-pub async fn execute(
-    store: &EventStore,
-    locks: &StreamLocks,
-    context: &CommandContext,
-    lock_streams: &[Uuid],
-    attempt: impl AsyncFn() -> Result<Decision, Problem>,
-) -> Result<HttpResponse, Problem> {
-    let caller = context.metadata.actor.clone();
-    if let Some(key) = &context.idempotency_key {
-        let stored = store
-            .find_idempotent_response(&caller, key)
-            .await
-            .map_err(store_problem)?;
-        if let Some(stored) = stored {
-            return context.replay(stored);
+/// What a command needs to run: the store, the streams (cache, snapshots) and the
+/// per-stream locks of this process.
+pub struct Engine {
+    pub store: EventStore,
+    pub streams: Streams,
+    pub locks: StreamLocks,
+}
+
+impl Engine {
+    /// An engine on `store` with a state cache of `cache_megabytes` MiB (0: no cache).
+    /// Needs a running tokio runtime.
+    pub fn new(store: EventStore, cache_megabytes: usize) -> Self {
+        Engine {
+            streams: Streams::new(store.clone(), StateCache::with_megabytes(cache_megabytes)),
+            store,
+            locks: StreamLocks::default(),
         }
     }
-    let _guards = locks.lock(lock_streams).await;
+}
+
+/// The streams a command works on: the lock set, which equals its write set.
+#[derive(Debug, Clone, Default)]
+pub struct CommandStreams {
+    /// Streams that exist (or may): loaded before deciding.
+    pub existing: Vec<Uuid>,
+    /// Streams the command creates under fresh ids: never loaded, empty.
+    pub created: Vec<Uuid>,
+}
+
+impl CommandStreams {
+    /// A command on the existing streams `ids`.
+    pub fn existing(ids: Vec<Uuid>) -> Self {
+        CommandStreams {
+            existing: ids,
+            created: Vec::new(),
+        }
+    }
+
+    fn all(&self) -> Vec<Uuid> {
+        self.existing.iter().chain(&self.created).copied().collect()
+    }
+}
+
+/// How a command ended well: accepted now, or the first answer replayed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: StatusCode,
+    pub accepted: CommandAccepted,
+    pub replayed: bool,
+}
+
+impl Outcome {
+    /// The HTTP answer.
+    pub fn respond(&self, context: &CommandContext) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header(("ETag", format!("\"{}\"", self.accepted.version)));
+        if let Some(prefix) = context.location_prefix {
+            response.insert_header(("Location", format!("{prefix}/{}", self.accepted.id)));
+        }
+        if self.replayed {
+            response.insert_header(("Idempotent-Replayed", "true"));
+        }
+        response.insert_header(("X-Correlation-Id", context.metadata.correlation_id.clone()));
+        response.json(&self.accepted)
+    }
+}
+
+/// Runs a command to completion under the locks of its streams: replays a known
+/// idempotency key, else loads (from the cache where it can), decides, appends, and
+/// retries a lost race from a fresh load.
+///
+/// A refusal decided on cached state is decided again on a fresh load before it is
+/// answered; a refusal, a lost race and a taken claim look for the idempotency key again
+/// first (a concurrent duplicate, here or in another process, may have just succeeded).
+pub async fn execute(
+    engine: &Engine,
+    context: &CommandContext,
+    streams: &CommandStreams,
+    decide: impl AsyncFn(&States) -> Result<Decision, Problem>,
+) -> Result<Outcome, Problem> {
+    let all = streams.all();
+    let _guards = engine.locks.lock(&all).await;
+    if let Some(outcome) = context.replay_if_recorded(&engine.store).await? {
+        return Ok(outcome);
+    }
+    let mut fresh = false;
     for attempt_number in 0..MAX_ATTEMPTS {
-        let decision = match attempt().await {
+        let loaded = engine
+            .streams
+            .load(&streams.existing, &streams.created, fresh)
+            .await?;
+        let decision = match decide(&loaded.states).await {
             Ok(decision) => decision,
-            Err(problem) => {
-                metrics::counter!("commands_total", "outcome" => "refused").increment(1);
-                return Err(problem);
+            Err(_) if loaded.from_cache && !fresh => {
+                // Decided on cached state, which may be stale: decide again on a fresh load.
+                engine.streams.evict(&streams.existing);
+                fresh = true;
+                continue;
             }
+            Err(problem) => return context.refuse(&engine.store, problem).await,
         };
-        let target_version = |writes: &[StreamWrite]| {
-            writes
-                .iter()
-                .find(|w| w.stream_id == context.target)
-                .map(|w| w.expected_version + w.events.len() as i64)
-                .unwrap_or(0)
-        };
-        let version = target_version(&decision.writes);
-        let idempotency = context
-            .idempotency_key
-            .as_ref()
-            .map(|key| IdempotencyRecord {
-                caller: caller.clone(),
-                key: key.clone(),
-                request_hash: context.fingerprint.clone(),
-                status_code: context.success.as_u16() as i16,
-                resource_id: context.target,
-                resource_version: version,
-            });
+        let version = decision
+            .writes
+            .iter()
+            .find(|w| w.stream_id == context.target)
+            .map(|w| w.expected_version + w.events.len() as i64)
+            .unwrap_or(0);
         let request = AppendRequest {
             streams: decision.writes,
             metadata: context.metadata.clone(),
             occurred_at: Utc::now(),
             claims: decision.claims,
-            idempotency,
+            idempotency: context.idempotency_record(version),
         };
-        match store.append(request).await {
+        match engine.store.append(request).await {
             Ok(appended) => {
+                engine.streams.record(&loaded.states, &appended.events);
                 metrics::counter!("commands_total", "outcome" => "accepted").increment(1);
                 metrics::counter!("events_appended_total").increment(appended.events.len() as u64);
-                let accepted = CommandAccepted {
-                    id: context.target,
-                    version,
-                    position: appended.last_position(),
-                };
-                return Ok(context.respond(&accepted, false));
+                return Ok(Outcome {
+                    status: context.success,
+                    accepted: CommandAccepted {
+                        id: context.target,
+                        version,
+                        position: appended.last_position(),
+                    },
+                    replayed: false,
+                });
             }
             Err(AppendError::Conflict { stream_id }) => {
                 metrics::counter!("command_conflicts_total").increment(1);
+                engine.streams.evict(&all);
+                fresh = true;
                 if context.if_match.is_some() && stream_id.is_none_or(|id| id == context.target) {
-                    return Err(Problem::new(
+                    let problem = Problem::new(
                         StatusCode::PRECONDITION_FAILED,
                         "version_mismatch",
                         "the stream changed since the If-Match version",
-                    ));
+                    );
+                    return context.refuse(&engine.store, problem).await;
+                }
+                if let Some(outcome) = context.replay_if_recorded(&engine.store).await? {
+                    return Ok(outcome);
                 }
                 let ceiling = 1u64 << attempt_number.min(5);
                 let jitter = rand::random_range(0..=ceiling);
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
             Err(AppendError::ClaimTaken { scope, value }) => {
-                metrics::counter!("commands_total", "outcome" => "refused").increment(1);
-                return Err(Problem::new(
+                let problem = Problem::new(
                     StatusCode::CONFLICT,
                     if scope == "sku" {
                         "sku_taken"
@@ -266,20 +375,19 @@ pub async fn execute(
                         "conflict"
                     },
                     format!("{scope} {value:?} is already taken"),
-                ));
+                );
+                return context.refuse(&engine.store, problem).await;
             }
             Err(AppendError::IdempotencyKeyTaken) => {
-                let key = context.idempotency_key.as_deref().unwrap_or_default();
-                let stored = store
-                    .find_idempotent_response(&caller, key)
-                    .await
-                    .map_err(store_problem)?;
-                return match stored {
-                    Some(stored) => context.replay(stored),
+                return match context.replay_if_recorded(&engine.store).await? {
+                    Some(outcome) => Ok(outcome),
                     None => Err(Problem::internal("idempotency record vanished")),
                 };
             }
             Err(other) => {
+                // The outcome may be unknown (a connection lost at commit): forget what we
+                // believed of these streams.
+                engine.streams.evict(&all);
                 metrics::counter!("commands_total", "outcome" => "failed").increment(1);
                 return Err(append_problem(other));
             }

@@ -2,6 +2,7 @@
 //! executes them against the event store (optimistic concurrency, retries, idempotency)
 //! and answers with the new stream version and global position.
 
+pub mod cache;
 pub mod config;
 pub mod errors;
 pub mod execution;

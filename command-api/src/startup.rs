@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::execution::StreamLocks;
+use crate::execution::Engine;
 use crate::routes::{health, orders, products, AppState};
 
 /// A bound, not yet running server.
@@ -57,6 +57,7 @@ impl Application {
             store,
             JwtKeys::hs256(settings.jwt_secret.as_bytes()),
             settings.workers,
+            settings.state_cache_mb,
             ready.clone(),
         )?;
         Ok(Application {
@@ -136,11 +137,11 @@ pub fn run(
     store: EventStore,
     keys: JwtKeys,
     workers: usize,
+    state_cache_mb: usize,
     ready: Arc<AtomicBool>,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(AppState {
-        store,
-        locks: StreamLocks::default(),
+        engine: Engine::new(store, state_cache_mb),
         ready,
     });
     let keys = web::Data::new(keys);

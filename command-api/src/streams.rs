@@ -1,59 +1,170 @@
-//! Between stored streams and aggregates: folding loaded events into state, running
-//! commands through the cqrs-es aggregate traits, and turning decided events into rows.
+//! The streams a command reads: states from the aggregate cache, else from the store (the
+//! newest snapshot plus the events after it), kept current from what commands append, and
+//! snapshotted in the background every [`SNAPSHOT_EVERY`] events. Also running commands
+//! through the cqrs-es aggregate traits and turning decided events into rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
-use domain::{Order, OrderEvent, Product, ProductEvent};
-use eventstore::{LoadedStream, NewEvent, RecordedEvent};
+use domain::{OrderEvent, ProductEvent};
+use eventstore::{EventStore, NewEvent, RecordedEvent, Snapshot, SnapshotWriter, StreamState};
 use platform::Problem;
+use uuid::Uuid;
 
-/// The product folded from `loaded` (a stream of another type is no product at all).
-pub fn product_from(loaded: &LoadedStream) -> Result<Product, Problem> {
-    if loaded.stream_type.as_deref() != Some(domain::product::STREAM_TYPE) {
-        return Ok(Product::default());
-    }
-    let events = loaded
-        .events
-        .iter()
-        .map(|e| decode(e, ProductEvent::from_stored))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Product::from_events(events))
+use crate::cache::StateCache;
+use crate::errors::store_problem;
+
+/// A stream is snapshotted when this many events were appended since its last snapshot
+/// (or were folded to load it).
+pub const SNAPSHOT_EVERY: i64 = 100;
+
+/// The states a command decides on, by stream id.
+pub type States = HashMap<Uuid, Arc<StreamState>>;
+
+/// States as loaded for one attempt of a command.
+pub struct Loaded {
+    pub states: States,
+    /// Whether any of them came from the cache (and so may be stale).
+    pub from_cache: bool,
 }
 
-/// The order folded from `loaded` (a stream of another type is no order at all).
-pub fn order_from(loaded: &LoadedStream) -> Result<Order, Problem> {
-    if loaded.stream_type.as_deref() != Some(domain::order::STREAM_TYPE) {
-        return Ok(Order::default());
-    }
-    let events = loaded
-        .events
-        .iter()
-        .map(|e| decode(e, OrderEvent::from_stored))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Order::from_events(events))
+/// Loads, caches and snapshots stream states.
+pub struct Streams {
+    store: EventStore,
+    cache: StateCache,
+    snapshots: SnapshotWriter,
 }
 
-fn decode<E, D: std::fmt::Display>(
-    event: &RecordedEvent,
-    from_stored: impl Fn(&str, u32, &serde_json::Value) -> Result<E, D>,
-) -> Result<E, Problem> {
-    let (version, payload) = schemas::upcast(
-        &event.event_type,
-        event.schema_version as u32,
-        event.payload.clone(),
-    )
-    .map_err(|error| {
-        Problem::internal(format!(
-            "event {} cannot be upcast: {error}",
-            event.event_id
+impl Streams {
+    /// Needs a running tokio runtime (the snapshot writer is a task).
+    pub fn new(store: EventStore, cache: StateCache) -> Self {
+        Streams {
+            snapshots: SnapshotWriter::spawn(store.clone()),
+            store,
+            cache,
+        }
+    }
+
+    pub fn cache(&self) -> &StateCache {
+        &self.cache
+    }
+
+    /// The states of `existing` (from the cache unless `fresh`), plus an empty state for
+    /// each of `created` (streams the command creates under new ids; never loaded).
+    pub async fn load(
+        &self,
+        existing: &[Uuid],
+        created: &[Uuid],
+        fresh: bool,
+    ) -> Result<Loaded, Problem> {
+        let mut states: States = HashMap::with_capacity(existing.len() + created.len());
+        let mut missing = Vec::new();
+        for id in existing {
+            match (!fresh).then(|| self.cache.get(id)).flatten() {
+                Some(state) => {
+                    states.insert(*id, state);
+                }
+                None => missing.push(*id),
+            }
+        }
+        let from_cache = !states.is_empty();
+        if !missing.is_empty() {
+            let loaded = self
+                .store
+                .load_states(&missing)
+                .await
+                .map_err(store_problem)?;
+            let mut folded = 0;
+            for (id, state) in loaded {
+                folded += state.events_folded;
+                if state.events_folded as i64 >= SNAPSHOT_EVERY {
+                    self.offer_snapshot(&state);
+                }
+                let state = Arc::new(state);
+                if state.exists() {
+                    self.cache.put(state.clone());
+                }
+                states.insert(id, state);
+            }
+            metrics::histogram!("command_events_folded").record(folded as f64);
+        } else {
+            metrics::histogram!("command_events_folded").record(0.0);
+        }
+        for id in created {
+            states.insert(*id, Arc::new(StreamState::empty(*id)));
+        }
+        Ok(Loaded { states, from_cache })
+    }
+
+    /// The state of `id` as far as it is known, without taking its lock: from the cache,
+    /// else loaded (and not cached: only commands holding a stream's lock write its
+    /// entry). For naming a command's streams before locking them.
+    pub async fn peek(&self, id: Uuid) -> Result<Arc<StreamState>, Problem> {
+        if let Some(state) = self.cache.get(&id) {
+            return Ok(state);
+        }
+        let mut loaded = self.store.load_states(&[id]).await.map_err(store_problem)?;
+        Ok(Arc::new(
+            loaded.remove(&id).unwrap_or_else(|| StreamState::empty(id)),
         ))
-    })?;
-    from_stored(&event.event_type, version, &payload).map_err(|error| {
-        Problem::internal(format!(
-            "event {} cannot be decoded: {error}",
-            event.event_id
-        ))
-    })
+    }
+
+    /// Moves the states a command decided on past the events it appended (as a fresh load
+    /// would see them), caches them and snapshots those that are due. A state that cannot
+    /// follow (it should always) is evicted instead.
+    pub fn record(&self, states: &States, appended: &[RecordedEvent]) {
+        let mut next: HashMap<Uuid, StreamState> = HashMap::new();
+        for event in appended {
+            let state = match next.get_mut(&event.stream_id) {
+                Some(state) => state,
+                None => match states.get(&event.stream_id) {
+                    Some(state) => next
+                        .entry(event.stream_id)
+                        .or_insert_with(|| StreamState::clone(state)),
+                    None => continue,
+                },
+            };
+            if let Err(error) = state.apply(event) {
+                tracing::warn!(%error, "cannot follow an appended event; evicting the stream");
+                next.remove(&event.stream_id);
+                self.cache.evict(&event.stream_id);
+            }
+        }
+        for (_, mut state) in next {
+            if state.version - state.snapshot_version >= SNAPSHOT_EVERY {
+                self.offer_snapshot(&state);
+                state.snapshot_version = state.version;
+            }
+            self.cache.put(Arc::new(state));
+        }
+    }
+
+    /// Forgets the cached states of `streams` (after a conflict or an unknown outcome).
+    pub fn evict(&self, streams: &[Uuid]) {
+        for id in streams {
+            self.cache.evict(id);
+        }
+    }
+
+    fn offer_snapshot(&self, state: &StreamState) {
+        match Snapshot::of(state) {
+            Ok(Some(snapshot)) => {
+                self.snapshots.offer(snapshot);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot serialize a snapshot"),
+        }
+    }
+}
+
+/// The loaded state of `id` (the executor loads every stream a command names).
+pub fn state_of(states: &States, id: Uuid) -> Result<&StreamState, Problem> {
+    states
+        .get(&id)
+        .map(|state| state.as_ref())
+        .ok_or_else(|| Problem::internal(format!("stream {id} was not loaded")))
 }
 
 /// Runs `command` through the aggregate's cqrs-es `handle`, collecting what it decided.

@@ -10,6 +10,7 @@ use crate::error::{AppendError, StoreError};
 use crate::event::{EventMetadata, NewEvent, RecordedEvent};
 use crate::hashchain::{chain_hash, truncate_to_micros, Hash, HashedFields};
 use crate::load::LoadedStream;
+use crate::state::StreamState;
 use crate::xid8::Xid8;
 use crate::EventStore;
 
@@ -37,6 +38,21 @@ impl StreamWrite {
             stream_id: loaded.stream_id,
             expected_version: loaded.version,
             prev_hash: loaded.last_hash,
+            events,
+        }
+    }
+
+    /// Events to append after the state a command decided on.
+    pub fn onto(
+        state: &StreamState,
+        stream_type: impl Into<String>,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        StreamWrite {
+            stream_type: stream_type.into(),
+            stream_id: state.stream_id,
+            expected_version: state.version,
+            prev_hash: state.last_hash,
             events,
         }
     }

@@ -2,7 +2,9 @@
 //!
 //! - [`EventStore::append`]: a command's events for any number of streams, each at its
 //!   expected version, in one statement (one round trip, one transaction).
-//! - [`EventStore::load_streams`]: the events aggregates are folded from.
+//! - [`EventStore::load_streams`]: the events aggregates are folded from;
+//!   [`EventStore::load_states`]: the folded states, from the newest snapshot on
+//!   ([`snapshot`], [`state`], through the one decoder, [`decode`]).
 //! - [`EventStore::read_log`]: the gap-free global log in `(transaction_id, position)` order.
 //! - [`hashchain`]: the per-stream SHA-256 chain over RFC 8785 canonical JSON.
 //! - [`relay`]: publishes the log to Kafka (the events table is the outbox).
@@ -10,6 +12,7 @@
 
 pub mod append;
 pub mod connect;
+pub mod decode;
 pub mod envelope;
 pub mod error;
 pub mod event;
@@ -20,6 +23,8 @@ pub mod load;
 pub mod log;
 pub mod relay;
 pub mod row;
+pub mod snapshot;
+pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
@@ -28,6 +33,7 @@ pub mod xid8;
 pub use append::{AppendRequest, Appended, IdempotencyRecord, StreamWrite, UniqueClaim};
 pub use connect::{connect_pool, migrate};
 pub use deadpool_postgres::Pool;
+pub use decode::{decode, DecodeError, ShopEvent};
 pub use envelope::Envelope;
 pub use error::{AppendError, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
@@ -36,6 +42,8 @@ pub use idempotency::StoredResponse;
 pub use listen::{AppendNotifier, LogListener};
 pub use load::LoadedStream;
 pub use log::LogCheckpoint;
+pub use snapshot::{Snapshot, SnapshotWriter};
+pub use state::{fold_version, AggregateState, StreamState};
 pub use verify::VerifyReport;
 
 /// The event store: a handle on a connection pool; cheap to clone.

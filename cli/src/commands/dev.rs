@@ -100,6 +100,7 @@ async fn serve(
         jwt_secret: secret.clone(),
         pool_size: 16,
         workers: 2,
+        state_cache_mb: 64,
         kafka_brokers: args.kafka.clone(),
         topic_prefix: "agora".into(),
         shutdown_drain_ms: 0,

@@ -62,7 +62,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.ready.load(std::sync::atomic::Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().json(health("stopping", None));
     }
-    if state.store.is_reachable().await {
+    if state.engine.store.is_reachable().await {
         HttpResponse::Ok().json(health("ready", Some("ok")))
     } else {
         HttpResponse::ServiceUnavailable().json(health("unready", Some("unreachable")))

@@ -7,14 +7,11 @@ pub mod products;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use eventstore::EventStore;
-
-use crate::execution::StreamLocks;
+use crate::execution::Engine;
 
 /// What every handler shares.
 pub struct AppState {
-    pub store: EventStore,
-    pub locks: StreamLocks,
+    pub engine: Engine,
     /// False once shutdown began: `/readyz` answers 503 so load balancers drain us.
     pub ready: Arc<AtomicBool>,
 }

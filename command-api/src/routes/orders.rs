@@ -9,20 +9,20 @@ use domain::{
     cancel_order, place_order, ship_order, ActorId, CustomerId, Order, OrderCommand, OrderId,
     PlacementEvents, Product, ProductId,
 };
-use eventstore::{LoadedStream, StreamWrite};
+use eventstore::{StreamState, StreamWrite};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use uuid::Uuid;
 
 use super::AppState;
-use crate::errors::{domain_problem, store_problem};
-use crate::execution::{execute, CommandContext, Decision};
+use crate::errors::domain_problem;
+use crate::execution::{execute, CommandContext, CommandStreams, Decision};
 use crate::openapi::{
     Applied, CancelOrderRefused, CommandHeaders, Created, PayOrderRefused, PlaceOrderRefused,
     ShipOrderRefused, Unavailable, VersionMismatch,
 };
 use crate::requests;
-use crate::streams::{handle, order_from, order_rows, product_from, product_rows};
+use crate::streams::{handle, order_rows, product_rows, state_of, States};
 
 const ORDER: &str = domain::order::STREAM_TYPE;
 const PRODUCT: &str = domain::product::STREAM_TYPE;
@@ -74,21 +74,18 @@ pub async fn place(
         .map_err(|e| Problem::invalid_request(format!("the token's sub: {e}")))?;
     let id = Uuid::now_v7();
     let context = CommandContext::new(&request, &caller, id, &body)?.creating("/v1/orders");
-    let product_ids: Vec<Uuid> = body.lines.iter().map(|l| l.product_id.as_uuid()).collect();
-    execute(
-        &state.store,
-        &state.locks,
+    let streams = CommandStreams {
+        existing: body.lines.iter().map(|l| l.product_id.as_uuid()).collect(),
+        created: vec![id],
+    };
+    let outcome = execute(
+        &state.engine,
         &context,
-        &product_ids,
-        async || {
-            let streams = state
-                .store
-                .load_streams(&product_ids)
-                .await
-                .map_err(store_problem)?;
-            let products = fold_products(&streams)?;
-            let order_stream = LoadedStream::empty(id);
+        &streams,
+        async |states: &States| {
+            let order_stream = state_of(states, id)?;
             context.check_if_match(order_stream.version)?;
+            let products = products_of(states, &streams.existing)?;
             let decided = place_order(
                 OrderId::from_uuid(id),
                 customer_id.clone(),
@@ -97,29 +94,48 @@ pub async fn place(
                 &products,
             )
             .map_err(domain_problem)?;
-            Ok(decision(&order_stream, &streams, decided))
+            decision(order_stream, states, decided)
         },
     )
-    .await
+    .await?;
+    Ok(outcome.respond(&context))
 }
 
-/// Loads an order and checks the caller may act on it (404 otherwise).
-async fn load_visible_order(
-    state: &AppState,
+/// The order in `states` if the caller may act on it (404 otherwise).
+fn visible_order<'a>(
+    states: &'a States,
     caller: &Caller,
     id: Uuid,
-) -> Result<(LoadedStream, Order), Problem> {
-    let stream = state.store.load_stream(id).await.map_err(store_problem)?;
-    let order = order_from(&stream)?;
-    let visible = order.exists()
-        && (caller.has(Role::Admin)
-            || order
-                .customer_id()
-                .is_some_and(|owner| owner.as_str() == caller.id));
-    if !visible {
+) -> Result<(&'a StreamState, Order), Problem> {
+    let stream = state_of(states, id)?;
+    let order = stream.order();
+    if !is_visible(&order, caller) {
         return Err(Problem::not_found(format!("order {id} not found")));
     }
     Ok((stream, order))
+}
+
+fn is_visible(order: &Order, caller: &Caller) -> bool {
+    order.exists()
+        && (caller.has(Role::Admin)
+            || order
+                .customer_id()
+                .is_some_and(|owner| owner.as_str() == caller.id))
+}
+
+/// The streams a command on order `id` writes: the order and, when the caller may see it,
+/// every product in it (an order's lines never change once it is placed).
+async fn order_streams(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<CommandStreams, Problem> {
+    let order = state.engine.streams.peek(id).await?.order();
+    let mut ids = vec![id];
+    if is_visible(&order, caller) {
+        ids.extend(order.lines().iter().map(|l| l.product_id.as_uuid()));
+    }
+    Ok(CommandStreams::existing(ids))
 }
 
 /// `POST /v1/orders/{id}/pay`.
@@ -161,18 +177,25 @@ pub async fn pay(
         currency: body.currency,
         payment_ref: body.payment_ref,
     };
-    execute(&state.store, &state.locks, &context, &[id], async || {
-        let (stream, order) = load_visible_order(&state, &caller, id).await?;
-        context.check_if_match(stream.version)?;
-        let events = handle(&order, command.clone())
-            .await
-            .map_err(domain_problem)?;
-        Ok(Decision {
-            writes: vec![StreamWrite::after(&stream, ORDER, order_rows(&events))],
-            claims: vec![],
-        })
-    })
-    .await
+    let streams = CommandStreams::existing(vec![id]);
+    let outcome = execute(
+        &state.engine,
+        &context,
+        &streams,
+        async |states: &States| {
+            let (stream, order) = visible_order(states, &caller, id)?;
+            context.check_if_match(stream.version)?;
+            let events = handle(&order, command.clone())
+                .await
+                .map_err(domain_problem)?;
+            Ok(Decision {
+                writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
+                claims: vec![],
+            })
+        },
+    )
+    .await?;
+    Ok(outcome.respond(&context))
 }
 
 /// `POST /v1/orders/{id}/ship`.
@@ -208,21 +231,28 @@ pub async fn ship(
     let id = path.into_inner();
     let body = body.into_inner();
     let context = CommandContext::new(&request, &caller, id, &body)?;
-    execute(&state.store, &state.locks, &context, &[id], async || {
-        let (stream, order) = load_visible_order(&state, &caller, id).await?;
-        context.check_if_match(stream.version)?;
-        let (product_streams, products) = load_order_products(&state, &order).await?;
-        let decided = ship_order(
-            OrderId::from_uuid(id),
-            &order,
-            body.carrier.clone(),
-            body.tracking_number.clone(),
-            &products,
-        )
-        .map_err(domain_problem)?;
-        Ok(decision(&stream, &product_streams, decided))
-    })
-    .await
+    let streams = order_streams(&state, &caller, id).await?;
+    let outcome = execute(
+        &state.engine,
+        &context,
+        &streams,
+        async |states: &States| {
+            let (stream, order) = visible_order(states, &caller, id)?;
+            context.check_if_match(stream.version)?;
+            let products = order_products(states, &order)?;
+            let decided = ship_order(
+                OrderId::from_uuid(id),
+                &order,
+                body.carrier.clone(),
+                body.tracking_number.clone(),
+                &products,
+            )
+            .map_err(domain_problem)?;
+            decision(stream, states, decided)
+        },
+    )
+    .await?;
+    Ok(outcome.respond(&context))
 }
 
 /// `POST /v1/orders/{id}/cancel`.
@@ -259,69 +289,72 @@ pub async fn cancel(
     let id = path.into_inner();
     let body = body.into_inner();
     let context = CommandContext::new(&request, &caller, id, &body)?;
-    execute(&state.store, &state.locks, &context, &[id], async || {
-        let (stream, order) = load_visible_order(&state, &caller, id).await?;
-        context.check_if_match(stream.version)?;
-        let (product_streams, products) = load_order_products(&state, &order).await?;
-        let decided = cancel_order(
-            OrderId::from_uuid(id),
-            &order,
-            body.reason.clone(),
-            &products,
-        )
-        .map_err(domain_problem)?;
-        Ok(decision(&stream, &product_streams, decided))
-    })
-    .await
+    let streams = order_streams(&state, &caller, id).await?;
+    let outcome = execute(
+        &state.engine,
+        &context,
+        &streams,
+        async |states: &States| {
+            let (stream, order) = visible_order(states, &caller, id)?;
+            context.check_if_match(stream.version)?;
+            let products = order_products(states, &order)?;
+            let decided = cancel_order(
+                OrderId::from_uuid(id),
+                &order,
+                body.reason.clone(),
+                &products,
+            )
+            .map_err(domain_problem)?;
+            decision(stream, states, decided)
+        },
+    )
+    .await?;
+    Ok(outcome.respond(&context))
 }
 
-type LoadedProducts = (HashMap<Uuid, LoadedStream>, HashMap<ProductId, Product>);
+/// The products of `ids`, folded.
+fn products_of(states: &States, ids: &[Uuid]) -> Result<HashMap<ProductId, Product>, Problem> {
+    ids.iter()
+        .map(|id| Ok((ProductId::from_uuid(*id), state_of(states, *id)?.product())))
+        .collect()
+}
 
-async fn load_order_products(state: &AppState, order: &Order) -> Result<LoadedProducts, Problem> {
+/// The products of `order`'s lines. They were locked and loaded with the order; if the
+/// order appeared only after its streams were named (placed meanwhile), they were not,
+/// and the command is answered as contended (safe to retry).
+fn order_products(states: &States, order: &Order) -> Result<HashMap<ProductId, Product>, Problem> {
     let ids: Vec<Uuid> = order
         .lines()
         .iter()
         .map(|l| l.product_id.as_uuid())
         .collect();
-    let streams = state
-        .store
-        .load_streams(&ids)
-        .await
-        .map_err(store_problem)?;
-    let products = fold_products(&streams)?;
-    Ok((streams, products))
-}
-
-fn fold_products(
-    streams: &HashMap<Uuid, LoadedStream>,
-) -> Result<HashMap<ProductId, Product>, Problem> {
-    streams
-        .iter()
-        .map(|(id, stream)| Ok((ProductId::from_uuid(*id), product_from(stream)?)))
-        .collect()
+    if ids.iter().any(|id| !states.contains_key(id)) {
+        return Err(Problem::unavailable(
+            "contention",
+            "the order changed while the command started; retry",
+            1,
+        ));
+    }
+    products_of(states, &ids)
 }
 
 /// The writes for an order's events and its products' events.
 fn decision(
-    order_stream: &LoadedStream,
-    product_streams: &HashMap<Uuid, LoadedStream>,
+    order_stream: &StreamState,
+    states: &States,
     decided: PlacementEvents,
-) -> Decision {
-    let mut writes = vec![StreamWrite::after(
+) -> Result<Decision, Problem> {
+    let mut writes = vec![StreamWrite::onto(
         order_stream,
         ORDER,
         order_rows(&decided.order),
     )];
     for (product_id, events) in &decided.products {
-        let id = product_id.as_uuid();
-        let stream = product_streams
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| LoadedStream::empty(id));
-        writes.push(StreamWrite::after(&stream, PRODUCT, product_rows(events)));
+        let stream = state_of(states, product_id.as_uuid())?;
+        writes.push(StreamWrite::onto(stream, PRODUCT, product_rows(events)));
     }
-    Decision {
+    Ok(Decision {
         writes,
         claims: vec![],
-    }
+    })
 }

@@ -2,20 +2,20 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::{Product, ProductCommand};
-use eventstore::{LoadedStream, StreamWrite, UniqueClaim};
+use eventstore::{StreamWrite, UniqueClaim};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use uuid::Uuid;
 
 use super::AppState;
-use crate::errors::{domain_problem, store_problem};
-use crate::execution::{execute, CommandContext, Decision};
+use crate::errors::domain_problem;
+use crate::execution::{execute, CommandContext, CommandStreams, Decision, Engine, Outcome};
 use crate::openapi::{
     Applied, ChangePriceRefused, CommandHeaders, CreateProductRefused, Created, DiscontinueRefused,
     RestockRefused, SkuTaken, Unavailable, VersionMismatch,
 };
 use crate::requests;
-use crate::streams::{handle, product_from, product_rows};
+use crate::streams::{handle, product_rows, state_of, States};
 
 const STREAM_TYPE: &str = domain::product::STREAM_TYPE;
 
@@ -59,29 +59,39 @@ pub async fn create(
         currency: body.currency,
         initial_stock: body.initial_stock,
     };
-    execute(&state.store, &state.locks, &context, &[id], async || {
-        let stream = LoadedStream::empty(id);
-        context.check_if_match(stream.version)?;
-        let events = handle(&Product::default(), command.clone())
-            .await
-            .map_err(domain_problem)?;
-        Ok(Decision {
-            writes: vec![StreamWrite::after(
-                &stream,
-                STREAM_TYPE,
-                product_rows(&events),
-            )],
-            claims: vec![UniqueClaim {
-                scope: "sku".into(),
-                value: sku.clone(),
-                stream_id: id,
-            }],
-        })
-    })
-    .await
+    let streams = CommandStreams {
+        existing: vec![],
+        created: vec![id],
+    };
+    let outcome = execute(
+        &state.engine,
+        &context,
+        &streams,
+        async |states: &States| {
+            let stream = state_of(states, id)?;
+            context.check_if_match(stream.version)?;
+            let events = handle(&Product::default(), command.clone())
+                .await
+                .map_err(domain_problem)?;
+            Ok(Decision {
+                writes: vec![StreamWrite::onto(
+                    stream,
+                    STREAM_TYPE,
+                    product_rows(&events),
+                )],
+                claims: vec![UniqueClaim {
+                    scope: "sku".into(),
+                    value: sku.clone(),
+                    stream_id: id,
+                }],
+            })
+        },
+    )
+    .await?;
+    Ok(outcome.respond(&context))
 }
 
-/// Runs one command on an existing product.
+/// Runs one command on an existing product (role `admin`).
 async fn on_product(
     state: &AppState,
     caller: &Caller,
@@ -92,9 +102,22 @@ async fn on_product(
 ) -> Result<HttpResponse, Problem> {
     caller.require_any(&[Role::Admin])?;
     let context = CommandContext::new(request, caller, id, body)?;
-    execute(&state.store, &state.locks, &context, &[id], async || {
-        let stream = state.store.load_stream(id).await.map_err(store_problem)?;
-        let product = product_from(&stream)?;
+    let outcome = run_on_product(&state.engine, &context, id, command).await?;
+    Ok(outcome.respond(&context))
+}
+
+/// The command path of a command on one existing product, without HTTP (the caller is
+/// authorized already).
+pub async fn run_on_product(
+    engine: &Engine,
+    context: &CommandContext,
+    id: Uuid,
+    command: ProductCommand,
+) -> Result<Outcome, Problem> {
+    let streams = CommandStreams::existing(vec![id]);
+    execute(engine, context, &streams, async |states: &States| {
+        let stream = state_of(states, id)?;
+        let product = stream.product();
         if !product.exists() {
             return Err(Problem::not_found(format!("product {id} not found")));
         }
@@ -103,8 +126,8 @@ async fn on_product(
             .await
             .map_err(domain_problem)?;
         Ok(Decision {
-            writes: vec![StreamWrite::after(
-                &stream,
+            writes: vec![StreamWrite::onto(
+                stream,
                 STREAM_TYPE,
                 product_rows(&events),
             )],

@@ -33,6 +33,7 @@ impl TestApp {
             jwt_secret: SECRET.into(),
             pool_size: 20,
             workers: 2,
+            state_cache_mb: 64,
             kafka_brokers: None,
             topic_prefix: "agora".into(),
             shutdown_drain_ms: 0,
@@ -125,8 +126,13 @@ impl TestApp {
 
     /// The product's (on_hand, reserved) folded from its events.
     pub async fn stock_of(&self, product_id: Uuid) -> (i64, i64) {
-        let stream = self.db.store.load_stream(product_id).await.expect("load");
-        let product = command_api::streams::product_from(&stream).expect("fold");
+        let mut states = self
+            .db
+            .store
+            .load_states(&[product_id])
+            .await
+            .expect("load");
+        let product = states.remove(&product_id).expect("loaded").product();
         (product.on_hand(), product.reserved())
     }
 }

@@ -37,6 +37,7 @@ impl Stack {
             jwt_secret: SECRET.into(),
             pool_size: 16,
             workers: 2,
+            state_cache_mb: 64,
             kafka_brokers: brokers.clone(),
             topic_prefix: prefix.clone().unwrap_or_else(|| "agora".into()),
             shutdown_drain_ms: 0,

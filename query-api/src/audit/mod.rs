@@ -1,6 +1,5 @@
-//! What the audit endpoints need beyond HTTP: the read-only event-store connection,
-//! streaming pages of events as NDJSON, and folding a stream into its aggregate's state.
+//! What the audit endpoints need beyond HTTP: the read-only event-store connection and
+//! streaming pages of events as NDJSON (folding a stream is `eventstore::AggregateState`).
 
-pub mod fold;
 pub mod ndjson;
 pub mod store;

@@ -40,7 +40,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use eventstore::{EventStore, LogCheckpoint};
+use eventstore::{AggregateState, DecodeError, EventStore, LogCheckpoint};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,6 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
-use crate::audit::fold::{FoldError, Folded};
 use crate::audit::ndjson::{Cursor, PageError, Pages, PAGE_SIZE};
 use crate::audit::store::{store_error, stream_page};
 use crate::openapi::{AuditUnavailable, Envelope, StreamType, UndecodableEvent};
@@ -345,7 +344,7 @@ async fn fold_stream(
     stream_id: Uuid,
     until: Until,
 ) -> Result<StreamState, Problem> {
-    let mut folded: Option<Folded> = None;
+    let mut folded: Option<AggregateState> = None;
     let mut version = 0;
     let mut exists = false;
     'pages: loop {
@@ -371,7 +370,14 @@ async fn fold_stream(
             }
             let aggregate = match &mut folded {
                 Some(aggregate) => aggregate,
-                None => folded.insert(Folded::for_stream_of(event).map_err(undecodable)?),
+                None => {
+                    folded.insert(AggregateState::empty(&event.stream_type).ok_or_else(|| {
+                        undecodable(DecodeError::new(
+                            event,
+                            format!("unknown stream type {:?}", event.stream_type),
+                        ))
+                    })?)
+                }
             };
             aggregate.apply(event).map_err(undecodable)?;
             version = event.version;
@@ -396,7 +402,7 @@ async fn fold_stream(
             )));
         }
     }
-    let state = aggregate.state().map_err(Problem::internal)?;
+    let state = aggregate.to_json().map_err(Problem::internal)?;
     Ok(StreamState {
         stream_id,
         stream_type: aggregate.stream_type(),
@@ -407,7 +413,7 @@ async fn fold_stream(
 
 /// The log holds an event this code cannot fold: a server-side problem, reported in full
 /// (an auditor needs to know which event).
-fn undecodable(error: FoldError) -> Problem {
+fn undecodable(error: DecodeError) -> Problem {
     tracing::error!(%error, "cannot fold an event for the audit state endpoint");
     Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
