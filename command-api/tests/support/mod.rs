@@ -69,9 +69,23 @@ impl TestApp {
         body: &Value,
         headers: &[(&str, &str)],
     ) -> Response {
+        self.post_at(&self.address, path, token, body, headers)
+            .await
+    }
+
+    /// POSTs JSON with a bearer token and extra headers to the command API at `base`
+    /// (this app, or another process on the same database).
+    pub async fn post_at(
+        &self,
+        base: &str,
+        path: &str,
+        token: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut request = self
             .http
-            .post(format!("{}{path}", self.address))
+            .post(format!("{base}{path}"))
             .bearer_auth(token)
             .json(body);
         for (name, value) in headers {
@@ -134,6 +148,55 @@ impl TestApp {
             .expect("load");
         let product = states.remove(&product_id).expect("loaded").product();
         (product.on_hand(), product.reserved())
+    }
+}
+
+/// A second command API: the real `command-api` binary as its own process, on the same
+/// database (its own cache, locks and pool). Killed when dropped.
+pub struct OtherProcess {
+    pub address: String,
+    _child: tokio::process::Child,
+}
+
+impl TestApp {
+    /// Starts another command-api process on this app's database and waits until it
+    /// answers.
+    pub async fn another_process(&self) -> OtherProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_command-api"))
+            .env("DATABASE_URL", &self.db.url)
+            .env("AGORA_JWT_SECRET", SECRET)
+            .env("COMMAND_API_ADDR", format!("127.0.0.1:{port}"))
+            .env("AGORA_HTTP_WORKERS", "2")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the command-api binary starts");
+        let address = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let up = self
+                .http
+                .get(format!("{address}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second command-api process answers within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        OtherProcess {
+            address,
+            _child: child,
+        }
     }
 }
 
