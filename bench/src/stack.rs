@@ -85,6 +85,8 @@ impl Stack {
                 pool_size: options.pool_size,
                 workers: options.workers,
                 state_cache_mb: 64,
+                group_commit: true,
+                group_commit_max_commands: 256,
                 kafka_brokers: brokers.clone(),
                 topic_prefix: topic_prefix.clone(),
                 shutdown_drain_ms: 0,

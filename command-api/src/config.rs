@@ -32,6 +32,13 @@ pub struct Settings {
     /// Memory for the in-process aggregate cache, in MiB (0 turns it off).
     #[arg(long, env = "AGORA_STATE_CACHE_MB", default_value_t = 64)]
     pub state_cache_mb: usize,
+    /// Group commit: concurrent commands share one transaction (each still all or
+    /// nothing). `false` commits every command on its own.
+    #[arg(long, env = "AGORA_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
+    /// The most commands in one group commit.
+    #[arg(long, env = "AGORA_GROUP_COMMIT_MAX_COMMANDS", default_value_t = 256)]
+    pub group_commit_max_commands: usize,
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
     pub workers: usize,

@@ -20,7 +20,7 @@ pub fn domain_problem(error: DomainError) -> Problem {
 /// The store failed: a passing outage is 503 with `Retry-After`; the rest is logged.
 pub fn store_problem(error: StoreError) -> Problem {
     match error {
-        StoreError::Pool(_) | StoreError::Database(_) => {
+        StoreError::Pool(_) | StoreError::Database(_) | StoreError::Unavailable(_) => {
             tracing::error!(%error, "event store unavailable");
             Problem::unavailable(
                 "unavailable",

@@ -10,7 +10,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use eventstore::relay::{run_relay, RelayConfig};
-use eventstore::{connect_pool, migrate, EventStore};
+use eventstore::{connect_pool, migrate, EventStore, GroupCommitLimits};
 use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
 use platform::{http, JwtKeys};
 use tokio::sync::watch;
@@ -35,8 +35,14 @@ impl Application {
     /// Migrates the store, connects, and binds `settings.addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         migrate(&settings.database_url).await?;
-        let store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?)
+        let mut store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?)
             .notifying_followers();
+        if settings.group_commit {
+            store = store.grouping_commits(GroupCommitLimits {
+                max_commands: settings.group_commit_max_commands.max(1),
+                ..GroupCommitLimits::default()
+            });
+        }
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
         let relay = settings

@@ -10,6 +10,10 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("database error: {0}")]
     Database(#[from] tokio_postgres::Error),
+    /// The database could not be reached, or the outcome of a write is unknown (the
+    /// connection was lost); safe to retry with an idempotency key.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
     #[error("cannot serialize an event: {0}")]

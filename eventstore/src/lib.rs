@@ -16,6 +16,7 @@ pub mod decode;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod group_commit;
 pub mod hashchain;
 pub mod idempotency;
 pub mod listen;
@@ -37,6 +38,7 @@ pub use decode::{decode, DecodeError, ShopEvent};
 pub use envelope::Envelope;
 pub use error::{AppendError, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
+pub use group_commit::{GroupCommit, GroupCommitLimits};
 pub use hashchain::{ChainFailure, Hash};
 pub use idempotency::StoredResponse;
 pub use listen::{AppendNotifier, LogListener};
@@ -51,6 +53,7 @@ pub use verify::VerifyReport;
 pub struct EventStore {
     pool: Pool,
     notifier: Option<listen::AppendNotifier>,
+    group: Option<GroupCommit>,
 }
 
 impl EventStore {
@@ -58,7 +61,19 @@ impl EventStore {
         EventStore {
             pool,
             notifier: None,
+            group: None,
         }
+    }
+
+    /// The same store, appending through group commit: concurrent commands share a
+    /// transaction ([`group_commit`]). Needs a running tokio runtime.
+    pub fn grouping_commits(mut self, limits: GroupCommitLimits) -> Self {
+        let plain = EventStore {
+            group: None,
+            ..self.clone()
+        };
+        self.group = Some(GroupCommit::spawn(plain, limits));
+        self
     }
 
     /// The same store, also waking log followers (relay, projectors) after each append

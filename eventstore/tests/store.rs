@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use eventstore::testing::TestDatabase;
 use eventstore::{
-    AppendError, AppendRequest, EventMetadata, EventStore, IdempotencyRecord, LogCheckpoint,
-    NewEvent, StreamWrite, UniqueClaim,
+    AppendError, AppendRequest, EventMetadata, EventStore, GroupCommitLimits, IdempotencyRecord,
+    LogCheckpoint, NewEvent, StreamWrite, UniqueClaim,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -215,11 +215,32 @@ async fn idempotency_records_are_written_with_the_events_and_only_once() -> anyh
 
 #[tokio::test]
 async fn concurrent_appends_to_one_stream_lose_nothing() -> anyhow::Result<()> {
+    concurrent_appends_lose_nothing(false).await
+}
+
+#[tokio::test]
+async fn concurrent_appends_to_one_stream_lose_nothing_with_group_commit() -> anyhow::Result<()> {
+    concurrent_appends_lose_nothing(true).await
+}
+
+/// The store of `db`, appending through group commit when `grouped`.
+fn store_of(db: &TestDatabase, grouped: bool) -> EventStore {
+    if grouped {
+        db.store
+            .clone()
+            .grouping_commits(GroupCommitLimits::default())
+    } else {
+        db.store.clone()
+    }
+}
+
+async fn concurrent_appends_lose_nothing(grouped: bool) -> anyhow::Result<()> {
     let db = TestDatabase::create().await?;
+    let writer = store_of(&db, grouped);
     let stream_id = Uuid::new_v4();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
-            let store = db.store.clone();
+            let store = writer.clone();
             tokio::spawn(async move { append_retrying(&store, stream_id, 2).await })
         })
         .collect();
@@ -266,7 +287,18 @@ async fn slow_transaction(url: &str, commit: bool, hold: Duration) -> anyhow::Re
 #[tokio::test]
 async fn the_log_reader_delivers_every_committed_event_once_in_stream_order() -> anyhow::Result<()>
 {
+    log_reader_delivers_every_event_once(false).await
+}
+
+#[tokio::test]
+async fn the_log_reader_delivers_every_event_once_in_stream_order_with_group_commit(
+) -> anyhow::Result<()> {
+    log_reader_delivers_every_event_once(true).await
+}
+
+async fn log_reader_delivers_every_event_once(grouped: bool) -> anyhow::Result<()> {
     let db = TestDatabase::create().await?;
+    let writer = store_of(&db, grouped);
     let streams: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(None::<LogCheckpoint>);
 
@@ -296,7 +328,7 @@ async fn the_log_reader_delivers_every_committed_event_once_in_stream_order() ->
 
     let mut writers = Vec::new();
     for round in 0..30 {
-        let store = db.store.clone();
+        let store = writer.clone();
         let stream_id = streams[round % streams.len()];
         writers.push(tokio::spawn(async move {
             append_retrying(&store, stream_id, 1 + round % 3).await?;

@@ -101,6 +101,8 @@ async fn serve(
         pool_size: 16,
         workers: 2,
         state_cache_mb: 64,
+        group_commit: true,
+        group_commit_max_commands: 256,
         kafka_brokers: args.kafka.clone(),
         topic_prefix: "agora".into(),
         shutdown_drain_ms: 0,

@@ -34,6 +34,8 @@ impl TestApp {
             pool_size: 20,
             workers: 2,
             state_cache_mb: 64,
+            group_commit: true,
+            group_commit_max_commands: 256,
             kafka_brokers: None,
             topic_prefix: "agora".into(),
             shutdown_drain_ms: 0,

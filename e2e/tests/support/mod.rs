@@ -38,6 +38,8 @@ impl Stack {
             pool_size: 16,
             workers: 2,
             state_cache_mb: 64,
+            group_commit: true,
+            group_commit_max_commands: 256,
             kafka_brokers: brokers.clone(),
             topic_prefix: prefix.clone().unwrap_or_else(|| "agora".into()),
             shutdown_drain_ms: 0,
