@@ -396,7 +396,12 @@ async fn loading_reads_the_newest_snapshot_and_only_the_events_after_it() -> any
         at_100.apply(event)?;
     }
     let snapshot = Snapshot::of(&at_100)?.expect("a snapshot");
-    assert_eq!(store.save_snapshots(std::slice::from_ref(&snapshot)).await?, 1);
+    assert_eq!(
+        store
+            .save_snapshots(std::slice::from_ref(&snapshot))
+            .await?,
+        1
+    );
     let loaded = store.load_states(&[id]).await?.remove(&id).expect("loaded");
     same_state(&loaded, &whole);
     assert_eq!((loaded.snapshot_version, loaded.events_folded), (100, 21));

@@ -157,7 +157,17 @@ impl TestApp {
 /// database (its own cache, locks and pool). Killed when dropped.
 pub struct OtherProcess {
     pub address: String,
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
+}
+
+impl OtherProcess {
+    /// kill -9, and waits until the process is gone.
+    pub async fn kill(&mut self) {
+        self.child
+            .kill()
+            .await
+            .expect("SIGKILL reaches the process");
+    }
 }
 
 impl TestApp {
@@ -195,10 +205,7 @@ impl TestApp {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        OtherProcess {
-            address,
-            _child: child,
-        }
+        OtherProcess { address, child }
     }
 }
 
