@@ -301,6 +301,21 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send,
 {
+    closed_loop_until(concurrency, total, None, request).await
+}
+
+/// [`closed_loop`] that also stops sending at `deadline` (when given): requests not yet
+/// sent by then are not sent (nor counted).
+pub async fn closed_loop_until<F, Fut>(
+    concurrency: usize,
+    total: u64,
+    deadline: Option<Instant>,
+    request: F,
+) -> LoadRun
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send,
+{
     let request = Arc::new(request);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
@@ -311,6 +326,9 @@ where
         workers.push(tokio::spawn(async move {
             let mut run = LoadRun::default();
             loop {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    break;
+                }
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= total {
                     break;
