@@ -13,6 +13,7 @@
 //!   sequential restocks through the command API serving that database.
 //! - `memory --database-url URL --api URL --pid PID`: creates `--streams` products, touches
 //!   each once through the command API and samples its resident memory.
+//! - `summary --results FILE`: the report (tables, ratios, budgets) from those JSON lines.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use bench::appender::{AppendOptions, Appender};
 use bench::drive::{run_clients, CommandClient, Totals, Window};
 use bench::peers::http::RestockApi;
-use bench::peers::{agora_command, curve, memory, message_db, postgres_es};
+use bench::peers::{agora_command, curve, memory, message_db, postgres_es, summary};
 use bench::procfs::{mib, own_cpu_seconds, Memory};
 use bench::scratch::admin_execute;
 use bench::shop::create_products;
@@ -53,6 +54,8 @@ enum Command {
     Curve(CurveArgs),
     /// The command API's resident memory while it touches many distinct streams.
     Memory(MemoryArgs),
+    /// Print the report of a run from the JSON lines its parts printed.
+    Summary(SummaryArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,6 +173,19 @@ struct MemoryArgs {
     /// Stop touching streams after this many seconds (the figures say how far it got).
     #[arg(long, default_value_t = 900)]
     max_seconds: u64,
+    /// The `AGORA_STATE_CACHE_MB` the command API was started with (only echoed).
+    #[arg(long)]
+    cache_mb: Option<u64>,
+}
+
+#[derive(Debug, Parser)]
+struct SummaryArgs {
+    /// The JSON lines (other lines are skipped).
+    #[arg(long)]
+    results: PathBuf,
+    /// The load average around the run, for the budget lines (e.g. `2.1-2.6`).
+    #[arg(long, default_value = "?")]
+    load: String,
 }
 
 #[tokio::main]
@@ -179,6 +195,7 @@ async fn main() -> Result<()> {
         Command::CreateProducts(args) => create(args).await,
         Command::Curve(args) => curve(args).await,
         Command::Memory(args) => memory(args).await,
+        Command::Summary(args) => summary(args),
     }
 }
 
@@ -400,6 +417,7 @@ async fn memory(args: MemoryArgs) -> Result<()> {
             "during": during,
             "after": mem_json(&walk.after),
             "after_5s_idle": mem_json(&walk.settled),
+            "cache_mb": args.cache_mb,
         });
         println!("{line}");
     } else {
@@ -431,5 +449,20 @@ async fn memory(args: MemoryArgs) -> Result<()> {
     if !walk.run.errors.is_empty() {
         eprintln!("memory: first errors: {:?}", walk.run.errors);
     }
+    Ok(())
+}
+
+fn summary(args: SummaryArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.results)
+        .with_context(|| format!("reading {}", args.results.display()))?;
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    summary::print_peers(&summary::runs(&lines), &args.load);
+    println!();
+    summary::print_curve(&lines, &args.load);
+    println!();
+    summary::print_memory(&lines);
     Ok(())
 }

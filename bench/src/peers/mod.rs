@@ -13,7 +13,7 @@
 //!
 //! Through the real `command-api` binary: [`curve`] (restock latency against stream
 //! length) and [`memory`] (the process's resident memory while a million streams are
-//! touched), both over [`http`].
+//! touched), both over [`http`]. [`summary`] prints the report of a whole run.
 
 pub mod agora_command;
 pub mod curve;
@@ -21,3 +21,4 @@ pub mod http;
 pub mod memory;
 pub mod message_db;
 pub mod postgres_es;
+pub mod summary;
