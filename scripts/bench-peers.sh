@@ -12,7 +12,7 @@
 #   --peers       the peer rounds (the default when none of --peers/--curve/--memory is given)
 #   --curve       restock p50/p99 through the real command-api binary on products whose
 #                 streams already hold each of --curve-lengths events (default
-#                 10,1000,10000,100000), --curve-restocks (default 300) sequential restocks each
+#                 10,1000,10000,100000), --curve-restocks (default 200) sequential restocks each
 #   --memory      command-api's VmRSS/VmHWM while it restocks each of --memory-streams
 #                 (default 1000000) freshly created products once (8 HTTP callers), sampled every
 #                 --memory-every (default 50000) restocks, stopping after --memory-max-seconds
@@ -59,7 +59,7 @@ do_curve=0
 do_memory=0
 build=1
 curve_lengths=10,1000,10000,100000
-curve_restocks=300
+curve_restocks=200
 memory_streams=1000000
 memory_every=50000
 memory_max_seconds=900
@@ -342,28 +342,33 @@ if ((do_peers)); then
   done
 fi
 
+# with_api NAME CMD... — runs CMD against a command-api on a fresh database (db_url,
+# api_url and api_pid are set for it) and keeps the JSON lines it prints.
+with_api() {
+  local name="$1"
+  shift
+  new_db "$name"
+  start_api "$db_url"
+  "$@" | while IFS= read -r line; do emit "$line"; done
+  stop_api
+  drop_db "$db_url"
+}
+curve() {
+  "$peers_bench" curve --database-url "$db_url" --api "$api_url" --lengths "$curve_lengths" \
+    --restocks "$curve_restocks" --json
+}
+memory() {
+  "$peers_bench" memory --database-url "$db_url" --api "$api_url" --pid "$api_pid" \
+    --streams "$memory_streams" --every "$memory_every" --clients "$clients" \
+    --max-seconds "$memory_max_seconds" --cache-mb "$cache_mb" --json
+}
 if ((do_curve)); then
   info "curve: stream lengths $curve_lengths, $curve_restocks sequential restocks each"
-  new_db curve
-  url="$db_url"
-  start_api "$url"
-  "$peers_bench" curve --database-url "$url" --api "$api_url" --lengths "$curve_lengths" \
-    --restocks "$curve_restocks" --json | while IFS= read -r line; do emit "$line"; done
-  stop_api
-  drop_db "$url"
+  with_api curve curve
 fi
-
 if ((do_memory)); then
   info "memory: $memory_streams streams, AGORA_STATE_CACHE_MB=$cache_mb, at most ${memory_max_seconds} s of restocks"
-  new_db memory
-  url="$db_url"
-  start_api "$url"
-  "$peers_bench" memory --database-url "$url" --api "$api_url" --pid "$api_pid" \
-    --streams "$memory_streams" --every "$memory_every" --clients "$clients" \
-    --max-seconds "$memory_max_seconds" --cache-mb "$cache_mb" --json |
-    while IFS= read -r line; do emit "$line"; done
-  stop_api
-  drop_db "$url"
+  with_api memory memory
 fi
 
 load_after="$(cut -d' ' -f1 /proc/loadavg)"

@@ -9,6 +9,30 @@ use anyhow::{Context, Result};
 
 use crate::LatencySummary;
 
+/// The command-line options of a timed run.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct TimedArgs {
+    /// Concurrent clients (each with its own connection).
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Unmeasured warm-up seconds before them.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+}
+
+impl TimedArgs {
+    /// The window these options ask for, starting now.
+    pub fn window(&self) -> Window {
+        Window::starting_now(
+            Duration::from_secs(self.warmup),
+            Duration::from_secs(self.seconds),
+        )
+    }
+}
+
 /// One benchmark client: it owns its streams (clients never share one, so they never race)
 /// and knows how to run one command on the next of them.
 pub trait CommandClient: Send + 'static {

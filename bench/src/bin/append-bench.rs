@@ -7,11 +7,9 @@
 //! stream first as the command API does. Prints commands/s, events/s and latency
 //! percentiles; `--json` prints one machine-readable line instead.
 
-use std::time::Duration;
-
 use anyhow::{bail, Context, Result};
 use bench::appender::{split, AppendOptions, Appender, Owned};
-use bench::drive::{run_clients, Totals, Window};
+use bench::drive::{run_clients, TimedArgs, Totals};
 use bench::millis;
 use bench::scratch::Scratch;
 use clap::Parser;
@@ -31,15 +29,8 @@ struct Args {
         default_value = eventstore::testing::DEFAULT_TEST_DATABASE_URL
     )]
     database_url: String,
-    /// Concurrent writers (each with its own connection).
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
-    /// Measured duration in seconds.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// Unmeasured warm-up in seconds before the measured window.
-    #[arg(long, default_value_t = 1)]
-    warmup: u64,
+    #[command(flatten)]
+    timed: TimedArgs,
     /// Events each command appends (to one stream, in one statement).
     #[arg(long, default_value_t = 1)]
     events_per_command: usize,
@@ -74,15 +65,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.clients == 0 || args.events_per_command == 0 || args.seconds == 0 {
+    if args.timed.clients == 0 || args.events_per_command == 0 || args.timed.seconds == 0 {
         bail!("--clients, --events-per-command and --seconds must be at least 1");
     }
-    if args.streams != 0 && args.streams < args.clients {
+    if args.streams != 0 && args.streams < args.timed.clients {
         bail!(
             "--streams {} is fewer than --clients {}: clients would race on shared streams \
              (use at least one stream per client, or 0 for a new stream per command)",
             args.streams,
-            args.clients
+            args.timed.clients
         );
     }
 
@@ -111,7 +102,10 @@ async fn run(args: &Args, scratch: &Scratch) -> Result<(ServerFacts, Totals)> {
     migrate(&scratch.url)
         .await
         .context("migrating the scratch database")?;
-    let pool = connect_pool(&scratch.url, args.pool_size.unwrap_or(args.clients + 1))?;
+    let pool = connect_pool(
+        &scratch.url,
+        args.pool_size.unwrap_or(args.timed.clients + 1),
+    )?;
     let mut store = EventStore::new(pool);
     if !args.no_notify {
         store = store.notifying_followers();
@@ -125,14 +119,11 @@ async fn run(args: &Args, scratch: &Scratch) -> Result<(ServerFacts, Totals)> {
         actor: "append-bench",
     };
     let streams: Vec<Owned> = (0..args.streams).map(|_| Owned::fresh()).collect();
-    let clients = split(&streams, args.clients)
+    let clients = split(&streams, args.timed.clients)
         .into_iter()
         .map(|share| Appender::new(store.clone(), share.to_vec(), options))
         .collect();
-    let window = Window::starting_now(
-        Duration::from_secs(args.warmup),
-        Duration::from_secs(args.seconds),
-    );
+    let window = args.timed.window();
     let totals = Totals::of(run_clients(clients, window).await?, &window);
     store.pool().close();
     Ok((server, totals))
@@ -199,7 +190,7 @@ fn print_report(args: &Args, scratch: &Scratch, server: &ServerFacts, totals: &T
     };
     if args.json {
         let line = json!({
-            "clients": args.clients,
+            "clients": args.timed.clients,
             "seconds": seconds,
             "events_per_command": args.events_per_command,
             "streams": args.streams,
@@ -226,14 +217,14 @@ fn print_report(args: &Args, scratch: &Scratch, server: &ServerFacts, totals: &T
         format!(
             "{} streams (~{} per client)",
             args.streams,
-            args.streams / args.clients
+            args.streams / args.timed.clients
         )
     };
     println!(
         "append-bench: {} clients, {} s measured after {} s warm-up, {} event(s)/command, {streams}, {mode}{}",
-        args.clients,
-        args.seconds,
-        args.warmup,
+        args.timed.clients,
+        args.timed.seconds,
+        args.timed.warmup,
         args.events_per_command,
         if args.idempotency { ", with idempotency records" } else { "" },
     );

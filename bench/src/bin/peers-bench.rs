@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bench::appender::{AppendOptions, Appender};
-use bench::drive::{run_clients, CommandClient, Totals, Window};
+use bench::drive::{run_clients, CommandClient, TimedArgs, Totals};
 use bench::peers::http::RestockApi;
 use bench::peers::{agora_command, curve, memory, message_db, postgres_es, summary};
 use bench::procfs::{mib, own_cpu_seconds, Memory};
@@ -91,15 +91,8 @@ struct RunArgs {
     /// The contender's database (made for this run; Message DB installed in it).
     #[arg(long)]
     database_url: String,
-    /// Concurrent clients (each with its own connection).
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
-    /// Measured seconds.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// Unmeasured warm-up seconds before them.
-    #[arg(long, default_value_t = 1)]
-    warmup: u64,
+    #[command(flatten)]
+    timed: TimedArgs,
     /// Pre-created product streams, split between the clients.
     #[arg(long, default_value_t = 1024)]
     streams: usize,
@@ -147,7 +140,7 @@ struct CurveArgs {
     #[arg(long, value_delimiter = ',', default_value = "10,1000,10000,100000")]
     lengths: Vec<usize>,
     /// Measured sequential restocks per length.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 200)]
     restocks: usize,
     /// Unmeasured restocks per length before them.
     #[arg(long, default_value_t = 10)]
@@ -207,11 +200,14 @@ async fn agora_store(url: &str, pool: usize) -> Result<EventStore> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    if args.clients == 0 || args.seconds == 0 || args.streams < args.clients {
+    let TimedArgs {
+        clients, seconds, ..
+    } = args.timed;
+    if clients == 0 || seconds == 0 || args.streams < clients {
         bail!("--clients and --seconds must be at least 1, --streams at least --clients");
     }
     let url = &args.database_url;
-    let (clients, streams) = (args.clients, args.streams);
+    let streams = args.streams;
     let started = Instant::now();
     let totals = match args.contender {
         Contender::MessageDb | Contender::MessageDbKnown => {
@@ -254,10 +250,7 @@ async fn run(args: RunArgs) -> Result<()> {
 }
 
 async fn measure<C: CommandClient>(args: &RunArgs, clients: Vec<C>) -> Result<Totals> {
-    let window = Window::starting_now(
-        Duration::from_secs(args.warmup),
-        Duration::from_secs(args.seconds),
-    );
+    let window = args.timed.window();
     Ok(Totals::of(run_clients(clients, window).await?, &window))
 }
 
@@ -271,7 +264,7 @@ fn report_run(args: &RunArgs, totals: &Totals, cpu: f64, wall: Duration) {
             "bench": "peers",
             "round": args.round,
             "contender": args.contender.name(),
-            "clients": args.clients,
+            "clients": args.timed.clients,
             "seconds": totals.seconds,
             "streams": args.streams,
             "commands": totals.commands,
@@ -287,7 +280,7 @@ fn report_run(args: &RunArgs, totals: &Totals, cpu: f64, wall: Duration) {
             "{}: {} clients, {:.0} s: {} commands/s, p50 {p50:.2} ms, p99 {p99:.2} ms, \
              {} conflicts; this process used {cpu:.1} s of CPU",
             args.contender.name(),
-            args.clients,
+            args.timed.clients,
             totals.seconds,
             group(totals.rate()),
             totals.conflicts,
