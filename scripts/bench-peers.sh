@@ -119,18 +119,21 @@ fi
 
 message_db_version=1.3.1
 message_db_dir="$AGORA_CACHE_DIR/message-db/$message_db_version"
+# The package's own version (its database/VERSION.txt says 1.3.0 in 1.3.1: the SQL did not
+# change).
+message_db_fetched() {
+  grep -q "\"version\": \"$message_db_version\"" "$message_db_dir/package/package.json" 2>/dev/null &&
+    [[ -f "$message_db_dir/package/database/functions/write-message.sql" ]]
+}
 fetch_message_db() {
-  if [[ "$(cat "$message_db_dir/package/database/VERSION.txt" 2>/dev/null)" == "$message_db_version" ]]; then
-    return 0
-  fi
+  message_db_fetched && return 0
   command -v npm >/dev/null 2>&1 || apt_install npm
   info "fetching @eventide/message-db@$message_db_version into $message_db_dir"
   rm -rf "$message_db_dir"
   mkdir -p "$message_db_dir"
   (cd "$message_db_dir" && npm pack --silent "@eventide/message-db@$message_db_version" >/dev/null)
   tar -xzf "$message_db_dir/eventide-message-db-$message_db_version.tgz" -C "$message_db_dir"
-  [[ "$(cat "$message_db_dir/package/database/VERSION.txt" 2>/dev/null)" == "$message_db_version" ]] ||
-    die "the npm package has no database/VERSION.txt saying $message_db_version"
+  message_db_fetched || die "the npm package is not @eventide/message-db $message_db_version with its SQL"
 }
 if wants message-db || wants message-db-known; then
   fetch_message_db
@@ -172,7 +175,7 @@ trap cleanup EXIT
 # to its URL (not in a subshell: cleanup drops what is left of scratch_dbs).
 new_db() {
   local db="agora_peers_${1//-/_}_$$"
-  "$psql_bin" -q -v ON_ERROR_STOP=1 "$admin_url" \
+  PGOPTIONS='-c client_min_messages=warning' "$psql_bin" -q -v ON_ERROR_STOP=1 "$admin_url" \
     -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
   scratch_dbs+=("$db")
   db_url="${admin_url%/*}/$db"

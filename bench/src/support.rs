@@ -217,12 +217,20 @@ pub fn budget_line(
         Goal::AtLeast => measured >= budget,
         Goal::Below => measured < budget,
     };
+    // Budgets like 0.5 or 1.5 keep their fraction; ratios (unit "x") get two decimals.
+    let budget_number = if budget.fract() == 0.0 {
+        group(budget)
+    } else {
+        budget.to_string()
+    };
     let budget_text = match goal {
-        Goal::AtLeast => format!(">= {} {unit}", group(budget)),
-        Goal::Below => format!("< {} {unit}", group(budget)),
+        Goal::AtLeast => format!(">= {budget_number} {unit}"),
+        Goal::Below => format!("< {budget_number} {unit}"),
     };
     let measured_text = if measured.abs() >= 100.0 {
         format!("{} {unit}", group(measured))
+    } else if unit == "x" {
+        format!("{measured:.2} {unit}")
     } else {
         format!("{measured:.1} {unit}")
     };

@@ -209,7 +209,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let url = &args.database_url;
     let streams = args.streams;
     let started = Instant::now();
-    let totals = match args.contender {
+    let (totals, cpu) = match args.contender {
         Contender::MessageDb | Contender::MessageDbKnown => {
             let mode = if args.contender == Contender::MessageDb {
                 message_db::Mode::LoadAndWrite
@@ -244,14 +244,22 @@ async fn run(args: RunArgs) -> Result<()> {
             measure(&args, agora_command::clients(&store, &ids, clients)).await?
         }
     };
-    let cpu = own_cpu_seconds().unwrap_or(f64::NAN);
     report_run(&args, &totals, cpu, started.elapsed());
     Ok(())
 }
 
-async fn measure<C: CommandClient>(args: &RunArgs, clients: Vec<C>) -> Result<Totals> {
+/// Runs `clients` through the window `args` ask for; returns the totals and the CPU seconds
+/// this process used in the measured window.
+async fn measure<C: CommandClient>(args: &RunArgs, clients: Vec<C>) -> Result<(Totals, f64)> {
     let window = args.timed.window();
-    Ok(Totals::of(run_clients(clients, window).await?, &window))
+    // This process's CPU over the measured window (from a task woken at its start).
+    let cpu_at_start = tokio::spawn(async move {
+        tokio::time::sleep_until(window.measure_from.into()).await;
+        own_cpu_seconds().unwrap_or(f64::NAN)
+    });
+    let reports = run_clients(clients, window).await?;
+    let cpu = own_cpu_seconds().unwrap_or(f64::NAN) - cpu_at_start.await.unwrap_or(f64::NAN);
+    Ok((Totals::of(reports, &window), cpu))
 }
 
 fn report_run(args: &RunArgs, totals: &Totals, cpu: f64, wall: Duration) {
@@ -278,7 +286,7 @@ fn report_run(args: &RunArgs, totals: &Totals, cpu: f64, wall: Duration) {
     } else {
         println!(
             "{}: {} clients, {:.0} s: {} commands/s, p50 {p50:.2} ms, p99 {p99:.2} ms, \
-             {} conflicts; this process used {cpu:.1} s of CPU",
+             {} conflicts; this process used {cpu:.1} s of CPU in the window",
             args.contender.name(),
             args.timed.clients,
             totals.seconds,
