@@ -2,15 +2,25 @@
 //!
 //! - `append-bench`: single-event (or N-event) commands per second through
 //!   [`eventstore::EventStore::append`], without HTTP. See BENCHMARKS.md.
+//! - `peers-bench`: Agora's write path next to its peers (raw INSERT, Message DB,
+//!   cqrs-es + postgres-es) on the same server, the stream-length curve and the memory check
+//!   of the command API ([`peers`]; driven by `scripts/bench-peers.sh`).
 //! - `mint-token`: a signed development JWT (until `agora token` exists).
 //! - `projector-bench`, `latency-bench`, `http-bench`, `audit-bench`: the read-side budgets
 //!   (projector catch-up and rebuild, command accepted to visible, HTTP rates, audit
 //!   export). See BENCHMARKS.md and `scripts/bench-read.sh`.
 //!
 //! This library holds what the binaries share and what is worth unit-testing: the latency
-//! summary, the shop history the read-side benchmarks fill the store with ([`shop`]), and
-//! their scaffolding ([`stack`]: the services in-process; [`support`]).
+//! summary, timed closed-loop runs ([`drive`]) and the append-path client ([`appender`]),
+//! scratch databases ([`scratch`]), process figures ([`procfs`]), the shop history the
+//! read-side benchmarks fill the store with ([`shop`]), and their scaffolding ([`stack`]:
+//! the services in-process; [`support`]).
 
+pub mod appender;
+pub mod drive;
+pub mod peers;
+pub mod procfs;
+pub mod scratch;
 pub mod shop;
 pub mod stack;
 pub mod support;

@@ -420,11 +420,33 @@ pub async fn create_products(
     count: usize,
     sku_prefix: &str,
 ) -> Result<Vec<Uuid>> {
+    create_products_with_history(store, count, 1, 500, sku_prefix).await
+}
+
+/// Creates `count` products (as [`create_products`] does) whose streams each hold `length`
+/// events (at least 1): its `ProductCreated`, then `length - 1` restocks of one unit, each
+/// decided by the domain, in appends of about `batch_events` events. Returns their ids.
+pub async fn create_products_with_history(
+    store: &EventStore,
+    count: usize,
+    length: usize,
+    batch_events: usize,
+    sku_prefix: &str,
+) -> Result<Vec<Uuid>> {
     let mut filler = Filler::new(store, 7);
     filler.sku_prefix = sku_prefix.to_owned();
     for n in 0..count {
         filler.create_product(n)?;
-        filler.flush_if_full(500).await?;
+        filler.flush_if_full(batch_events).await?;
+        let id = filler.products[n];
+        for _ in 1..length {
+            let restock = ProductCommand::Restock {
+                quantity: RestockQuantity::parse(1)?,
+            };
+            let events = filler.product_state[&id].decide(restock)?;
+            filler.add_product_events(id, events);
+            filler.flush_if_full(batch_events).await?;
+        }
     }
     filler.flush().await?;
     Ok(filler.products.iter().map(|p| p.as_uuid()).collect())

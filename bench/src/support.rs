@@ -217,12 +217,20 @@ pub fn budget_line(
         Goal::AtLeast => measured >= budget,
         Goal::Below => measured < budget,
     };
+    // Budgets like 0.5 or 1.5 keep their fraction; ratios (unit "x") get two decimals.
+    let budget_number = if budget.fract() == 0.0 {
+        group(budget)
+    } else {
+        budget.to_string()
+    };
     let budget_text = match goal {
-        Goal::AtLeast => format!(">= {} {unit}", group(budget)),
-        Goal::Below => format!("< {} {unit}", group(budget)),
+        Goal::AtLeast => format!(">= {budget_number} {unit}"),
+        Goal::Below => format!("< {budget_number} {unit}"),
     };
     let measured_text = if measured.abs() >= 100.0 {
         format!("{} {unit}", group(measured))
+    } else if unit == "x" {
+        format!("{measured:.2} {unit}")
     } else {
         format!("{measured:.1} {unit}")
     };
@@ -301,6 +309,21 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send,
 {
+    closed_loop_until(concurrency, total, None, request).await
+}
+
+/// [`closed_loop`] that also stops sending at `deadline` (when given): requests not yet
+/// sent by then are not sent (nor counted).
+pub async fn closed_loop_until<F, Fut>(
+    concurrency: usize,
+    total: u64,
+    deadline: Option<Instant>,
+    request: F,
+) -> LoadRun
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send,
+{
     let request = Arc::new(request);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
@@ -311,6 +334,9 @@ where
         workers.push(tokio::spawn(async move {
             let mut run = LoadRun::default();
             loop {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    break;
+                }
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= total {
                     break;

@@ -7,23 +7,14 @@
 //! stream first as the command API does. Prints commands/s, events/s and latency
 //! percentiles; `--json` prints one machine-readable line instead.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{bail, Context, Result};
-use bench::{millis, LatencySummary};
-use chrono::Utc;
+use bench::appender::{split, AppendOptions, Appender, Owned};
+use bench::drive::{run_clients, TimedArgs, Totals};
+use bench::millis;
+use bench::scratch::Scratch;
 use clap::Parser;
-use eventstore::testing::with_database;
-use eventstore::{
-    connect_pool, migrate, AppendError, AppendRequest, EventMetadata, EventStore, Hash,
-    IdempotencyRecord, NewEvent, StreamWrite,
-};
+use eventstore::{connect_pool, migrate, EventStore};
 use serde_json::json;
-use tokio_postgres::NoTls;
-use uuid::Uuid;
-
-const STREAM_TYPE: &str = "product";
-const EVENT_TYPE: &str = "StockAdded";
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -38,15 +29,8 @@ struct Args {
         default_value = eventstore::testing::DEFAULT_TEST_DATABASE_URL
     )]
     database_url: String,
-    /// Concurrent writers (each with its own connection).
-    #[arg(long, default_value_t = 8)]
-    clients: usize,
-    /// Measured duration in seconds.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// Unmeasured warm-up in seconds before the measured window.
-    #[arg(long, default_value_t = 1)]
-    warmup: u64,
+    #[command(flatten)]
+    timed: TimedArgs,
     /// Events each command appends (to one stream, in one statement).
     #[arg(long, default_value_t = 1)]
     events_per_command: usize,
@@ -78,50 +62,18 @@ struct Args {
     json: bool,
 }
 
-/// A stream a client owns and what it knows about it.
-struct Owned {
-    id: Uuid,
-    version: i64,
-    last_hash: Hash,
-}
-
-impl Owned {
-    fn new() -> Self {
-        Owned {
-            id: Uuid::now_v7(),
-            version: 0,
-            last_hash: Hash::GENESIS,
-        }
-    }
-}
-
-/// What one client measured.
-#[derive(Default)]
-struct ClientReport {
-    commands: u64,
-    events: u64,
-    conflicts: u64,
-    latencies: Vec<Duration>,
-}
-
-#[derive(Clone, Copy)]
-struct Window {
-    measure_from: Instant,
-    until: Instant,
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.clients == 0 || args.events_per_command == 0 || args.seconds == 0 {
+    if args.timed.clients == 0 || args.events_per_command == 0 || args.timed.seconds == 0 {
         bail!("--clients, --events-per-command and --seconds must be at least 1");
     }
-    if args.streams != 0 && args.streams < args.clients {
+    if args.streams != 0 && args.streams < args.timed.clients {
         bail!(
             "--streams {} is fewer than --clients {}: clients would race on shared streams \
              (use at least one stream per client, or 0 for a new stream per command)",
             args.streams,
-            args.clients
+            args.timed.clients
         );
     }
 
@@ -132,8 +84,8 @@ async fn main() -> Result<()> {
     } else if let Err(error) = scratch.drop_database().await {
         eprintln!("warning: could not drop {}: {error:#}", scratch.name);
     }
-    let (server, reports, elapsed) = outcome?;
-    print_report(&args, &scratch, &server, reports, elapsed);
+    let (server, totals) = outcome?;
+    print_report(&args, &scratch, &server, &totals);
     Ok(())
 }
 
@@ -146,40 +98,35 @@ struct ServerFacts {
     notifier: &'static str,
 }
 
-async fn run(args: &Args, scratch: &Scratch) -> Result<(ServerFacts, Vec<ClientReport>, Duration)> {
+async fn run(args: &Args, scratch: &Scratch) -> Result<(ServerFacts, Totals)> {
     migrate(&scratch.url)
         .await
         .context("migrating the scratch database")?;
-    let pool = connect_pool(&scratch.url, args.pool_size.unwrap_or(args.clients + 1))?;
+    let pool = connect_pool(
+        &scratch.url,
+        args.pool_size.unwrap_or(args.timed.clients + 1),
+    )?;
     let mut store = EventStore::new(pool);
     if !args.no_notify {
         store = store.notifying_followers();
     }
     let server = server_facts(&store, args.no_notify).await?;
 
-    let start = Instant::now();
-    let window = Window {
-        measure_from: start + Duration::from_secs(args.warmup),
-        until: start + Duration::from_secs(args.warmup + args.seconds),
+    let options = AppendOptions {
+        events_per_command: args.events_per_command,
+        load_each: args.load_each,
+        idempotency: args.idempotency,
+        actor: "append-bench",
     };
-    let per_client = args.streams / args.clients;
-    let mut tasks = Vec::with_capacity(args.clients);
-    for client in 0..args.clients {
-        // Spread the remainder so that exactly `--streams` streams exist.
-        let owned = per_client + usize::from(client < args.streams % args.clients);
-        let store = store.clone();
-        let args = args.clone();
-        tasks.push(tokio::spawn(async move {
-            run_client(&store, &args, owned, window).await
-        }));
-    }
-    let mut reports = Vec::with_capacity(tasks.len());
-    for task in futures::future::join_all(tasks).await {
-        reports.push(task.context("a client panicked")??);
-    }
-    let elapsed = window.until.duration_since(window.measure_from);
+    let streams: Vec<Owned> = (0..args.streams).map(|_| Owned::fresh()).collect();
+    let clients = split(&streams, args.timed.clients)
+        .into_iter()
+        .map(|share| Appender::new(store.clone(), share.to_vec(), options))
+        .collect();
+    let window = args.timed.window();
+    let totals = Totals::of(run_clients(clients, window).await?, &window);
     store.pool().close();
-    Ok((server, reports, elapsed))
+    Ok((server, totals))
 }
 
 async fn server_facts(store: &EventStore, no_notify: bool) -> Result<ServerFacts> {
@@ -225,112 +172,12 @@ async fn server_facts(store: &EventStore, no_notify: bool) -> Result<ServerFacts
     })
 }
 
-async fn run_client(
-    store: &EventStore,
-    args: &Args,
-    owned: usize,
-    window: Window,
-) -> Result<ClientReport> {
-    let mut streams: Vec<Owned> = (0..owned).map(|_| Owned::new()).collect();
-    let mut report = ClientReport {
-        latencies: Vec::with_capacity(1 << 16),
-        ..ClientReport::default()
-    };
-    let mut turn = 0usize;
-    loop {
-        let started = Instant::now();
-        if started >= window.until {
-            return Ok(report);
-        }
-        let mut fresh;
-        let stream = if streams.is_empty() {
-            fresh = Owned::new();
-            &mut fresh
-        } else {
-            turn = (turn + 1) % streams.len();
-            &mut streams[turn]
-        };
-        loop {
-            if args.load_each {
-                let loaded = store.load_stream(stream.id).await?;
-                stream.version = loaded.version;
-                stream.last_hash = loaded.last_hash;
-            }
-            match store.append(command(args, stream)).await {
-                Ok(appended) => {
-                    if let Some(last) = appended.events.last() {
-                        stream.version = last.version;
-                        stream.last_hash = last.hash;
-                    }
-                    break;
-                }
-                // Cannot happen while clients own disjoint streams; counted, reloaded and
-                // retried like the command API would, should it ever.
-                Err(AppendError::Conflict { .. }) => {
-                    report.conflicts += 1;
-                    let loaded = store.load_stream(stream.id).await?;
-                    stream.version = loaded.version;
-                    stream.last_hash = loaded.last_hash;
-                }
-                Err(other) => return Err(other).context("append failed"),
-            }
-        }
-        let finished = Instant::now();
-        if started >= window.measure_from && finished <= window.until {
-            report.commands += 1;
-            report.events += args.events_per_command as u64;
-            report.latencies.push(finished - started);
-        }
-    }
-}
-
-/// One command's append: `--events-per-command` restocks of the stream at its version.
-fn command(args: &Args, stream: &Owned) -> AppendRequest {
-    let command_id = Uuid::now_v7();
-    let events = (0..args.events_per_command)
-        .map(|_| NewEvent::new(EVENT_TYPE, 1, json!({ "quantity": 1 })))
-        .collect();
-    let idempotency = args.idempotency.then(|| IdempotencyRecord {
-        caller: "append-bench".into(),
-        key: command_id.to_string(),
-        request_hash: vec![0; 32],
-        status_code: 200,
-        resource_id: stream.id,
-        resource_version: stream.version + args.events_per_command as i64,
-    });
-    AppendRequest {
-        streams: vec![StreamWrite {
-            stream_type: STREAM_TYPE.into(),
-            stream_id: stream.id,
-            expected_version: stream.version,
-            prev_hash: stream.last_hash,
-            events,
-        }],
-        metadata: EventMetadata {
-            actor: "append-bench".into(),
-            correlation_id: command_id.to_string(),
-            causation_id: None,
-            command_id,
-        },
-        occurred_at: Utc::now(),
-        claims: vec![],
-        idempotency,
-    }
-}
-
-fn print_report(
-    args: &Args,
-    scratch: &Scratch,
-    server: &ServerFacts,
-    reports: Vec<ClientReport>,
-    elapsed: Duration,
-) {
-    let commands: u64 = reports.iter().map(|r| r.commands).sum();
-    let events: u64 = reports.iter().map(|r| r.events).sum();
-    let conflicts: u64 = reports.iter().map(|r| r.conflicts).sum();
-    let mut latencies: Vec<Duration> = reports.into_iter().flat_map(|r| r.latencies).collect();
-    let summary = LatencySummary::from_samples(&mut latencies);
-    let seconds = elapsed.as_secs_f64();
+fn print_report(args: &Args, scratch: &Scratch, server: &ServerFacts, totals: &Totals) {
+    let commands = totals.commands;
+    let events = commands * args.events_per_command as u64;
+    let conflicts = totals.conflicts;
+    let summary = totals.latency;
+    let seconds = totals.seconds;
     let commands_per_sec = commands as f64 / seconds;
     let events_per_sec = events as f64 / seconds;
     let (p50, p99, mean, max) = summary
@@ -343,7 +190,7 @@ fn print_report(
     };
     if args.json {
         let line = json!({
-            "clients": args.clients,
+            "clients": args.timed.clients,
             "seconds": seconds,
             "events_per_command": args.events_per_command,
             "streams": args.streams,
@@ -370,14 +217,14 @@ fn print_report(
         format!(
             "{} streams (~{} per client)",
             args.streams,
-            args.streams / args.clients
+            args.streams / args.timed.clients
         )
     };
     println!(
         "append-bench: {} clients, {} s measured after {} s warm-up, {} event(s)/command, {streams}, {mode}{}",
-        args.clients,
-        args.seconds,
-        args.warmup,
+        args.timed.clients,
+        args.timed.seconds,
+        args.timed.warmup,
         args.events_per_command,
         if args.idempotency { ", with idempotency records" } else { "" },
     );
@@ -393,49 +240,4 @@ fn print_report(
     println!("events:       {events} = {events_per_sec:.0} events/s");
     println!("latency:      mean {mean:.2} ms, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
     println!("conflicts:    {conflicts}");
-}
-
-/// A database made for one run on the given server.
-struct Scratch {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Scratch {
-    async fn create(admin_url: &str) -> Result<Scratch> {
-        let name = format!("agora_bench_{}", Uuid::new_v4().simple());
-        admin_execute(admin_url, &format!("CREATE DATABASE {name}")).await?;
-        Ok(Scratch {
-            admin_url: admin_url.to_owned(),
-            url: with_database(admin_url, &name),
-            name,
-        })
-    }
-
-    async fn drop_database(&self) -> Result<()> {
-        admin_execute(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        )
-        .await
-    }
-}
-
-async fn admin_execute(admin_url: &str, sql: &str) -> Result<()> {
-    let (client, connection) = tokio_postgres::connect(admin_url, NoTls)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach PostgreSQL at {admin_url} (start it with scripts/postgres.sh start)"
-            )
-        })?;
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(sql)
-        .await
-        .with_context(|| sql.to_owned())?;
-    drop(client);
-    let _ = driver.await;
-    Ok(())
 }
