@@ -29,7 +29,10 @@
 #                   message-db-known  Message DB: write_message at the version it remembers
 #                   cqrs-es           cqrs-es 0.5 + postgres-es 0.5: CqrsFramework::execute
 #                   agora-append      Agora: EventStore::append at a known version
-#                   agora-command     Agora's command path in-process (load, decide, append)
+#                   agora-append-grouped  the same through group commit
+#                   agora-command     Agora's command path in-process as the command API runs
+#                                     it (aggregate cache, decide, append; group commit)
+#                   agora-command-solo    the same with one commit per command
 #                   agora-http        the command-api binary over HTTP, driven by wrk
 #   --no-build    use the release binaries already built
 #
@@ -49,7 +52,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
-all_contenders=(raw-insert message-db message-db-known cqrs-es agora-append agora-command agora-http)
+all_contenders=(raw-insert message-db message-db-known cqrs-es agora-append agora-append-grouped agora-command agora-command-solo agora-http)
 clients=8
 seconds=10
 rounds=1

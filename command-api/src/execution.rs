@@ -296,7 +296,7 @@ pub async fn execute(
     engine: &Engine,
     context: &CommandContext,
     streams: &CommandStreams,
-    decide: impl AsyncFn(&States) -> Result<Decision, Problem>,
+    decide: impl Fn(&States) -> Result<Decision, Problem>,
 ) -> Result<Outcome, Problem> {
     let all = streams.all();
     let _guards = engine.locks.lock(&all).await;
@@ -309,7 +309,7 @@ pub async fn execute(
             .streams
             .load(&streams.existing, &streams.created, fresh)
             .await?;
-        let decision = match decide(&loaded.states).await {
+        let decision = match decide(&loaded.states) {
             Ok(decision) => decision,
             Err(_) if loaded.from_cache && !fresh => {
                 // Decided on cached state, which may be stale: decide again on a fresh load.

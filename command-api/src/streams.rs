@@ -1,13 +1,11 @@
 //! The streams a command reads: states from the aggregate cache, else from the store (the
 //! newest snapshot plus the events after it), kept current from what commands append, and
-//! snapshotted in the background every [`SNAPSHOT_EVERY`] events. Also running commands
-//! through the cqrs-es aggregate traits and turning decided events into rows.
+//! snapshotted in the background every [`SNAPSHOT_EVERY`] events; and decided events as
+//! rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use domain::{OrderEvent, ProductEvent};
 use eventstore::{EventStore, NewEvent, RecordedEvent, Snapshot, SnapshotWriter, StreamState};
 use platform::Problem;
@@ -165,17 +163,6 @@ pub fn state_of(states: &States, id: Uuid) -> Result<&StreamState, Problem> {
         .get(&id)
         .map(|state| state.as_ref())
         .ok_or_else(|| Problem::internal(format!("stream {id} was not loaded")))
-}
-
-/// Runs `command` through the aggregate's cqrs-es `handle`, collecting what it decided.
-pub async fn handle<A>(aggregate: &A, command: A::Command) -> Result<Vec<A::Event>, A::Error>
-where
-    A: Aggregate<Services = ()> + Clone,
-{
-    let mut working = aggregate.clone();
-    let sink = EventSink::default();
-    working.handle(command, &(), &sink).await?;
-    Ok(sink.collect().await)
 }
 
 /// Product events as rows to append.

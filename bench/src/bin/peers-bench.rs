@@ -30,7 +30,7 @@ use bench::shop::create_products;
 use bench::support::{group, load_average, ms, redact};
 use bench::{millis, LatencySummary};
 use clap::{Parser, Subcommand, ValueEnum};
-use eventstore::{connect_pool, migrate, EventStore};
+use eventstore::{connect_pool, migrate, EventStore, GroupCommitLimits};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -68,8 +68,14 @@ enum Contender {
     CqrsEs,
     /// Agora: EventStore::append at the version remembered from the last append.
     AgoraAppend,
-    /// Agora's command path in-process: load, fold, decide, append.
+    /// Agora: EventStore::append at a known version, through group commit.
+    AgoraAppendGrouped,
+    /// Agora's command path in-process as the command API runs it: aggregate cache, decide,
+    /// append through group commit.
     AgoraCommand,
+    /// Agora's command path with the cache but one commit per command (AGORA_GROUP_COMMIT
+    /// off).
+    AgoraCommandSolo,
 }
 
 impl Contender {
@@ -79,7 +85,9 @@ impl Contender {
             Contender::MessageDbKnown => "message-db-known",
             Contender::CqrsEs => "cqrs-es",
             Contender::AgoraAppend => "agora-append",
+            Contender::AgoraAppendGrouped => "agora-append-grouped",
             Contender::AgoraCommand => "agora-command",
+            Contender::AgoraCommandSolo => "agora-command-solo",
         }
     }
 }
@@ -226,8 +234,8 @@ async fn run(args: RunArgs) -> Result<()> {
             admin_execute(url, postgres_es::SCHEMA).await?;
             measure(&args, postgres_es::clients(url, clients, streams).await?).await?
         }
-        Contender::AgoraAppend => {
-            let store = agora_store(url, clients + 1).await?;
+        Contender::AgoraAppend | Contender::AgoraAppendGrouped => {
+            let mut store = agora_store(url, clients + 1).await?;
             let ids = create_products(&store, streams, "PEER").await?;
             let options = AppendOptions {
                 events_per_command: 1,
@@ -235,12 +243,18 @@ async fn run(args: RunArgs) -> Result<()> {
                 idempotency: false,
                 actor: "peers-bench",
             };
+            if args.contender == Contender::AgoraAppendGrouped {
+                store = store.grouping_commits(GroupCommitLimits::default());
+            }
             let appenders = Appender::for_streams(&store, &ids, clients, options).await?;
             measure(&args, appenders).await?
         }
-        Contender::AgoraCommand => {
-            let store = agora_store(url, clients + 1).await?;
+        Contender::AgoraCommand | Contender::AgoraCommandSolo => {
+            let mut store = agora_store(url, clients + 1).await?;
             let ids = create_products(&store, streams, "PEER").await?;
+            if args.contender == Contender::AgoraCommand {
+                store = store.grouping_commits(GroupCommitLimits::default());
+            }
             measure(&args, agora_command::clients(&store, &ids, clients)).await?
         }
     };

@@ -1,42 +1,42 @@
-//! The Agora command-path contender (in-process, no HTTP): what the command API does for
-//! `POST /v1/products/{id}/restock` between parsing the request and answering it.
-//!
-//! # The contender slot
-//!
-//! [`AgoraCommandClient::restock`] is the one place that runs the command. Today it does
-//! what `command-api`'s `on_product` does on main: load the whole stream
-//! ([`EventStore::load_stream`]), fold it ([`command_api::streams::product_from`]), decide
-//! with the domain through cqrs-es's `Aggregate::handle` ([`command_api::streams::handle`])
-//! and append the decided events at the loaded version; a lost race is retried from the
-//! load. When the command API gets its aggregate cache and snapshots, swap the body of
-//! `restock` (and the state [`AgoraCommandClient`] keeps) for the cached engine's entry
-//! point, so this contender measures what the service runs.
+//! The Agora command-path contender (in-process, no HTTP): what the command API runs for
+//! `POST /v1/products/{id}/restock` between parsing the request and answering it —
+//! `command_api::routes::products::run_on_product` on one shared [`Engine`] (the
+//! process's aggregate cache and stream locks; the store's group commit when it is on):
+//! take the stream's lock, read its state (the cache, else snapshot + tail), decide through
+//! cqrs-es's `Aggregate::handle`, append, retry a lost race from a fresh load.
+
+use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
-use chrono::Utc;
-use command_api::streams::{handle, product_from, product_rows};
+use command_api::execution::{CommandContext, Engine};
+use command_api::routes::products::run_on_product;
 use domain::{ProductCommand, RestockQuantity};
-use eventstore::{AppendError, AppendRequest, EventStore, StreamWrite};
+use eventstore::EventStore;
 use uuid::Uuid;
 
-use crate::appender::{metadata, split};
+use crate::appender::split;
 use crate::drive::CommandClient;
 
 const ACTOR: &str = "peers-bench";
 
+/// The command API's default cache size, MiB.
+const CACHE_MB: usize = 64;
+
 /// One client of the command path, with its share of the products.
 pub struct AgoraCommandClient {
-    store: EventStore,
+    engine: Arc<Engine>,
     products: Vec<Uuid>,
     turn: usize,
 }
 
-/// One client per share of `products` (existing products), on `store`.
+/// One client per share of `products` (existing products), all on one engine over
+/// `store` (as the clients of one command-api process share it). Needs a tokio runtime.
 pub fn clients(store: &EventStore, products: &[Uuid], clients: usize) -> Vec<AgoraCommandClient> {
+    let engine = Arc::new(Engine::new(store.clone(), CACHE_MB));
     split(products, clients)
         .into_iter()
         .map(|share| AgoraCommandClient {
-            store: store.clone(),
+            engine: engine.clone(),
             products: share.to_vec(),
             turn: 0,
         })
@@ -44,37 +44,19 @@ pub fn clients(store: &EventStore, products: &[Uuid], clients: usize) -> Vec<Ago
 }
 
 impl AgoraCommandClient {
-    /// THE CONTENDER SLOT: one restock of `id` by `quantity` as the command API runs it
-    /// (load, fold, decide, append; a lost race retried from the load). Returns the lost
-    /// races. Switch this to the cached engine once it is merged.
+    /// One restock of `id` by `quantity`, as the command API runs it. Lost races are
+    /// retried inside the engine (it reports none).
     async fn restock(&self, id: Uuid, quantity: RestockQuantity) -> Result<u64> {
-        let mut conflicts = 0;
-        loop {
-            let stream = self.store.load_stream(id).await?;
-            let product = product_from(&stream).map_err(|problem| anyhow!("{problem}"))?;
-            if !product.exists() {
-                return Err(anyhow!("product {id} not found"));
-            }
-            let events = handle(&product, ProductCommand::Restock { quantity })
-                .await
-                .map_err(|refused| anyhow!("restock of {id} refused: {refused}"))?;
-            let request = AppendRequest {
-                streams: vec![StreamWrite::after(
-                    &stream,
-                    domain::product::STREAM_TYPE,
-                    product_rows(&events),
-                )],
-                metadata: metadata(ACTOR, Uuid::now_v7()),
-                occurred_at: Utc::now(),
-                claims: vec![],
-                idempotency: None,
-            };
-            match self.store.append(request).await {
-                Ok(_) => return Ok(conflicts),
-                Err(AppendError::Conflict { .. }) => conflicts += 1,
-                Err(other) => return Err(other.into()),
-            }
-        }
+        let context = CommandContext::internal(ACTOR, id);
+        run_on_product(
+            &self.engine,
+            &context,
+            id,
+            ProductCommand::Restock { quantity },
+        )
+        .await
+        .map_err(|problem| anyhow!("restock of {id}: {problem}"))?;
+        Ok(0)
     }
 }
 

@@ -26,8 +26,16 @@ pub const CONTENDERS: &[(&str, &str)] = &[
         "Agora: EventStore::append at a known version",
     ),
     (
+        "agora-append-grouped",
+        "Agora: EventStore::append at a known version, group commit",
+    ),
+    (
         "agora-command",
-        "Agora: command path in-process (load, decide, append)",
+        "Agora: command path in-process (cache, decide, append; group commit)",
+    ),
+    (
+        "agora-command-solo",
+        "Agora: command path in-process, one commit per command",
     ),
     ("agora-http", "Agora: command-api over HTTP (wrk)"),
 ];
@@ -174,12 +182,18 @@ pub fn print_peers(runs: &[RunFigures], load: &str) {
     println!();
     println!("== Agora / peer, per round [..] and median");
     let peers = ["raw-insert", "message-db", "message-db-known", "cqrs-es"];
-    for ours in ["agora-append", "agora-command", "agora-http"] {
+    for ours in [
+        "agora-append",
+        "agora-append-grouped",
+        "agora-command",
+        "agora-command-solo",
+        "agora-http",
+    ] {
         for peer in peers {
             let per_round = ratios(runs, ours, peer);
             if !per_round.is_empty() {
                 println!(
-                    "  {ours:<13} / {peer:<16} [{}]  median {:.2}",
+                    "  {ours:<20} / {peer:<16} [{}]  median {:.2}",
                     list(&per_round, 2),
                     median(&per_round)
                 );
@@ -210,6 +224,12 @@ pub fn print_peers(runs: &[RunFigures], load: &str) {
         "agora-append",
         "raw-insert",
         0.5,
+    );
+    budget(
+        "append through group commit / raw single-row INSERT",
+        "agora-append-grouped",
+        "raw-insert",
+        2.0,
     );
     let http: Vec<f64> = runs
         .iter()

@@ -22,7 +22,7 @@ use crate::openapi::{
     ShipOrderRefused, Unavailable, VersionMismatch,
 };
 use crate::requests;
-use crate::streams::{handle, order_rows, product_rows, state_of, States};
+use crate::streams::{order_rows, product_rows, state_of, States};
 
 const ORDER: &str = domain::order::STREAM_TYPE;
 const PRODUCT: &str = domain::product::STREAM_TYPE;
@@ -82,7 +82,7 @@ pub async fn place(
         &state.engine,
         &context,
         &streams,
-        async |states: &States| {
+        |states: &States| {
             let order_stream = state_of(states, id)?;
             context.check_if_match(order_stream.version)?;
             let products = products_of(states, &streams.existing)?;
@@ -182,11 +182,10 @@ pub async fn pay(
         &state.engine,
         &context,
         &streams,
-        async |states: &States| {
+        |states: &States| {
             let (stream, order) = visible_order(states, &caller, id)?;
             context.check_if_match(stream.version)?;
-            let events = handle(&order, command.clone())
-                .await
+            let events = order.decide(command.clone())
                 .map_err(domain_problem)?;
             Ok(Decision {
                 writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
@@ -236,7 +235,7 @@ pub async fn ship(
         &state.engine,
         &context,
         &streams,
-        async |states: &States| {
+        |states: &States| {
             let (stream, order) = visible_order(states, &caller, id)?;
             context.check_if_match(stream.version)?;
             let products = order_products(states, &order)?;
@@ -294,7 +293,7 @@ pub async fn cancel(
         &state.engine,
         &context,
         &streams,
-        async |states: &States| {
+        |states: &States| {
             let (stream, order) = visible_order(states, &caller, id)?;
             context.check_if_match(stream.version)?;
             let products = order_products(states, &order)?;

@@ -15,7 +15,7 @@ use crate::openapi::{
     RestockRefused, SkuTaken, Unavailable, VersionMismatch,
 };
 use crate::requests;
-use crate::streams::{handle, product_rows, state_of, States};
+use crate::streams::{product_rows, state_of, States};
 
 const STREAM_TYPE: &str = domain::product::STREAM_TYPE;
 
@@ -67,11 +67,10 @@ pub async fn create(
         &state.engine,
         &context,
         &streams,
-        async |states: &States| {
+        |states: &States| {
             let stream = state_of(states, id)?;
             context.check_if_match(stream.version)?;
-            let events = handle(&Product::default(), command.clone())
-                .await
+            let events = Product::default().decide(command.clone())
                 .map_err(domain_problem)?;
             Ok(Decision {
                 writes: vec![StreamWrite::onto(
@@ -115,15 +114,14 @@ pub async fn run_on_product(
     command: ProductCommand,
 ) -> Result<Outcome, Problem> {
     let streams = CommandStreams::existing(vec![id]);
-    execute(engine, context, &streams, async |states: &States| {
+    execute(engine, context, &streams, |states: &States| {
         let stream = state_of(states, id)?;
         let product = stream.product();
         if !product.exists() {
             return Err(Problem::not_found(format!("product {id} not found")));
         }
         context.check_if_match(stream.version)?;
-        let events = handle(&product, command.clone())
-            .await
+        let events = product.decide(command.clone())
             .map_err(domain_problem)?;
         Ok(Decision {
             writes: vec![StreamWrite::onto(
