@@ -14,7 +14,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::event::ProjectedEvent;
-use crate::projection::{Projection, SqlChange};
+use crate::projection::Projection;
 use crate::projections;
 
 /// Taken shared by every batch and exclusively by a rebuild's switch, so a switch never
@@ -74,13 +74,17 @@ pub enum ApplyError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("read-model database error: {0}")]
     Database(#[from] tokio_postgres::Error),
+    /// A row changed under the batch (another projector instance wrote it after it was
+    /// read): the batch is retried from a fresh read.
+    #[error("read model changed concurrently: {0}")]
+    Conflict(String),
 }
 
 impl ApplyError {
     /// Passing trouble (connection, deadlock, serialization): retry the batch as is.
     pub fn is_transient(&self) -> bool {
         match self {
-            ApplyError::Pool(_) => true,
+            ApplyError::Pool(_) | ApplyError::Conflict(_) => true,
             ApplyError::Database(error) => match error.code() {
                 None => true,
                 Some(code) => {
@@ -214,7 +218,10 @@ async fn try_apply(
 }
 
 /// Applies `items` to `targets` inside `tx` (which the caller commits), skipping what each
-/// target's saved checkpoint already covers and saving the new checkpoints.
+/// target's saved checkpoint already covers and saving the new checkpoints. The targets
+/// are applied concurrently (their statements share the pipeline of `tx`); with
+/// `isolate_poison` one after the other, and each event on its own under a savepoint, so
+/// an event whose changes fail is recorded as poison and the rest still apply.
 pub async fn apply_in(
     tx: &Transaction<'_>,
     items: &[BatchItem],
@@ -225,97 +232,107 @@ pub async fn apply_in(
         return Ok(());
     };
     let source = first.position.source();
-    for target in targets {
-        let saved = saved_positions(tx, target, source).await?;
-        let fresh: Vec<&BatchItem> = items
-            .iter()
-            .filter(|i| !saved.covers(&i.position))
-            .collect();
-        if fresh.is_empty() {
-            continue;
+    if isolate_poison {
+        for target in targets {
+            apply_target(tx, items, target, source, true).await?;
         }
-        let name = target.projection.name();
-        let mut applied = 0u64;
-        let mut poisoned = Vec::new();
-        let mut changes: Vec<SqlChange> = Vec::new();
-        for item in &fresh {
-            match &item.event {
-                Ok(event) => {
-                    let event_changes = target.projection.changes(target.version, event);
-                    if isolate_poison {
-                        if let Err(error) = run_isolated(tx, &event_changes).await? {
-                            poisoned.push((item.facts.clone(), error));
-                            continue;
-                        }
-                    } else {
-                        changes.extend(event_changes);
-                    }
-                    applied += 1;
-                }
-                Err(reason) => poisoned.push((item.facts.clone(), reason.clone())),
+    } else {
+        try_join_all(
+            targets
+                .iter()
+                .map(|target| apply_target(tx, items, target, source, false)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn apply_target(
+    tx: &Transaction<'_>,
+    items: &[BatchItem],
+    target: &Target,
+    source: &str,
+    isolate_poison: bool,
+) -> Result<(), ApplyError> {
+    let saved = saved_positions(tx, target, source).await?;
+    let fresh: Vec<&BatchItem> = items
+        .iter()
+        .filter(|i| !saved.covers(&i.position))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let name = target.projection.name();
+    let mut poisoned: Vec<(EventFacts, String)> = Vec::new();
+    let mut decoded: Vec<(&EventFacts, &ProjectedEvent)> = Vec::with_capacity(fresh.len());
+    for item in &fresh {
+        match &item.event {
+            Ok(event) => decoded.push((&item.facts, event)),
+            Err(reason) => poisoned.push((item.facts.clone(), reason.clone())),
+        }
+    }
+    if isolate_poison {
+        for (facts, event) in &decoded {
+            if let Err(error) = apply_isolated(tx, target, event).await? {
+                poisoned.push(((*facts).clone(), error));
             }
         }
-        run_pipelined(tx, &changes).await?;
-        for (facts, error) in &poisoned {
-            record_poison(tx, target, facts, error).await?;
+    } else {
+        let events: Vec<&ProjectedEvent> = decoded.iter().map(|(_, e)| *e).collect();
+        let refused = target.projection.apply(tx, target.version, &events).await?;
+        for (index, reason) in refused {
+            if let Some((facts, _)) = decoded.get(index) {
+                poisoned.push(((*facts).clone(), reason));
+            }
         }
-        save_positions(tx, target, &fresh).await?;
-        metrics::counter!("projector_events_applied_total", "projection" => name)
-            .increment(applied);
-        if !poisoned.is_empty() {
-            metrics::counter!("poison_events_total", "projection" => name)
-                .increment(poisoned.len() as u64);
-        }
-        if let Some(Ok(last)) = fresh.last().map(|i| &i.event) {
-            let lag = (chrono::Utc::now() - last.occurred_at)
-                .num_milliseconds()
-                .max(0);
-            metrics::gauge!("projection_lag_seconds", "projection" => name)
-                .set(lag as f64 / 1000.0);
-        }
+    }
+    for (facts, error) in &poisoned {
+        record_poison(tx, target, facts, error).await?;
+    }
+    save_positions(tx, target, &fresh).await?;
+    let applied = (fresh.len() - poisoned.len()) as u64;
+    metrics::counter!("projector_events_applied_total", "projection" => name).increment(applied);
+    if !poisoned.is_empty() {
+        metrics::counter!("poison_events_total", "projection" => name)
+            .increment(poisoned.len() as u64);
+    }
+    if let Some(Ok(last)) = fresh.last().map(|i| &i.event) {
+        let lag = (chrono::Utc::now() - last.occurred_at)
+            .num_milliseconds()
+            .max(0);
+        metrics::gauge!("projection_lag_seconds", "projection" => name).set(lag as f64 / 1000.0);
     }
     Ok(())
 }
 
-/// Runs statements back to back without waiting for each answer (one pipeline).
-async fn run_pipelined(tx: &Transaction<'_>, changes: &[SqlChange]) -> Result<(), ApplyError> {
-    let mut statements = Vec::with_capacity(changes.len());
-    for change in changes {
-        statements.push(tx.prepare_cached(&change.sql).await?);
-    }
-    let params: Vec<_> = changes.iter().map(|c| c.param_refs()).collect();
-    try_join_all(
-        statements
-            .iter()
-            .zip(&params)
-            .map(|(statement, params)| tx.execute(statement, params)),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Runs one event's statements under a savepoint; a data error is returned as the
-/// event's poison reason (and undone), anything else fails the batch.
-async fn run_isolated(
+/// Applies one event under a savepoint; a data error is returned as the event's poison
+/// reason (and undone), anything else fails the batch.
+async fn apply_isolated(
     tx: &Transaction<'_>,
-    changes: &[SqlChange],
+    target: &Target,
+    event: &ProjectedEvent,
 ) -> Result<Result<(), String>, ApplyError> {
     tx.batch_execute("SAVEPOINT projector_event").await?;
-    for change in changes {
-        let statement = tx.prepare_cached(&change.sql).await?;
-        if let Err(error) = tx.execute(&statement, &change.param_refs()).await {
-            let error = ApplyError::Database(error);
-            if error.is_transient() {
-                return Err(error);
-            }
+    let outcome = target
+        .projection
+        .apply(tx, target.version, std::slice::from_ref(&event))
+        .await;
+    match outcome {
+        Ok(refused) => {
+            tx.batch_execute("RELEASE SAVEPOINT projector_event")
+                .await?;
+            Ok(match refused.into_iter().next() {
+                Some((_, reason)) => Err(reason),
+                None => Ok(()),
+            })
+        }
+        Err(error) if error.is_transient() => Err(error),
+        Err(error) => {
             tx.batch_execute("ROLLBACK TO SAVEPOINT projector_event")
                 .await?;
-            return Ok(Err(error.to_string()));
+            Ok(Err(error.to_string()))
         }
     }
-    tx.batch_execute("RELEASE SAVEPOINT projector_event")
-        .await?;
-    Ok(Ok(()))
 }
 
 async fn record_poison(
