@@ -1,6 +1,7 @@
 //! Applying a batch of events to the live projections exactly once: the rows the events
-//! produce and the source checkpoint are written in one read-model transaction, and
-//! events at or before a projection's checkpoint are skipped. A poison event (one that
+//! produce in a projection and its source checkpoint are written in one read-model
+//! transaction (one per projection, run side by side), and events at or before a
+//! projection's checkpoint are skipped. A poison event (one that
 //! cannot be decoded or whose changes fail) is recorded with its error and skipped.
 
 use std::collections::HashMap;
@@ -169,18 +170,49 @@ pub async fn saved_positions<C: deadpool_postgres::GenericClient>(
     Ok(saved)
 }
 
-/// Applies `items` to the live projections (or to `only`, for a rebuild) in one
-/// transaction with their checkpoints; retries passing failures; isolates poison events.
+/// Applies `items` to the live projections (or to `only`, for a rebuild): each projection
+/// in a transaction of its own with its checkpoint, all of them at once on their own
+/// connections (so the database works on several at a time); retries passing failures;
+/// isolates poison events. Returns the targets applied to.
 pub async fn apply_batch(
     pool: &Pool,
     items: &[BatchItem],
     only: Option<&Target>,
 ) -> Result<Vec<Target>, ApplyError> {
+    let applied = match only {
+        Some(target) => vec![apply_retrying(pool, items, Choice::Exactly(target)).await?],
+        None => {
+            let projections = projections::all();
+            try_join_all(
+                projections
+                    .iter()
+                    .map(|projection| apply_retrying(pool, items, Choice::Live(projection))),
+            )
+            .await?
+        }
+    };
+    Ok(applied.into_iter().flatten().collect())
+}
+
+/// Which version of a projection a batch goes to.
+#[derive(Clone, Copy)]
+enum Choice<'a> {
+    /// The one `read_model.projections` names active (none when it names none).
+    Live(&'a Arc<dyn Projection>),
+    /// This one (a rebuild's new version).
+    Exactly(&'a Target),
+}
+
+async fn apply_retrying(
+    pool: &Pool,
+    items: &[BatchItem],
+    choice: Choice<'_>,
+) -> Result<Option<Target>, ApplyError> {
     let mut delay = Duration::from_millis(50);
     let mut isolate_poison = false;
     loop {
-        match try_apply(pool, items, only, isolate_poison).await {
-            Ok(targets) => return Ok(targets),
+        match try_apply(pool, items, choice, isolate_poison).await {
+            Ok(target) => return Ok(target),
             Err(error) if error.is_transient() => {
                 tracing::warn!(%error, "applying a batch failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -198,9 +230,9 @@ pub async fn apply_batch(
 async fn try_apply(
     pool: &Pool,
     items: &[BatchItem],
-    only: Option<&Target>,
+    choice: Choice<'_>,
     isolate_poison: bool,
-) -> Result<Vec<Target>, ApplyError> {
+) -> Result<Option<Target>, ApplyError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
@@ -208,20 +240,30 @@ async fn try_apply(
         &[&SWITCH_LOCK_KEY],
     )
     .await?;
-    let targets = match only {
-        Some(target) => vec![target.clone()],
-        None => live_targets(&tx).await?,
+    let target = match choice {
+        Choice::Exactly(target) => target.clone(),
+        Choice::Live(projection) => {
+            let statement = tx
+                .prepare_cached("SELECT active_version FROM read_model.projections WHERE name = $1")
+                .await?;
+            let Some(row) = tx.query_opt(&statement, &[&projection.name()]).await? else {
+                return Ok(None);
+            };
+            Target {
+                projection: projection.clone(),
+                version: row.try_get(0)?,
+            }
+        }
     };
-    apply_in(&tx, items, &targets, isolate_poison).await?;
+    apply_in(&tx, items, std::slice::from_ref(&target), isolate_poison).await?;
     tx.commit().await?;
-    Ok(targets)
+    Ok(Some(target))
 }
 
 /// Applies `items` to `targets` inside `tx` (which the caller commits), skipping what each
-/// target's saved checkpoint already covers and saving the new checkpoints. The targets
-/// are applied concurrently (their statements share the pipeline of `tx`); with
-/// `isolate_poison` one after the other, and each event on its own under a savepoint, so
-/// an event whose changes fail is recorded as poison and the rest still apply.
+/// target's saved checkpoint already covers and saving the new checkpoints. With
+/// `isolate_poison` each event is applied on its own under a savepoint, so an event whose
+/// changes fail is recorded as poison and the rest still apply.
 pub async fn apply_in(
     tx: &Transaction<'_>,
     items: &[BatchItem],
@@ -232,17 +274,16 @@ pub async fn apply_in(
         return Ok(());
     };
     let source = first.position.source();
-    if isolate_poison {
-        for target in targets {
-            apply_target(tx, items, target, source, true).await?;
-        }
-    } else {
-        try_join_all(
-            targets
-                .iter()
-                .map(|target| apply_target(tx, items, target, source, false)),
-        )
-        .await?;
+    // Plan each set-based statement for its own arrays and the tables as they are now (a
+    // generic plan cached while the tables were small scans them whole for ever after),
+    // and look rows up by key: a batch touches a few hundred rows of tables that only
+    // grow, where a hash or merge join would read the whole table every batch.
+    tx.batch_execute(
+        "SET LOCAL plan_cache_mode = force_custom_plan;          SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+    )
+    .await?;
+    for target in targets {
+        apply_target(tx, items, target, source, isolate_poison).await?;
     }
     Ok(())
 }

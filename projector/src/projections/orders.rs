@@ -121,8 +121,9 @@ async fn apply(
     let rows = read(
         tx,
         &format!(
-            "SELECT id, status, version, updated_at, payment_ref, carrier, tracking_number, \
-             refunded_cents FROM {t} WHERE id = ANY($1)"
+            "SELECT t.id, t.status, t.version, t.updated_at, t.payment_ref, t.carrier, \
+                 t.tracking_number, t.refunded_cents \
+             FROM unnest($1::uuid[]) AS s(id) JOIN {t} AS t ON t.id = s.id"
         ),
         &[&ids],
         ids.len(),

@@ -129,8 +129,9 @@ async fn apply(
     let rows = read(
         tx,
         &format!(
-            "SELECT id, sku, name, price_cents, currency, on_hand, reserved, discontinued, \
-             version, updated_at FROM {t} WHERE id = ANY($1)"
+            "SELECT t.id, t.sku, t.name, t.price_cents, t.currency, t.on_hand, t.reserved, \
+                 t.discontinued, t.version, t.updated_at \
+             FROM unnest($1::uuid[]) AS s(id) JOIN {t} AS t ON t.id = s.id"
         ),
         &[&ids],
         ids.len(),

@@ -186,8 +186,8 @@ async fn apply(
     let rows = read(
         tx,
         &format!(
-            "SELECT order_id, version, total_cents, units, paid_at FROM {orders} \
-             WHERE order_id = ANY($1)"
+            "SELECT t.order_id, t.version, t.total_cents, t.units, t.paid_at \
+             FROM unnest($1::uuid[]) AS s(id) JOIN {orders} AS t ON t.order_id = s.id"
         ),
         &[&ids],
         ids.len(),
