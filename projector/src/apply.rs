@@ -1,6 +1,7 @@
 //! Applying a batch of events to the live projections exactly once: the rows the events
-//! produce and the source checkpoint are written in one read-model transaction, and
-//! events at or before a projection's checkpoint are skipped. A poison event (one that
+//! produce in a projection and its source checkpoint are written in one read-model
+//! transaction (one per projection, run side by side), and events at or before a
+//! projection's checkpoint are skipped. A poison event (one that
 //! cannot be decoded or whose changes fail) is recorded with its error and skipped.
 
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::event::ProjectedEvent;
-use crate::projection::{Projection, SqlChange};
+use crate::projection::Projection;
 use crate::projections;
 
 /// Taken shared by every batch and exclusively by a rebuild's switch, so a switch never
@@ -74,13 +75,17 @@ pub enum ApplyError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("read-model database error: {0}")]
     Database(#[from] tokio_postgres::Error),
+    /// A row changed under the batch (another projector instance wrote it after it was
+    /// read): the batch is retried from a fresh read.
+    #[error("read model changed concurrently: {0}")]
+    Conflict(String),
 }
 
 impl ApplyError {
     /// Passing trouble (connection, deadlock, serialization): retry the batch as is.
     pub fn is_transient(&self) -> bool {
         match self {
-            ApplyError::Pool(_) => true,
+            ApplyError::Pool(_) | ApplyError::Conflict(_) => true,
             ApplyError::Database(error) => match error.code() {
                 None => true,
                 Some(code) => {
@@ -165,18 +170,49 @@ pub async fn saved_positions<C: deadpool_postgres::GenericClient>(
     Ok(saved)
 }
 
-/// Applies `items` to the live projections (or to `only`, for a rebuild) in one
-/// transaction with their checkpoints; retries passing failures; isolates poison events.
+/// Applies `items` to the live projections (or to `only`, for a rebuild): each projection
+/// in a transaction of its own with its checkpoint, all of them at once on their own
+/// connections (so the database works on several at a time); retries passing failures;
+/// isolates poison events. Returns the targets applied to.
 pub async fn apply_batch(
     pool: &Pool,
     items: &[BatchItem],
     only: Option<&Target>,
 ) -> Result<Vec<Target>, ApplyError> {
+    let applied = match only {
+        Some(target) => vec![apply_retrying(pool, items, Choice::Exactly(target)).await?],
+        None => {
+            let projections = projections::all();
+            try_join_all(
+                projections
+                    .iter()
+                    .map(|projection| apply_retrying(pool, items, Choice::Live(projection))),
+            )
+            .await?
+        }
+    };
+    Ok(applied.into_iter().flatten().collect())
+}
+
+/// Which version of a projection a batch goes to.
+#[derive(Clone, Copy)]
+enum Choice<'a> {
+    /// The one `read_model.projections` names active (none when it names none).
+    Live(&'a Arc<dyn Projection>),
+    /// This one (a rebuild's new version).
+    Exactly(&'a Target),
+}
+
+async fn apply_retrying(
+    pool: &Pool,
+    items: &[BatchItem],
+    choice: Choice<'_>,
+) -> Result<Option<Target>, ApplyError> {
     let mut delay = Duration::from_millis(50);
     let mut isolate_poison = false;
     loop {
-        match try_apply(pool, items, only, isolate_poison).await {
-            Ok(targets) => return Ok(targets),
+        match try_apply(pool, items, choice, isolate_poison).await {
+            Ok(target) => return Ok(target),
             Err(error) if error.is_transient() => {
                 tracing::warn!(%error, "applying a batch failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -194,9 +230,9 @@ pub async fn apply_batch(
 async fn try_apply(
     pool: &Pool,
     items: &[BatchItem],
-    only: Option<&Target>,
+    choice: Choice<'_>,
     isolate_poison: bool,
-) -> Result<Vec<Target>, ApplyError> {
+) -> Result<Option<Target>, ApplyError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
@@ -204,17 +240,30 @@ async fn try_apply(
         &[&SWITCH_LOCK_KEY],
     )
     .await?;
-    let targets = match only {
-        Some(target) => vec![target.clone()],
-        None => live_targets(&tx).await?,
+    let target = match choice {
+        Choice::Exactly(target) => target.clone(),
+        Choice::Live(projection) => {
+            let statement = tx
+                .prepare_cached("SELECT active_version FROM read_model.projections WHERE name = $1")
+                .await?;
+            let Some(row) = tx.query_opt(&statement, &[&projection.name()]).await? else {
+                return Ok(None);
+            };
+            Target {
+                projection: projection.clone(),
+                version: row.try_get(0)?,
+            }
+        }
     };
-    apply_in(&tx, items, &targets, isolate_poison).await?;
+    apply_in(&tx, items, std::slice::from_ref(&target), isolate_poison).await?;
     tx.commit().await?;
-    Ok(targets)
+    Ok(Some(target))
 }
 
 /// Applies `items` to `targets` inside `tx` (which the caller commits), skipping what each
-/// target's saved checkpoint already covers and saving the new checkpoints.
+/// target's saved checkpoint already covers and saving the new checkpoints. With
+/// `isolate_poison` each event is applied on its own under a savepoint, so an event whose
+/// changes fail is recorded as poison and the rest still apply.
 pub async fn apply_in(
     tx: &Transaction<'_>,
     items: &[BatchItem],
@@ -225,97 +274,106 @@ pub async fn apply_in(
         return Ok(());
     };
     let source = first.position.source();
-    for target in targets {
-        let saved = saved_positions(tx, target, source).await?;
-        let fresh: Vec<&BatchItem> = items
-            .iter()
-            .filter(|i| !saved.covers(&i.position))
-            .collect();
-        if fresh.is_empty() {
-            continue;
-        }
-        let name = target.projection.name();
-        let mut applied = 0u64;
-        let mut poisoned = Vec::new();
-        let mut changes: Vec<SqlChange> = Vec::new();
-        for item in &fresh {
-            match &item.event {
-                Ok(event) => {
-                    let event_changes = target.projection.changes(target.version, event);
-                    if isolate_poison {
-                        if let Err(error) = run_isolated(tx, &event_changes).await? {
-                            poisoned.push((item.facts.clone(), error));
-                            continue;
-                        }
-                    } else {
-                        changes.extend(event_changes);
-                    }
-                    applied += 1;
-                }
-                Err(reason) => poisoned.push((item.facts.clone(), reason.clone())),
-            }
-        }
-        run_pipelined(tx, &changes).await?;
-        for (facts, error) in &poisoned {
-            record_poison(tx, target, facts, error).await?;
-        }
-        save_positions(tx, target, &fresh).await?;
-        metrics::counter!("projector_events_applied_total", "projection" => name)
-            .increment(applied);
-        if !poisoned.is_empty() {
-            metrics::counter!("poison_events_total", "projection" => name)
-                .increment(poisoned.len() as u64);
-        }
-        if let Some(Ok(last)) = fresh.last().map(|i| &i.event) {
-            let lag = (chrono::Utc::now() - last.occurred_at)
-                .num_milliseconds()
-                .max(0);
-            metrics::gauge!("projection_lag_seconds", "projection" => name)
-                .set(lag as f64 / 1000.0);
-        }
-    }
-    Ok(())
-}
-
-/// Runs statements back to back without waiting for each answer (one pipeline).
-async fn run_pipelined(tx: &Transaction<'_>, changes: &[SqlChange]) -> Result<(), ApplyError> {
-    let mut statements = Vec::with_capacity(changes.len());
-    for change in changes {
-        statements.push(tx.prepare_cached(&change.sql).await?);
-    }
-    let params: Vec<_> = changes.iter().map(|c| c.param_refs()).collect();
-    try_join_all(
-        statements
-            .iter()
-            .zip(&params)
-            .map(|(statement, params)| tx.execute(statement, params)),
+    // Plan each set-based statement for its own arrays and the tables as they are now (a
+    // generic plan cached while the tables were small scans them whole for ever after),
+    // and look rows up by key: a batch touches a few hundred rows of tables that only
+    // grow, where a hash or merge join would read the whole table every batch.
+    tx.batch_execute(
+        "SET LOCAL plan_cache_mode = force_custom_plan;          SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
     )
     .await?;
+    for target in targets {
+        apply_target(tx, items, target, source, isolate_poison).await?;
+    }
     Ok(())
 }
 
-/// Runs one event's statements under a savepoint; a data error is returned as the
-/// event's poison reason (and undone), anything else fails the batch.
-async fn run_isolated(
+async fn apply_target(
     tx: &Transaction<'_>,
-    changes: &[SqlChange],
-) -> Result<Result<(), String>, ApplyError> {
-    tx.batch_execute("SAVEPOINT projector_event").await?;
-    for change in changes {
-        let statement = tx.prepare_cached(&change.sql).await?;
-        if let Err(error) = tx.execute(&statement, &change.param_refs()).await {
-            let error = ApplyError::Database(error);
-            if error.is_transient() {
-                return Err(error);
-            }
-            tx.batch_execute("ROLLBACK TO SAVEPOINT projector_event")
-                .await?;
-            return Ok(Err(error.to_string()));
+    items: &[BatchItem],
+    target: &Target,
+    source: &str,
+    isolate_poison: bool,
+) -> Result<(), ApplyError> {
+    let saved = saved_positions(tx, target, source).await?;
+    let fresh: Vec<&BatchItem> = items
+        .iter()
+        .filter(|i| !saved.covers(&i.position))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let name = target.projection.name();
+    let mut poisoned: Vec<(EventFacts, String)> = Vec::new();
+    let mut decoded: Vec<(&EventFacts, &ProjectedEvent)> = Vec::with_capacity(fresh.len());
+    for item in &fresh {
+        match &item.event {
+            Ok(event) => decoded.push((&item.facts, event)),
+            Err(reason) => poisoned.push((item.facts.clone(), reason.clone())),
         }
     }
-    tx.batch_execute("RELEASE SAVEPOINT projector_event")
-        .await?;
-    Ok(Ok(()))
+    if isolate_poison {
+        for (facts, event) in &decoded {
+            if let Err(error) = apply_isolated(tx, target, event).await? {
+                poisoned.push(((*facts).clone(), error));
+            }
+        }
+    } else {
+        let events: Vec<&ProjectedEvent> = decoded.iter().map(|(_, e)| *e).collect();
+        let refused = target.projection.apply(tx, target.version, &events).await?;
+        for (index, reason) in refused {
+            if let Some((facts, _)) = decoded.get(index) {
+                poisoned.push(((*facts).clone(), reason));
+            }
+        }
+    }
+    for (facts, error) in &poisoned {
+        record_poison(tx, target, facts, error).await?;
+    }
+    save_positions(tx, target, &fresh).await?;
+    let applied = (fresh.len() - poisoned.len()) as u64;
+    metrics::counter!("projector_events_applied_total", "projection" => name).increment(applied);
+    if !poisoned.is_empty() {
+        metrics::counter!("poison_events_total", "projection" => name)
+            .increment(poisoned.len() as u64);
+    }
+    if let Some(Ok(last)) = fresh.last().map(|i| &i.event) {
+        let lag = (chrono::Utc::now() - last.occurred_at)
+            .num_milliseconds()
+            .max(0);
+        metrics::gauge!("projection_lag_seconds", "projection" => name).set(lag as f64 / 1000.0);
+    }
+    Ok(())
+}
+
+/// Applies one event under a savepoint; a data error is returned as the event's poison
+/// reason (and undone), anything else fails the batch.
+async fn apply_isolated(
+    tx: &Transaction<'_>,
+    target: &Target,
+    event: &ProjectedEvent,
+) -> Result<Result<(), String>, ApplyError> {
+    tx.batch_execute("SAVEPOINT projector_event").await?;
+    let outcome = target
+        .projection
+        .apply(tx, target.version, std::slice::from_ref(&event))
+        .await;
+    match outcome {
+        Ok(refused) => {
+            tx.batch_execute("RELEASE SAVEPOINT projector_event")
+                .await?;
+            Ok(match refused.into_iter().next() {
+                Some((_, reason)) => Err(reason),
+                None => Ok(()),
+            })
+        }
+        Err(error) if error.is_transient() => Err(error),
+        Err(error) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT projector_event")
+                .await?;
+            Ok(Err(error.to_string()))
+        }
+    }
 }
 
 async fn record_poison(

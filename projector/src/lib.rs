@@ -1,11 +1,12 @@
 //! Agora's projector: builds the read models from events, exactly once in effect.
 //!
-//! A [`projection::Projection`] is a pure function from an event to SQL changes of its
-//! tables. The same projections run from either source — a Kafka consumer group
+//! A [`projection::Projection`] turns a batch of events into set-based SQL changes of its
+//! tables (a pure fold per stream in Rust, then one statement per table; [`batch`]). The same projections run from either source — a Kafka consumer group
 //! ([`source_kafka`]) or the Postgres log directly ([`source_log`]) — and every batch is
 //! applied with its source checkpoint in one read-model transaction ([`apply`]).
 
 pub mod apply;
+pub mod batch;
 pub mod config;
 pub mod event;
 pub mod projection;

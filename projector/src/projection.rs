@@ -1,39 +1,20 @@
-//! What a projection is: a pure function from an event to the SQL changes it makes to the
+//! What a projection is: a function from a batch of events to set-based SQL changes to the
 //! projection's tables (of a given version), guarded by stream versions so that applying
-//! an event twice changes nothing.
+//! an event twice changes nothing. The rows a batch touches are read once, the events are
+//! folded per stream in Rust (pure, one event at a time, exactly as one statement per
+//! event would apply them), and the results are written with one statement per table.
 
-use tokio_postgres::types::ToSql;
+use deadpool_postgres::Transaction;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+use crate::apply::ApplyError;
 use crate::event::ProjectedEvent;
 
-/// One parameterized statement.
-pub struct SqlChange {
-    pub sql: String,
-    pub params: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl SqlChange {
-    pub fn new(sql: String, params: Vec<Box<dyn ToSql + Sync + Send>>) -> Self {
-        SqlChange { sql, params }
-    }
-
-    /// The parameters as the driver takes them.
-    pub fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect()
-    }
-}
-
-impl std::fmt::Debug for SqlChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlChange")
-            .field("sql", &self.sql)
-            .field("params", &self.params.len())
-            .finish()
-    }
-}
+/// Events of a batch a projection could not apply (poison): their index in the batch and
+/// why. They change nothing.
+pub type Poisoned = Vec<(usize, String)>;
 
 /// A read model built from events.
 pub trait Projection: Send + Sync {
@@ -44,9 +25,17 @@ pub trait Projection: Send + Sync {
     /// its view selects from.
     fn tables(&self, version: i32) -> Vec<String>;
 
-    /// The changes `event` makes to the tables of `version`. Must be idempotent per
-    /// stream version: a replayed event changes nothing.
-    fn changes(&self, version: i32, event: &ProjectedEvent) -> Vec<SqlChange>;
+    /// Applies `events` (in log order, so each stream's in version order) to the tables of
+    /// `version` inside `tx`, with a number of statements that does not grow with the
+    /// batch. Must be idempotent per stream version: an event at or below the version a
+    /// row reflects changes nothing. A row another writer changed since it was read fails
+    /// the batch with [`ApplyError::Conflict`] (retried).
+    fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        version: i32,
+        events: &'a [&'a ProjectedEvent],
+    ) -> BoxFuture<'a, Result<Poisoned, ApplyError>>;
 }
 
 /// `read_model.{table}_v{version}`.
@@ -54,22 +43,30 @@ pub fn table(name: &str, version: i32) -> String {
     format!("{}.{name}_v{version}", readmodel::SCHEMA)
 }
 
-/// Boxes a parameter.
-pub fn p<T: ToSql + Sync + Send + 'static>(value: T) -> Box<dyn ToSql + Sync + Send> {
-    Box::new(value)
+/// One line of an order as the read models store it, in `lines`:
+/// `[{"product_id", "quantity", "unit_price_cents"}]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub product_id: Uuid,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
 }
 
-/// An order's lines as the read models store them:
-/// `[{"product_id", "quantity", "unit_price_cents"}]`.
-pub fn lines_json(lines: &domain::PricedLines) -> serde_json::Value {
-    lines
-        .iter()
-        .map(|l| {
-            serde_json::json!({
-                "product_id": l.product_id,
-                "quantity": l.quantity.get(),
-                "unit_price_cents": l.unit_price_cents.get(),
+impl Line {
+    /// The lines of an order event.
+    pub fn all(lines: &domain::PricedLines) -> Vec<Line> {
+        lines
+            .iter()
+            .map(|l| Line {
+                product_id: l.product_id.as_uuid(),
+                quantity: l.quantity.get(),
+                unit_price_cents: l.unit_price_cents.get(),
             })
-        })
-        .collect()
+            .collect()
+    }
+}
+
+/// Lines as the `lines` column stores them.
+pub fn lines_json(lines: &[Line]) -> serde_json::Value {
+    serde_json::to_value(lines).unwrap_or_default()
 }

@@ -124,16 +124,19 @@ pub async fn rebuild(
     let total = total as u64;
 
     // Fill and catch up beside the live version.
+    // The next page is read while the current one is applied.
     let mut checkpoint = LogCheckpoint::START;
     let mut applied = 0u64;
-    loop {
-        let events = store.read_log(checkpoint, batch_size).await?;
-        let Some(last) = events.last() else {
-            break;
-        };
+    let mut events = store.read_log(checkpoint, batch_size).await?;
+    while let Some(last) = events.last() {
         checkpoint = LogCheckpoint::after(last);
         let items: Vec<_> = events.iter().map(batch_item).collect();
-        apply_batch(read_pool, &items, Some(&target)).await?;
+        let (done, following) = tokio::join!(
+            apply_batch(read_pool, &items, Some(&target)),
+            store.read_log(checkpoint, batch_size)
+        );
+        done?;
+        events = following?;
         applied += items.len() as u64;
         metrics::gauge!("projection_rebuild_progress", "projection" => name.to_owned())
             .set(applied as f64 / total.max(1) as f64);

@@ -1,5 +1,6 @@
 //! The Postgres log as a source: follows the event log gap-free (DESIGN.md) from the
-//! earliest checkpoint of the projections it feeds, woken by LISTEN/NOTIFY.
+//! earliest checkpoint of the projections it feeds, woken by LISTEN/NOTIFY. The next page
+//! is read while the current one is applied.
 
 use std::time::Duration;
 
@@ -67,6 +68,8 @@ pub async fn run_log_source(
 ) -> anyhow::Result<()> {
     let mut listener: Option<LogListener> = None;
     let mut cursor: Option<(LogCheckpoint, Vec<String>)> = None;
+    // The page after the one being applied, read while it applies (from, events).
+    let mut prefetched: Option<(LogCheckpoint, Vec<RecordedEvent>)> = None;
     while !*shutdown.borrow() {
         if listener.as_ref().is_none_or(|l| l.is_closed()) {
             match LogListener::connect(&config.database_url).await {
@@ -88,13 +91,22 @@ pub async fn run_log_source(
                     )
                 }
             };
-            let events = store.read_log(from, config.batch_size).await?;
+            let events = match prefetched.take() {
+                Some((start, events)) if start == from && !events.is_empty() => events,
+                _ => store.read_log(from, config.batch_size).await?,
+            };
             let Some(last) = events.last() else {
                 return anyhow::Ok(Some((from, versions, true)));
             };
             let next = LogCheckpoint::after(last);
             let items: Vec<BatchItem> = events.iter().map(batch_item).collect();
-            let used = apply_batch(&read_pool, &items, None).await?;
+            let (used, following) = tokio::join!(
+                apply_batch(&read_pool, &items, None),
+                store.read_log(next, config.batch_size)
+            );
+            let used = used?;
+            // A failed read ahead is only a lost head start: the page is read again.
+            prefetched = following.ok().map(|events| (next, events));
             // A switched projection version has its own checkpoint: find the start anew.
             if describe(&used) != versions {
                 return Ok(None);

@@ -13,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::audit::store::connect_read_only;
 use crate::config::Settings;
+use crate::db::ReadModel;
 use crate::routes::{audit, dashboard, health, orders, products, AppState};
 
 /// A bound, not yet running server.
@@ -42,7 +43,7 @@ impl Application {
             }
         };
         let state = AppState {
-            read,
+            read: ReadModel::new(read),
             events,
             consistency_wait: settings.consistency_wait(),
         };
@@ -110,14 +111,15 @@ pub fn run(
     keys: JwtKeys,
     workers: usize,
 ) -> std::io::Result<Server> {
-    let state = web::Data::new(state);
+    let state = std::sync::Arc::new(state);
     let keys = web::Data::new(keys);
     let metrics = web::Data::new(metrics_handle());
     let mut server = HttpServer::new(move || {
+        // Built on each worker's thread: its shared connections live on its runtime.
         App::new()
             .wrap(from_fn(track_requests))
             .wrap(TracingLogger::default())
-            .app_data(state.clone())
+            .app_data(web::Data::new(state.for_worker()))
             .app_data(keys.clone())
             .app_data(metrics.clone())
             .app_data(http::path_config())

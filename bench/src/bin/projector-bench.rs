@@ -1,4 +1,4 @@
-//! `projector-bench`: projector catch-up and rebuild rates (budgets: at least 20,000
+//! `projector-bench`: projector catch-up and rebuild rates (budgets: at least 30,000
 //! events/s each), from the Postgres log and through Kafka.
 //!
 //! 1. Creates a fresh event store and fills it with `--events` events of a shop history
@@ -39,7 +39,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-const BUDGET: f64 = 20_000.0;
+const BUDGET: f64 = 30_000.0;
 const PROJECTIONS: usize = 4;
 
 #[derive(Debug, Parser)]

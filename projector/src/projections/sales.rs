@@ -3,16 +3,155 @@
 //! paying time: a refund is taken off the buckets its payment was counted in.
 //!
 //! Per order it remembers the version it reflects (`sales_v{n}_orders`), so a replayed
-//! event changes nothing, and what a later payment or refund needs.
+//! event changes nothing, and what a later payment or refund needs. A batch reads those
+//! rows for its orders, folds each order's events ([`step`]) into new rows and bucket
+//! sums, and writes them with one statement each.
 
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use domain::OrderEvent;
+use futures::future::BoxFuture;
+use uuid::Uuid;
 
+use crate::apply::ApplyError;
+use crate::batch::{by_stream, read, write, write_exactly};
 use crate::event::{ProjectedEvent, ShopEvent};
-use crate::projection::{p, table, Projection, SqlChange};
+use crate::projection::{table, Poisoned, Projection};
 
 pub struct Sales;
 
-const BUCKETS: &str = "(VALUES ('hour'), ('day')) AS b(bucket)";
+/// What the projection remembers of an order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRow {
+    pub version: i64,
+    pub total_cents: i64,
+    pub units: i64,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+/// What a batch adds to one bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub orders_placed: i64,
+    pub orders_paid: i64,
+    pub revenue_cents: i64,
+    pub units_sold: i64,
+}
+
+impl Sums {
+    fn plus(self, other: Sums) -> Option<Sums> {
+        Some(Sums {
+            orders_placed: self.orders_placed.checked_add(other.orders_placed)?,
+            orders_paid: self.orders_paid.checked_add(other.orders_paid)?,
+            revenue_cents: self.revenue_cents.checked_add(other.revenue_cents)?,
+            units_sold: self.units_sold.checked_add(other.units_sold)?,
+        })
+    }
+}
+
+/// Buckets by (`hour` or `day`, start), in key order (the order rows are locked in).
+pub type Buckets = BTreeMap<(&'static str, DateTime<Utc>), Sums>;
+
+/// The start of the UTC hour and day `at` falls in (as `date_trunc(.., 'UTC')`).
+pub fn bucket_starts(at: DateTime<Utc>) -> [(&'static str, DateTime<Utc>); 2] {
+    const HOUR: i64 = 3_600_000_000;
+    const DAY: i64 = 24 * HOUR;
+    let micros = at.timestamp_micros();
+    let start = |width: i64| {
+        DateTime::from_timestamp_micros(micros - micros.rem_euclid(width)).unwrap_or(at)
+    };
+    [("hour", start(HOUR)), ("day", start(DAY))]
+}
+
+/// Adds `sums` to the hour and day buckets of `at`, or to none of them on overflow.
+fn add(buckets: &mut Buckets, at: DateTime<Utc>, sums: Sums) -> Result<(), String> {
+    let keys = bucket_starts(at);
+    let mut totals = [Sums::default(); 2];
+    for (total, key) in totals.iter_mut().zip(&keys) {
+        *total = buckets
+            .get(key)
+            .copied()
+            .unwrap_or_default()
+            .plus(sums)
+            .ok_or_else(|| "sales sums out of range".to_owned())?;
+    }
+    for (total, key) in totals.into_iter().zip(keys) {
+        buckets.insert(key, total);
+    }
+    Ok(())
+}
+
+/// Applies one event to an order's row (`None`: not yet known) and the batch's buckets,
+/// as a single guarded statement would: placing inserts when there is no row (and counts
+/// the order placed); any other event changes an existing row it is newer than (a
+/// payment counts at paying time, a refund comes off its payment's buckets). An error is
+/// the reason the event is poison (nothing changed).
+pub fn step(
+    row: &mut Option<OrderRow>,
+    buckets: &mut Buckets,
+    event: &ProjectedEvent,
+    body: &OrderEvent,
+) -> Result<(), String> {
+    if let OrderEvent::OrderPlaced(placed) = body {
+        if row.is_none() {
+            let units = placed
+                .lines
+                .iter()
+                .try_fold(0i64, |sum, l| sum.checked_add(l.quantity.get()))
+                .ok_or_else(|| "units out of range".to_owned())?;
+            let placed_one = Sums {
+                orders_placed: 1,
+                ..Sums::default()
+            };
+            add(buckets, event.occurred_at, placed_one)?;
+            *row = Some(OrderRow {
+                version: event.version,
+                total_cents: placed.total_cents,
+                units,
+                paid_at: None,
+            });
+        }
+        return Ok(());
+    }
+    let Some(current) = row.as_mut().filter(|r| r.version < event.version) else {
+        return Ok(());
+    };
+    match body {
+        OrderEvent::OrderPlaced(_) => {}
+        OrderEvent::OrderPaid(paid) => {
+            let sums = Sums {
+                orders_placed: 0,
+                orders_paid: 1,
+                revenue_cents: paid.amount_cents,
+                units_sold: current.units,
+            };
+            add(buckets, event.occurred_at, sums)?;
+            current.paid_at = Some(event.occurred_at);
+        }
+        OrderEvent::OrderCancelled(cancelled) if cancelled.refunded_cents > 0 => {
+            if let Some(paid_at) = current.paid_at {
+                let refund = Sums {
+                    orders_placed: 0,
+                    orders_paid: 0,
+                    revenue_cents: cancelled
+                        .refunded_cents
+                        .checked_neg()
+                        .ok_or_else(|| "refund out of range".to_owned())?,
+                    units_sold: current
+                        .units
+                        .checked_neg()
+                        .ok_or_else(|| "units out of range".to_owned())?,
+                };
+                add(buckets, paid_at, refund)?;
+            }
+        }
+        OrderEvent::OrderCancelled(_) | OrderEvent::OrderShipped(_) => {}
+    }
+    current.version = event.version;
+    Ok(())
+}
 
 impl Projection for Sales {
     fn name(&self) -> &'static str {
@@ -26,76 +165,175 @@ impl Projection for Sales {
         ]
     }
 
-    fn changes(&self, version: i32, event: &ProjectedEvent) -> Vec<SqlChange> {
-        let ShopEvent::Order(body) = &event.body else {
-            return vec![];
-        };
-        let sales = table("sales", version);
-        let orders = format!("{}_orders", table("sales", version));
-        let id = event.stream_id;
-        let change = match body {
-            OrderEvent::OrderPlaced(placed) => {
-                let units: i64 = placed.lines.iter().map(|l| l.quantity.get()).sum();
-                SqlChange::new(
-                    format!(
-                        "WITH guard AS (
-                            INSERT INTO {orders} (order_id, version, total_cents, units, lines)
-                            VALUES ($1, $2, $3, $4, '[]') ON CONFLICT (order_id) DO NOTHING
-                            RETURNING 1)
-                         INSERT INTO {sales} (bucket, start, orders_placed)
-                         SELECT b.bucket, date_trunc(b.bucket, $5::timestamptz, 'UTC'), 1
-                         FROM guard, {BUCKETS}
-                         ON CONFLICT (bucket, start) DO UPDATE
-                         SET orders_placed = {sales}.orders_placed + 1"
-                    ),
-                    vec![
-                        p(id),
-                        p(event.version),
-                        p(placed.total_cents),
-                        p(units),
-                        p(event.occurred_at),
-                    ],
-                )
+    fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        version: i32,
+        events: &'a [&'a ProjectedEvent],
+    ) -> BoxFuture<'a, Result<Poisoned, ApplyError>> {
+        Box::pin(apply(tx, table("sales", version), events))
+    }
+}
+
+async fn apply(
+    tx: &Transaction<'_>,
+    sales: String,
+    events: &[&ProjectedEvent],
+) -> Result<Poisoned, ApplyError> {
+    let orders = format!("{sales}_orders");
+    let streams = by_stream(events, |e| matches!(e.body, ShopEvent::Order(_)));
+    let ids: Vec<Uuid> = streams.iter().map(|s| s.stream_id).collect();
+    let rows = read(
+        tx,
+        &format!(
+            "SELECT t.order_id, t.version, t.total_cents, t.units, t.paid_at \
+             FROM unnest($1::uuid[]) AS s(id) JOIN {orders} AS t ON t.order_id = s.id"
+        ),
+        &[&ids],
+        ids.len(),
+    )
+    .await?;
+    let mut existing = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let id: Uuid = r.try_get(0)?;
+        existing.insert(
+            id,
+            OrderRow {
+                version: r.try_get(1)?,
+                total_cents: r.try_get(2)?,
+                units: r.try_get(3)?,
+                paid_at: r.try_get(4)?,
+            },
+        );
+    }
+
+    let mut poisoned = Poisoned::new();
+    let mut buckets = Buckets::new();
+    let mut inserts = Changed::default();
+    let mut updates = Changed::default();
+    for stream in &streams {
+        let before = existing.remove(&stream.stream_id);
+        let mut row = before.clone();
+        for (i, event) in &stream.events {
+            if let ShopEvent::Order(body) = &event.body {
+                if let Err(reason) = step(&mut row, &mut buckets, event, body) {
+                    poisoned.push((*i, reason));
+                }
             }
-            OrderEvent::OrderPaid(paid) => SqlChange::new(
-                format!(
-                    "WITH guard AS (
-                        UPDATE {orders} SET version = $2, paid_at = $3
-                        WHERE order_id = $1 AND version < $2
-                        RETURNING units)
-                     INSERT INTO {sales} (bucket, start, orders_paid, revenue_cents, units_sold)
-                     SELECT b.bucket, date_trunc(b.bucket, $3::timestamptz, 'UTC'), 1, $4, guard.units
-                     FROM guard, {BUCKETS}
-                     ON CONFLICT (bucket, start) DO UPDATE
-                     SET orders_paid = {sales}.orders_paid + 1,
-                         revenue_cents = {sales}.revenue_cents + EXCLUDED.revenue_cents,
-                         units_sold = {sales}.units_sold + EXCLUDED.units_sold"
-                ),
-                vec![p(id), p(event.version), p(event.occurred_at), p(paid.amount_cents)],
-            ),
-            OrderEvent::OrderCancelled(cancelled) if cancelled.refunded_cents > 0 => {
-                SqlChange::new(
-                    format!(
-                        "WITH guard AS (
-                            UPDATE {orders} SET version = $2
-                            WHERE order_id = $1 AND version < $2
-                            RETURNING paid_at, units)
-                         INSERT INTO {sales} (bucket, start, revenue_cents, units_sold)
-                         SELECT b.bucket, date_trunc(b.bucket, guard.paid_at, 'UTC'), -$3::int8,
-                                -guard.units
-                         FROM guard, {BUCKETS} WHERE guard.paid_at IS NOT NULL
-                         ON CONFLICT (bucket, start) DO UPDATE
-                         SET revenue_cents = {sales}.revenue_cents + EXCLUDED.revenue_cents,
-                             units_sold = {sales}.units_sold + EXCLUDED.units_sold"
-                    ),
-                    vec![p(id), p(event.version), p(cancelled.refunded_cents)],
-                )
+        }
+        match (before, row) {
+            (None, Some(row)) => inserts.push(stream.stream_id, row, 0),
+            (Some(before), Some(row)) if row != before => {
+                updates.push(stream.stream_id, row, before.version)
             }
-            OrderEvent::OrderCancelled(_) | OrderEvent::OrderShipped(_) => SqlChange::new(
-                format!("UPDATE {orders} SET version = $2 WHERE order_id = $1 AND version < $2"),
-                vec![p(id), p(event.version)],
-            ),
-        };
-        vec![change]
+            _ => {}
+        }
+    }
+
+    let c = &inserts;
+    write_exactly(
+        tx,
+        &format!(
+            "INSERT INTO {orders} (order_id, version, total_cents, units, lines, paid_at) \
+             SELECT id, version, total_cents, units, '[]', paid_at \
+             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[]) \
+                  AS s(id, version, total_cents, units, paid_at) \
+             ON CONFLICT (order_id) DO NOTHING"
+        ),
+        &[&c.id, &c.version, &c.total_cents, &c.units, &c.paid_at],
+        c.id.len(),
+        "new sales orders",
+    )
+    .await?;
+    let c = &updates;
+    write_exactly(
+        tx,
+        &format!(
+            "UPDATE {orders} AS t SET version = s.version, paid_at = s.paid_at \
+             FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::int8[]) \
+                  AS s(id, version, paid_at, expected) \
+             WHERE t.order_id = s.id AND t.version = s.expected"
+        ),
+        &[&c.id, &c.version, &c.paid_at, &c.expected],
+        c.id.len(),
+        "changed sales orders",
+    )
+    .await?;
+
+    let (mut kind, mut start) = (Vec::new(), Vec::new());
+    let (mut placed, mut paid, mut revenue, mut units) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((k, s), sums) in &buckets {
+        kind.push(*k);
+        start.push(*s);
+        placed.push(sums.orders_placed);
+        paid.push(sums.orders_paid);
+        revenue.push(sums.revenue_cents);
+        units.push(sums.units_sold);
+    }
+    write(
+        tx,
+        &format!(
+            "INSERT INTO {sales} AS t (bucket, start, orders_placed, orders_paid, \
+                 revenue_cents, units_sold) \
+             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[], \
+                                  $5::int8[], $6::int8[]) \
+             ON CONFLICT (bucket, start) DO UPDATE \
+             SET orders_placed = t.orders_placed + EXCLUDED.orders_placed, \
+                 orders_paid = t.orders_paid + EXCLUDED.orders_paid, \
+                 revenue_cents = t.revenue_cents + EXCLUDED.revenue_cents, \
+                 units_sold = t.units_sold + EXCLUDED.units_sold"
+        ),
+        &[&kind, &start, &placed, &paid, &revenue, &units],
+        kind.len(),
+    )
+    .await?;
+    Ok(poisoned)
+}
+
+/// Order rows to write, column by column (what `unnest` takes).
+#[derive(Default)]
+struct Changed {
+    id: Vec<Uuid>,
+    version: Vec<i64>,
+    total_cents: Vec<i64>,
+    units: Vec<i64>,
+    paid_at: Vec<Option<DateTime<Utc>>>,
+    expected: Vec<i64>,
+}
+
+impl Changed {
+    fn push(&mut self, id: Uuid, row: OrderRow, expected: i64) {
+        self.id.push(id);
+        self.version.push(row.version);
+        self.total_cents.push(row.total_cents);
+        self.units.push(row.units);
+        self.paid_at.push(row.paid_at);
+        self.expected.push(expected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_start_at_the_utc_hour_and_day() {
+        let at: DateTime<Utc> = "2024-03-05T17:42:13.123456Z".parse().unwrap();
+        let [(h, hour), (d, day)] = bucket_starts(at);
+        assert_eq!((h, d), ("hour", "day"));
+        assert_eq!(
+            hour,
+            "2024-03-05T17:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            day,
+            "2024-03-05T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        let before_1970: DateTime<Utc> = "1969-12-31T23:59:59.5Z".parse().unwrap();
+        assert_eq!(
+            bucket_starts(before_1970)[0].1,
+            "1969-12-31T23:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
     }
 }

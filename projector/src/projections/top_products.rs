@@ -2,14 +2,139 @@
 //! off), with the product's SKU and name.
 //!
 //! Per order it remembers the version it reflects and the lines (`top_products_v{n}_orders`),
-//! so a replayed event changes nothing; per product, the version of the SKU and name.
+//! so a replayed event changes nothing; per product, the version of the SKU and name. A
+//! batch reads the order rows it needs, folds each order's events ([`step`]) into new
+//! order rows and per-product sums, and writes them with one statement each.
 
+use std::collections::{BTreeMap, HashMap};
+
+use deadpool_postgres::Transaction;
 use domain::{OrderEvent, ProductEvent};
+use futures::future::BoxFuture;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
 
+use crate::apply::ApplyError;
+use crate::batch::{by_stream, read, write, write_exactly};
 use crate::event::{ProjectedEvent, ShopEvent};
-use crate::projection::{lines_json, p, table, Projection, SqlChange};
+use crate::projection::{lines_json, table, Line, Poisoned, Projection};
 
 pub struct TopProducts;
+
+/// What the projection remembers of an order. `lines` is `None` for a known order whose
+/// lines this batch does not need (they are not read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRow {
+    pub version: i64,
+    pub paid: bool,
+    pub lines: Option<Vec<Line>>,
+}
+
+/// What a batch adds to one product's row; `catalog` is its SKU and name at the newest
+/// creation event seen, with that event's version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductSums {
+    pub units_sold: i64,
+    pub revenue_cents: i64,
+    pub catalog: Option<(String, String, i64)>,
+}
+
+/// Products by id, in id order (the order rows are locked in).
+pub type Products = BTreeMap<Uuid, ProductSums>;
+
+/// Adds (or with `sign` -1 takes off) an order's lines to the products, or changes
+/// nothing on overflow.
+fn sell(products: &mut Products, lines: &[Line], sign: i64) -> Result<(), String> {
+    let out_of_range = || "top product sums out of range".to_owned();
+    let mut staged: BTreeMap<Uuid, (i64, i64)> = BTreeMap::new();
+    for line in lines {
+        let (units, revenue) = staged
+            .get(&line.product_id)
+            .copied()
+            .or_else(|| {
+                products
+                    .get(&line.product_id)
+                    .map(|p| (p.units_sold, p.revenue_cents))
+            })
+            .unwrap_or((0, 0));
+        let line_units = line.quantity.checked_mul(sign);
+        let line_revenue = line
+            .quantity
+            .checked_mul(line.unit_price_cents)
+            .and_then(|r| r.checked_mul(sign));
+        let next = line_units
+            .zip(line_revenue)
+            .and_then(|(u, r)| Some((units.checked_add(u)?, revenue.checked_add(r)?)))
+            .ok_or_else(out_of_range)?;
+        staged.insert(line.product_id, next);
+    }
+    for (id, (units, revenue)) in staged {
+        let entry = products.entry(id).or_default();
+        entry.units_sold = units;
+        entry.revenue_cents = revenue;
+    }
+    Ok(())
+}
+
+/// Applies one order event to the order's row (`None`: not yet known) and the batch's
+/// product sums, as a single guarded statement would: placing inserts when there is no
+/// row; a payment of an unpaid order adds its lines, a refund of a paid one takes them
+/// off; any other event moves the version of a row it is newer than. An error is the
+/// reason the event is poison (nothing changed).
+pub fn step(
+    row: &mut Option<OrderRow>,
+    products: &mut Products,
+    event: &ProjectedEvent,
+    body: &OrderEvent,
+) -> Result<(), String> {
+    if let OrderEvent::OrderPlaced(placed) = body {
+        if row.is_none() {
+            *row = Some(OrderRow {
+                version: event.version,
+                paid: false,
+                lines: Some(Line::all(&placed.lines)),
+            });
+        }
+        return Ok(());
+    }
+    let Some(current) = row.as_mut().filter(|r| r.version < event.version) else {
+        return Ok(());
+    };
+    let (paid_before, paid_after, sign) = match body {
+        OrderEvent::OrderPaid(_) => (false, true, 1),
+        OrderEvent::OrderCancelled(cancelled) if cancelled.refunded_cents > 0 => (true, false, -1),
+        _ => {
+            current.version = event.version;
+            return Ok(());
+        }
+    };
+    if current.paid != paid_before {
+        return Ok(());
+    }
+    let lines = current
+        .lines
+        .as_deref()
+        .ok_or_else(|| "the order's lines were not read".to_owned())?;
+    sell(products, lines, sign)?;
+    current.paid = paid_after;
+    current.version = event.version;
+    Ok(())
+}
+
+/// Notes a product's SKU and name from its creation event, keeping the newest.
+fn catalog(products: &mut Products, event: &ProjectedEvent, body: &ProductEvent) {
+    let ProductEvent::ProductCreated(created) = body else {
+        return;
+    };
+    let entry = products.entry(event.stream_id).or_default();
+    if entry.catalog.as_ref().is_none_or(|c| c.2 < event.version) {
+        entry.catalog = Some((
+            created.sku.as_str().to_owned(),
+            created.name.as_str().to_owned(),
+            event.version,
+        ));
+    }
+}
 
 impl Projection for TopProducts {
     fn name(&self) -> &'static str {
@@ -23,67 +148,171 @@ impl Projection for TopProducts {
         ]
     }
 
-    fn changes(&self, version: i32, event: &ProjectedEvent) -> Vec<SqlChange> {
-        let top = table("top_products", version);
-        let orders = format!("{top}_orders");
-        let id = event.stream_id;
-        let sold = |sign: &str, condition: &str| {
-            format!(
-                "WITH guard AS (
-                    UPDATE {orders} SET version = $2, paid = {condition}
-                    WHERE order_id = $1 AND version < $2 AND paid = {sign_paid}
-                    RETURNING lines)
-                 INSERT INTO {top} (product_id, units_sold, revenue_cents)
-                 SELECT l.product_id, {sign}l.quantity, {sign}l.quantity * l.unit_price_cents
-                 FROM guard, jsonb_to_recordset(guard.lines)
-                      AS l(product_id uuid, quantity int8, unit_price_cents int8)
-                 ON CONFLICT (product_id) DO UPDATE
-                 SET units_sold = {top}.units_sold + EXCLUDED.units_sold,
-                     revenue_cents = {top}.revenue_cents + EXCLUDED.revenue_cents",
-                sign_paid = if sign.is_empty() { "false" } else { "true" },
-            )
-        };
-        let bump = || {
-            SqlChange::new(
-                format!("UPDATE {orders} SET version = $2 WHERE order_id = $1 AND version < $2"),
-                vec![p(id), p(event.version)],
-            )
-        };
-        let change = match &event.body {
-            ShopEvent::Product(ProductEvent::ProductCreated(created)) => SqlChange::new(
-                format!(
-                    "INSERT INTO {top} (product_id, sku, name, product_version)
-                     VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (product_id) DO UPDATE
-                     SET sku = EXCLUDED.sku, name = EXCLUDED.name,
-                         product_version = EXCLUDED.product_version
-                     WHERE {top}.product_version < EXCLUDED.product_version"
-                ),
-                vec![
-                    p(id),
-                    p(created.sku.as_str().to_owned()),
-                    p(created.name.as_str().to_owned()),
-                    p(event.version),
-                ],
-            ),
-            ShopEvent::Product(_) => return vec![],
-            ShopEvent::Order(OrderEvent::OrderPlaced(placed)) => SqlChange::new(
-                format!(
-                    "INSERT INTO {orders} (order_id, version, lines) VALUES ($1, $2, $3)
-                         ON CONFLICT (order_id) DO NOTHING"
-                ),
-                vec![p(id), p(event.version), p(lines_json(&placed.lines))],
-            ),
-            ShopEvent::Order(OrderEvent::OrderPaid(_)) => {
-                SqlChange::new(sold("", "true"), vec![p(id), p(event.version)])
+    fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        version: i32,
+        events: &'a [&'a ProjectedEvent],
+    ) -> BoxFuture<'a, Result<Poisoned, ApplyError>> {
+        Box::pin(apply(tx, table("top_products", version), events))
+    }
+}
+
+async fn apply(
+    tx: &Transaction<'_>,
+    top: String,
+    events: &[&ProjectedEvent],
+) -> Result<Poisoned, ApplyError> {
+    let orders = format!("{top}_orders");
+    let streams = by_stream(events, |e| matches!(e.body, ShopEvent::Order(_)));
+    let ids: Vec<Uuid> = streams.iter().map(|s| s.stream_id).collect();
+    // Lines are read only for orders this batch pays or refunds.
+    let need_lines: Vec<bool> = streams
+        .iter()
+        .map(|s| {
+            s.events.iter().any(|(_, e)| {
+                matches!(
+                    e.body,
+                    ShopEvent::Order(OrderEvent::OrderPaid(_) | OrderEvent::OrderCancelled(_))
+                )
+            })
+        })
+        .collect();
+    let rows = read(
+        tx,
+        &format!(
+            "SELECT o.order_id, o.version, o.paid, CASE WHEN s.need THEN o.lines END \
+             FROM unnest($1::uuid[], $2::bool[]) AS s(id, need) \
+             JOIN {orders} o ON o.order_id = s.id"
+        ),
+        &[&ids, &need_lines],
+        ids.len(),
+    )
+    .await?;
+    let mut existing = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let id: Uuid = r.try_get(0)?;
+        let lines: Option<Json<Vec<Line>>> = r.try_get(3)?;
+        existing.insert(
+            id,
+            OrderRow {
+                version: r.try_get(1)?,
+                paid: r.try_get(2)?,
+                lines: lines.map(|Json(lines)| lines),
+            },
+        );
+    }
+
+    let mut poisoned = Poisoned::new();
+    let mut products = Products::new();
+    for event in events {
+        if let ShopEvent::Product(body) = &event.body {
+            catalog(&mut products, event, body);
+        }
+    }
+    let mut inserts = Changed::default();
+    let mut updates = Changed::default();
+    for stream in &streams {
+        let before = existing.remove(&stream.stream_id);
+        let mut row = before.clone();
+        for (i, event) in &stream.events {
+            if let ShopEvent::Order(body) = &event.body {
+                if let Err(reason) = step(&mut row, &mut products, event, body) {
+                    poisoned.push((*i, reason));
+                }
             }
-            ShopEvent::Order(OrderEvent::OrderCancelled(cancelled))
-                if cancelled.refunded_cents > 0 =>
-            {
-                SqlChange::new(sold("-", "false"), vec![p(id), p(event.version)])
+        }
+        match (before, row) {
+            (None, Some(row)) => inserts.push(stream.stream_id, row, 0),
+            (Some(before), Some(row)) if row != before => {
+                updates.push(stream.stream_id, row, before.version)
             }
-            ShopEvent::Order(_) => bump(),
-        };
-        vec![change]
+            _ => {}
+        }
+    }
+
+    let c = &inserts;
+    write_exactly(
+        tx,
+        &format!(
+            "INSERT INTO {orders} (order_id, version, lines, paid) \
+             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::jsonb[], $4::bool[]) \
+             ON CONFLICT (order_id) DO NOTHING"
+        ),
+        &[&c.id, &c.version, &c.lines, &c.paid],
+        c.id.len(),
+        "new top-products orders",
+    )
+    .await?;
+    let c = &updates;
+    write_exactly(
+        tx,
+        &format!(
+            "UPDATE {orders} AS t SET version = s.version, paid = s.paid \
+             FROM unnest($1::uuid[], $2::int8[], $3::bool[], $4::int8[]) \
+                  AS s(id, version, paid, expected) \
+             WHERE t.order_id = s.id AND t.version = s.expected"
+        ),
+        &[&c.id, &c.version, &c.paid, &c.expected],
+        c.id.len(),
+        "changed top-products orders",
+    )
+    .await?;
+
+    let (mut id, mut sku, mut name, mut version) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut units, mut revenue) = (Vec::new(), Vec::new());
+    for (product, sums) in products {
+        let (s, n, v) = sums.catalog.unwrap_or_default();
+        id.push(product);
+        sku.push(s);
+        name.push(n);
+        version.push(v);
+        units.push(sums.units_sold);
+        revenue.push(sums.revenue_cents);
+    }
+    write(
+        tx,
+        &format!(
+            "INSERT INTO {top} AS t (product_id, sku, name, product_version, units_sold, \
+                 revenue_cents) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
+                                  $6::int8[]) \
+             ON CONFLICT (product_id) DO UPDATE \
+             SET units_sold = t.units_sold + EXCLUDED.units_sold, \
+                 revenue_cents = t.revenue_cents + EXCLUDED.revenue_cents, \
+                 sku = CASE WHEN t.product_version < EXCLUDED.product_version \
+                            THEN EXCLUDED.sku ELSE t.sku END, \
+                 name = CASE WHEN t.product_version < EXCLUDED.product_version \
+                             THEN EXCLUDED.name ELSE t.name END, \
+                 product_version = GREATEST(t.product_version, EXCLUDED.product_version)"
+        ),
+        &[&id, &sku, &name, &version, &units, &revenue],
+        id.len(),
+    )
+    .await?;
+    Ok(poisoned)
+}
+
+/// Order rows to write, column by column (what `unnest` takes); `lines` for new rows
+/// only.
+#[derive(Default)]
+struct Changed {
+    id: Vec<Uuid>,
+    version: Vec<i64>,
+    lines: Vec<serde_json::Value>,
+    paid: Vec<bool>,
+    expected: Vec<i64>,
+}
+
+impl Changed {
+    fn push(&mut self, id: Uuid, row: OrderRow, expected: i64) {
+        if expected == 0 {
+            self.lines
+                .push(lines_json(row.lines.as_deref().unwrap_or_default()));
+        }
+        self.id.push(id);
+        self.version.push(row.version);
+        self.paid.push(row.paid);
+        self.expected.push(expected);
     }
 }

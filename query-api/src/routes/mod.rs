@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
-use deadpool_postgres::Pool;
 use eventstore::EventStore;
 use platform::Role;
 use serde::Serialize;
 
+use crate::db::ReadModel;
 use crate::etag::{etag, if_none_match};
 
 /// Every role: what "any role" in API.md admits.
@@ -29,15 +29,27 @@ pub const ENTITY_CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
 /// Lists and dashboards are per caller and change all the time.
 pub const LIST_CACHE_CONTROL: &str = "private, no-cache";
 
-/// What every handler shares.
+/// What every handler of one HTTP worker shares ([`AppState::for_worker`]).
 pub struct AppState {
-    /// The read-model database.
-    pub read: Pool,
+    /// The read-model database: the pool, and this worker's shared connections.
+    pub read: ReadModel,
     /// The event store over read-only sessions, for the audit endpoints; `None` when
     /// `DATABASE_URL` is unset (they then answer 503).
     pub events: Option<EventStore>,
     /// The longest a `?min_version=N` request waits.
     pub consistency_wait: Duration,
+}
+
+impl AppState {
+    /// The state of another HTTP worker: the same pool and event store, connections of
+    /// its own to share.
+    pub fn for_worker(&self) -> AppState {
+        AppState {
+            read: ReadModel::new(self.read.pool().clone()),
+            events: self.events.clone(),
+            consistency_wait: self.consistency_wait,
+        }
+    }
 }
 
 /// An entity's answer: 200 with the body, or 304 without one when the request's

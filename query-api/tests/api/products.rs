@@ -165,3 +165,40 @@ async fn bad_list_parameters_are_400() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn reads_recover_when_their_shared_connections_are_closed() {
+    let app = TestApp::spawn().await;
+    let id = app.insert_product("MUG-9", 5, 0, 2).await;
+    let path = format!("/v1/products/{id}");
+    // Concurrent reads, so every shared connection of the workers is in use.
+    let first = futures::future::join_all((0..16).map(|_| app.get(&path, &app.viewer))).await;
+    assert!(first.iter().all(|r| r.status() == 200));
+
+    app.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        &[],
+    )
+    .await;
+
+    // A read on a connection that was just closed may answer 503 (never 500); the
+    // next ones get new connections.
+    let mut recovered = 0;
+    for _ in 0..40 {
+        let status = app.get(&path, &app.viewer).await.status();
+        assert!(status == 200 || status == 503, "{status}");
+        if status == 200 {
+            recovered += 1;
+            if recovered == 8 {
+                break;
+            }
+        } else {
+            recovered = 0;
+        }
+    }
+    assert_eq!(
+        recovered, 8,
+        "reads succeed again after the connections were closed"
+    );
+}
