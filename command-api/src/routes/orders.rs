@@ -78,25 +78,20 @@ pub async fn place(
         existing: body.lines.iter().map(|l| l.product_id.as_uuid()).collect(),
         created: vec![id],
     };
-    let outcome = execute(
-        &state.engine,
-        &context,
-        &streams,
-        |states: &States| {
-            let order_stream = state_of(states, id)?;
-            context.check_if_match(order_stream.version)?;
-            let products = products_of(states, &streams.existing)?;
-            let decided = place_order(
-                OrderId::from_uuid(id),
-                customer_id.clone(),
-                placed_by.clone(),
-                &body.lines,
-                &products,
-            )
-            .map_err(domain_problem)?;
-            decision(order_stream, states, decided)
-        },
-    )
+    let outcome = execute(&state.engine, &context, &streams, |states: &States| {
+        let order_stream = state_of(states, id)?;
+        context.check_if_match(order_stream.version)?;
+        let products = products_of(states, &streams.existing)?;
+        let decided = place_order(
+            OrderId::from_uuid(id),
+            customer_id.clone(),
+            placed_by.clone(),
+            &body.lines,
+            &products,
+        )
+        .map_err(domain_problem)?;
+        decision(order_stream, states, decided)
+    })
     .await?;
     Ok(outcome.respond(&context))
 }
@@ -178,21 +173,15 @@ pub async fn pay(
         payment_ref: body.payment_ref,
     };
     let streams = CommandStreams::existing(vec![id]);
-    let outcome = execute(
-        &state.engine,
-        &context,
-        &streams,
-        |states: &States| {
-            let (stream, order) = visible_order(states, &caller, id)?;
-            context.check_if_match(stream.version)?;
-            let events = order.decide(command.clone())
-                .map_err(domain_problem)?;
-            Ok(Decision {
-                writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
-                claims: vec![],
-            })
-        },
-    )
+    let outcome = execute(&state.engine, &context, &streams, |states: &States| {
+        let (stream, order) = visible_order(states, &caller, id)?;
+        context.check_if_match(stream.version)?;
+        let events = order.decide(command.clone()).map_err(domain_problem)?;
+        Ok(Decision {
+            writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
+            claims: vec![],
+        })
+    })
     .await?;
     Ok(outcome.respond(&context))
 }
@@ -231,25 +220,20 @@ pub async fn ship(
     let body = body.into_inner();
     let context = CommandContext::new(&request, &caller, id, &body)?;
     let streams = order_streams(&state, &caller, id).await?;
-    let outcome = execute(
-        &state.engine,
-        &context,
-        &streams,
-        |states: &States| {
-            let (stream, order) = visible_order(states, &caller, id)?;
-            context.check_if_match(stream.version)?;
-            let products = order_products(states, &order)?;
-            let decided = ship_order(
-                OrderId::from_uuid(id),
-                &order,
-                body.carrier.clone(),
-                body.tracking_number.clone(),
-                &products,
-            )
-            .map_err(domain_problem)?;
-            decision(stream, states, decided)
-        },
-    )
+    let outcome = execute(&state.engine, &context, &streams, |states: &States| {
+        let (stream, order) = visible_order(states, &caller, id)?;
+        context.check_if_match(stream.version)?;
+        let products = order_products(states, &order)?;
+        let decided = ship_order(
+            OrderId::from_uuid(id),
+            &order,
+            body.carrier.clone(),
+            body.tracking_number.clone(),
+            &products,
+        )
+        .map_err(domain_problem)?;
+        decision(stream, states, decided)
+    })
     .await?;
     Ok(outcome.respond(&context))
 }
@@ -289,24 +273,19 @@ pub async fn cancel(
     let body = body.into_inner();
     let context = CommandContext::new(&request, &caller, id, &body)?;
     let streams = order_streams(&state, &caller, id).await?;
-    let outcome = execute(
-        &state.engine,
-        &context,
-        &streams,
-        |states: &States| {
-            let (stream, order) = visible_order(states, &caller, id)?;
-            context.check_if_match(stream.version)?;
-            let products = order_products(states, &order)?;
-            let decided = cancel_order(
-                OrderId::from_uuid(id),
-                &order,
-                body.reason.clone(),
-                &products,
-            )
-            .map_err(domain_problem)?;
-            decision(stream, states, decided)
-        },
-    )
+    let outcome = execute(&state.engine, &context, &streams, |states: &States| {
+        let (stream, order) = visible_order(states, &caller, id)?;
+        context.check_if_match(stream.version)?;
+        let products = order_products(states, &order)?;
+        let decided = cancel_order(
+            OrderId::from_uuid(id),
+            &order,
+            body.reason.clone(),
+            &products,
+        )
+        .map_err(domain_problem)?;
+        decision(stream, states, decided)
+    })
     .await?;
     Ok(outcome.respond(&context))
 }

@@ -63,29 +63,25 @@ pub async fn create(
         existing: vec![],
         created: vec![id],
     };
-    let outcome = execute(
-        &state.engine,
-        &context,
-        &streams,
-        |states: &States| {
-            let stream = state_of(states, id)?;
-            context.check_if_match(stream.version)?;
-            let events = Product::default().decide(command.clone())
-                .map_err(domain_problem)?;
-            Ok(Decision {
-                writes: vec![StreamWrite::onto(
-                    stream,
-                    STREAM_TYPE,
-                    product_rows(&events),
-                )],
-                claims: vec![UniqueClaim {
-                    scope: "sku".into(),
-                    value: sku.clone(),
-                    stream_id: id,
-                }],
-            })
-        },
-    )
+    let outcome = execute(&state.engine, &context, &streams, |states: &States| {
+        let stream = state_of(states, id)?;
+        context.check_if_match(stream.version)?;
+        let events = Product::default()
+            .decide(command.clone())
+            .map_err(domain_problem)?;
+        Ok(Decision {
+            writes: vec![StreamWrite::onto(
+                stream,
+                STREAM_TYPE,
+                product_rows(&events),
+            )],
+            claims: vec![UniqueClaim {
+                scope: "sku".into(),
+                value: sku.clone(),
+                stream_id: id,
+            }],
+        })
+    })
     .await?;
     Ok(outcome.respond(&context))
 }
@@ -121,8 +117,7 @@ pub async fn run_on_product(
             return Err(Problem::not_found(format!("product {id} not found")));
         }
         context.check_if_match(stream.version)?;
-        let events = product.decide(command.clone())
-            .map_err(domain_problem)?;
+        let events = product.decide(command.clone()).map_err(domain_problem)?;
         Ok(Decision {
             writes: vec![StreamWrite::onto(
                 stream,
