@@ -32,6 +32,8 @@ pub struct StackOptions {
     pub pool_size: usize,
     /// Each API's HTTP workers (the e2e stack uses 2).
     pub workers: usize,
+    /// The command API's group commit (its default: on).
+    pub group_commit: bool,
 }
 
 impl Default for StackOptions {
@@ -44,6 +46,7 @@ impl Default for StackOptions {
             projector_batch: 500,
             pool_size: 16,
             workers: 2,
+            group_commit: true,
         }
     }
 }
@@ -85,8 +88,9 @@ impl Stack {
                 pool_size: options.pool_size,
                 workers: options.workers,
                 state_cache_mb: 64,
-                group_commit: true,
+                group_commit: options.group_commit,
                 group_commit_max_commands: 256,
+                group_commit_in_flight: 2,
                 kafka_brokers: brokers.clone(),
                 topic_prefix: topic_prefix.clone(),
                 shutdown_drain_ms: 0,

@@ -39,6 +39,9 @@ pub struct Settings {
     /// The most commands in one group commit.
     #[arg(long, env = "AGORA_GROUP_COMMIT_MAX_COMMANDS", default_value_t = 256)]
     pub group_commit_max_commands: usize,
+    /// Group commits in flight at once (one's WAL flush overlaps the next one's insert).
+    #[arg(long, env = "AGORA_GROUP_COMMIT_IN_FLIGHT", default_value_t = 2)]
+    pub group_commit_in_flight: usize,
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
     pub workers: usize,

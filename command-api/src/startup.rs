@@ -40,6 +40,7 @@ impl Application {
         if settings.group_commit {
             store = store.grouping_commits(GroupCommitLimits {
                 max_commands: settings.group_commit_max_commands.max(1),
+                in_flight: settings.group_commit_in_flight.max(1),
                 ..GroupCommitLimits::default()
             });
         }

@@ -1,8 +1,10 @@
 //! Group commit: concurrent commands share one transaction (one statement, one WAL flush)
 //! instead of waiting for a commit each.
 //!
-//! Commands queue for one committer. Whatever is queued when it is free forms the next
-//! batch (no fixed delay: a lone command commits at once), up to [`GroupCommitLimits`].
+//! Commands queue for the committers. Whatever is queued when a committer is free forms its
+//! next batch (no fixed delay: a lone command commits at once), up to [`GroupCommitLimits`];
+//! a few batches may be in flight at once, so one batch's WAL flush overlaps the next
+//! one's insert (PostgreSQL flushes concurrent commits together).
 //! Each command keeps every guarantee of a lone append: all of its events, claims and its
 //! idempotency record commit together or not at all, and a command that conflicts fails
 //! alone while the rest of its batch commits ([`crate::EventStore::append_batch`]). Two
@@ -11,8 +13,9 @@
 //! durable (the statement's commit returned).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use crate::append::{Appended, Prepared};
@@ -26,6 +29,8 @@ pub struct GroupCommitLimits {
     pub max_commands: usize,
     /// Payload bytes (approximately: the JSON of the payloads) in one transaction.
     pub max_bytes: usize,
+    /// Batches committing at the same time.
+    pub in_flight: usize,
 }
 
 impl Default for GroupCommitLimits {
@@ -33,6 +38,7 @@ impl Default for GroupCommitLimits {
         GroupCommitLimits {
             max_commands: 256,
             max_bytes: 4 << 20,
+            in_flight: 2,
         }
     }
 }
@@ -54,7 +60,13 @@ impl GroupCommit {
     /// runtime).
     pub fn spawn(store: EventStore, limits: GroupCommitLimits) -> GroupCommit {
         let (queue, jobs) = mpsc::channel(limits.max_commands.max(1) * 8);
-        tokio::spawn(commit_batches(store, jobs, limits));
+        let pending = Arc::new(Mutex::new(Pending {
+            jobs,
+            waiting: VecDeque::new(),
+        }));
+        for _ in 0..limits.in_flight.max(1) {
+            tokio::spawn(commit_batches(store.clone(), pending.clone(), limits));
+        }
         GroupCommit { queue }
     }
 
@@ -110,27 +122,28 @@ impl Taken {
     }
 }
 
-async fn commit_batches(
-    store: EventStore,
-    mut jobs: mpsc::Receiver<Job>,
-    limits: GroupCommitLimits,
-) {
-    let mut waiting: VecDeque<Job> = VecDeque::new();
-    loop {
-        if waiting.is_empty() {
-            match jobs.recv().await {
-                Some(job) => waiting.push_back(job),
-                None => return,
-            }
+/// The queue as the committers share it: the channel, and the jobs a batch left for the
+/// next one (they touched what it already held).
+struct Pending {
+    jobs: mpsc::Receiver<Job>,
+    waiting: VecDeque<Job>,
+}
+
+impl Pending {
+    /// The next batch: waits for one job, then takes what is queued, within the limits.
+    /// `None` once the queue is closed and empty.
+    async fn next_batch(&mut self, limits: GroupCommitLimits) -> Option<Vec<Job>> {
+        if self.waiting.is_empty() {
+            self.waiting.push_back(self.jobs.recv().await?);
         }
-        while let Ok(job) = jobs.try_recv() {
-            waiting.push_back(job);
+        while let Ok(job) = self.jobs.try_recv() {
+            self.waiting.push_back(job);
         }
         let mut batch = Vec::new();
         let mut bytes = 0;
         let mut taken = Taken::default();
         let mut later = VecDeque::new();
-        while let Some(job) = waiting.pop_front() {
+        while let Some(job) = self.waiting.pop_front() {
             let fits = batch.is_empty()
                 || (batch.len() < limits.max_commands && bytes + job.bytes <= limits.max_bytes);
             if fits && taken.take(&job.command) {
@@ -140,7 +153,21 @@ async fn commit_batches(
                 later.push_back(job);
             }
         }
-        waiting = later;
+        self.waiting = later;
+        Some(batch)
+    }
+}
+
+/// One committer: takes a batch while no other committer is taking one, commits it, answers.
+async fn commit_batches(
+    store: EventStore,
+    pending: Arc<Mutex<Pending>>,
+    limits: GroupCommitLimits,
+) {
+    loop {
+        let Some(batch) = pending.lock().await.next_batch(limits).await else {
+            return;
+        };
         let (commands, replies): (Vec<Prepared>, Vec<_>) = batch
             .into_iter()
             .map(|job| (job.command, job.reply))

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::apply::ApplyError;
 use crate::event::ProjectedEvent;
+use crate::projection::Poisoned;
 
 /// One stream's events of a batch, in log order, each with its index in the batch.
 #[derive(Debug)]
@@ -40,6 +41,51 @@ pub fn by_stream<'e>(
         streams[slot].events.push((i, event));
     }
     streams
+}
+
+/// What folding a batch over the stored rows changed.
+pub struct FoldedRows<R> {
+    /// Rows of streams that had none.
+    pub inserts: Vec<(Uuid, R)>,
+    /// Changed rows, each with the stream version it was read at.
+    pub updates: Vec<(Uuid, R, i64)>,
+    /// The events `step` refused, with the reason.
+    pub poisoned: Poisoned,
+}
+
+/// Folds each stream's events over its stored row (`None` while it has none) with `step`,
+/// one event at a time (an `Err` is the reason the event is poison: the row stays as it
+/// was before it); `version` reads the stream version a stored row reflects.
+pub fn fold_rows<R: Clone + PartialEq>(
+    streams: &[StreamEvents<'_>],
+    mut existing: HashMap<Uuid, R>,
+    version: impl Fn(&R) -> i64,
+    mut step: impl FnMut(&mut Option<R>, &ProjectedEvent) -> Result<(), String>,
+) -> FoldedRows<R> {
+    let mut folded = FoldedRows {
+        inserts: Vec::new(),
+        updates: Vec::new(),
+        poisoned: Poisoned::new(),
+    };
+    for stream in streams {
+        let before = existing.remove(&stream.stream_id);
+        let mut row = before.clone();
+        for (i, event) in &stream.events {
+            if let Err(reason) = step(&mut row, event) {
+                folded.poisoned.push((*i, reason));
+            }
+        }
+        match (before, row) {
+            (None, Some(row)) => folded.inserts.push((stream.stream_id, row)),
+            (Some(before), Some(row)) if row != before => {
+                folded
+                    .updates
+                    .push((stream.stream_id, row, version(&before)));
+            }
+            _ => {}
+        }
+    }
+    folded
 }
 
 /// Runs one set-based write that must touch exactly `expected` rows (nothing when

@@ -95,6 +95,9 @@ struct Args {
     /// Keep the scratch database.
     #[arg(long)]
     keep: bool,
+    /// Run the command API with one commit per command (AGORA_GROUP_COMMIT=false).
+    #[arg(long)]
+    no_group_commit: bool,
 }
 
 /// What one recorded command measured.
@@ -127,6 +130,7 @@ async fn main() -> Result<()> {
     let options = StackOptions {
         kafka: args.kafka.then(|| args.kafka_brokers.clone()),
         projector_batch: args.projector_batch,
+        group_commit: !args.no_group_commit,
         ..StackOptions::default()
     };
     let mut stack = Stack::start(&options).await?;

@@ -103,6 +103,7 @@ async fn serve(
         state_cache_mb: 64,
         group_commit: true,
         group_commit_max_commands: 256,
+        group_commit_in_flight: 2,
         kafka_brokers: args.kafka.clone(),
         topic_prefix: "agora".into(),
         shutdown_drain_ms: 0,

@@ -40,6 +40,7 @@ impl Stack {
             state_cache_mb: 64,
             group_commit: true,
             group_commit_max_commands: 256,
+            group_commit_in_flight: 2,
             kafka_brokers: brokers.clone(),
             topic_prefix: prefix.clone().unwrap_or_else(|| "agora".into()),
             shutdown_drain_ms: 0,

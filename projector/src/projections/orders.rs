@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::apply::ApplyError;
-use crate::batch::{by_stream, read, write_exactly};
+use crate::batch::{by_stream, fold_rows, read, write_exactly};
 use crate::event::{ProjectedEvent, ShopEvent};
 use crate::projection::{lines_json, table, Line, Poisoned, Projection};
 
@@ -147,23 +147,27 @@ async fn apply(
         );
     }
 
-    let mut inserts = Changed::default();
-    let mut updates = Changed::default();
-    for stream in &streams {
-        let before = existing.remove(&stream.stream_id);
-        let mut row = before.clone();
-        for (_, event) in &stream.events {
+    let folded = fold_rows(
+        &streams,
+        existing,
+        |r| r.version,
+        |row, event| {
             if let ShopEvent::Order(body) = &event.body {
-                step(&mut row, event, body);
+                step(row, event, body);
             }
+            Ok(())
+        },
+    );
+    let mut inserts = Changed::default();
+    for (id, row) in folded.inserts {
+        // A stream seen from its middle (no placement) has nothing to insert yet.
+        if row.placement.is_some() {
+            inserts.push(id, row, 0);
         }
-        match (before, row) {
-            (None, Some(row)) if row.placement.is_some() => inserts.push(stream.stream_id, row, 0),
-            (Some(before), Some(row)) if row != before => {
-                updates.push(stream.stream_id, row, before.version)
-            }
-            _ => {}
-        }
+    }
+    let mut updates = Changed::default();
+    for (id, row, read_at) in folded.updates {
+        updates.push(id, row, read_at);
     }
 
     let c = &inserts;

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::apply::ApplyError;
-use crate::batch::{by_stream, read, write, write_exactly};
+use crate::batch::{by_stream, fold_rows, read, write, write_exactly};
 use crate::event::{ProjectedEvent, ShopEvent};
 use crate::projection::{table, Poisoned, Projection};
 
@@ -209,25 +209,23 @@ async fn apply(
 
     let mut poisoned = Poisoned::new();
     let mut buckets = Buckets::new();
+    let folded = fold_rows(
+        &streams,
+        existing,
+        |r| r.version,
+        |row, event| match &event.body {
+            ShopEvent::Order(body) => step(row, &mut buckets, event, body),
+            ShopEvent::Product(_) => Ok(()),
+        },
+    );
+    poisoned.extend(folded.poisoned);
     let mut inserts = Changed::default();
+    for (id, row) in folded.inserts {
+        inserts.push(id, row, 0);
+    }
     let mut updates = Changed::default();
-    for stream in &streams {
-        let before = existing.remove(&stream.stream_id);
-        let mut row = before.clone();
-        for (i, event) in &stream.events {
-            if let ShopEvent::Order(body) = &event.body {
-                if let Err(reason) = step(&mut row, &mut buckets, event, body) {
-                    poisoned.push((*i, reason));
-                }
-            }
-        }
-        match (before, row) {
-            (None, Some(row)) => inserts.push(stream.stream_id, row, 0),
-            (Some(before), Some(row)) if row != before => {
-                updates.push(stream.stream_id, row, before.version)
-            }
-            _ => {}
-        }
+    for (id, row, read_at) in folded.updates {
+        updates.push(id, row, read_at);
     }
 
     let c = &inserts;
