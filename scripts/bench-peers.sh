@@ -24,6 +24,8 @@
 #   --rounds R    rounds (default 1); each round runs every contender once, in this order:
 #   --only LIST   comma-separated subset of the contenders:
 #                   raw-insert        pgbench, one single-row INSERT per transaction
+#                   raw-insert10      pgbench, one 10-row INSERT per transaction (rows/s is
+#                                     10x its transactions/s)
 #                   message-db        Message DB 1.3.1: get_stream_messages, then
 #                                     write_message(..., expected_version)
 #                   message-db-known  Message DB: write_message at the version it remembers
@@ -52,7 +54,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
-all_contenders=(raw-insert message-db message-db-known cqrs-es agora-append agora-append-grouped agora-command agora-command-solo agora-http)
+all_contenders=(raw-insert raw-insert10 message-db message-db-known cqrs-es agora-append agora-append-grouped agora-command agora-command-solo agora-http)
 clients=8
 seconds=10
 rounds=1
@@ -247,12 +249,16 @@ emit() {
 }
 
 # --- the contenders ---------------------------------------------------------------------
+# run_raw_insert ROUND [ROWS]: pgbench committing one INSERT of ROWS rows (default 1) per
+# transaction; contender raw-insert, or raw-insert10 for 10 rows (a group commit's shape).
 run_raw_insert() {
-  local round="$1" url out tps
-  new_db raw-insert
+  local round="$1" rows="${2:-1}" url out tps name=raw-insert values
+  ((rows > 1)) && name="raw-insert$rows"
+  new_db "$name"
   url="$db_url"
   "$psql_bin" -q -v ON_ERROR_STOP=1 "$url" -c "CREATE TABLE raw (id bigserial PRIMARY KEY, payload jsonb)" >/dev/null
-  printf '%s\n' "INSERT INTO raw (payload) VALUES ('{\"quantity\": 1}');" >"$work/raw1.sql"
+  values="$(printf "('{\"quantity\": 1}'),%.0s" $(seq 1 "$rows"))"
+  printf '%s\n' "INSERT INTO raw (payload) VALUES ${values%,};" >"$work/raw1.sql"
   rm -f "$work"/pgbench_log*
   out="$("$pgbench" -n -c "$clients" -j "$threads" -T "$seconds" -l --log-prefix="$work/pgbench_log" -f "$work/raw1.sql" "$url" 2>&1)" ||
     die "pgbench failed: $out"
@@ -269,7 +275,7 @@ run_raw_insert() {
     }')"
   read -r p50 p99 mean max <<<"$latency"
   drop_db "$url"
-  emit "{\"bench\":\"peers\",\"round\":$round,\"contender\":\"raw-insert\",\"clients\":$clients,\"seconds\":$seconds,\"commands_per_sec\":$tps,\"latency_ms\":{\"p50\":$p50,\"p99\":$p99,\"mean\":$mean,\"max\":$max}}"
+  emit "{\"bench\":\"peers\",\"round\":$round,\"contender\":\"$name\",\"clients\":$clients,\"seconds\":$seconds,\"commands_per_sec\":$tps,\"rows_per_transaction\":$rows,\"latency_ms\":{\"p50\":$p50,\"p99\":$p99,\"mean\":$mean,\"max\":$max}}"
 }
 
 run_in_process() {
@@ -341,6 +347,7 @@ if ((do_peers)); then
       info "round $round/$rounds: $contender"
       case "$contender" in
         raw-insert) run_raw_insert "$round" ;;
+        raw-insert10) run_raw_insert "$round" 10 ;;
         agora-http) run_http "$round" ;;
         *) run_in_process "$round" "$contender" ;;
       esac

@@ -13,6 +13,10 @@ use crate::support::{budget_line, group, info_line, median, Goal};
 pub const CONTENDERS: &[(&str, &str)] = &[
     ("raw-insert", "raw single-row INSERT commits (pgbench)"),
     (
+        "raw-insert10",
+        "raw 10-row INSERT commits (pgbench; transactions/s, 10 rows each)",
+    ),
+    (
         "message-db",
         "Message DB: get_stream_messages + write_message(expected_version)",
     ),
