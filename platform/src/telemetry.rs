@@ -83,13 +83,34 @@ pub async fn metrics_endpoint(handle: web::Data<PrometheusHandle>) -> HttpRespon
         .body(handle.render())
 }
 
+/// The method as a metric label: the standard methods by name, anything else `OTHER`, so
+/// that clients inventing methods cannot create new series (each costs memory forever).
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("OTHER", |(_, label)| label)
+}
+
 /// Middleware: counts requests and records their latency by route pattern and status.
 pub async fn track_requests(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
@@ -99,7 +120,7 @@ pub async fn track_requests(
         Err(error) => error.as_response_error().status_code().as_u16(),
     };
     let labels = [
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", status.to_string()),
     ];
@@ -107,4 +128,19 @@ pub async fn track_requests(
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    use super::method_label;
+
+    #[test]
+    fn only_standard_methods_name_their_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::POST), "POST");
+        let invented = Method::from_bytes(b"FROBNICATE").expect("a token");
+        assert_eq!(method_label(&invented), "OTHER");
+    }
 }
