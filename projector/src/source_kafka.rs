@@ -4,10 +4,7 @@
 //! also committed to Kafka afterwards, only so that lag tools see progress.)
 //!
 //! The consumer lives on its own thread (rebalance callbacks run there and may block on
-//! the database); batches are applied on the async runtime, one at a time and in order,
-//! while the consumer gathers and decodes the next one. A batch still being applied when
-//! its partition moves to another consumer is harmless: rows keep their stream versions
-//! and saved offsets never move backwards.
+//! the database); batches are applied on the async runtime through a handle.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -209,8 +206,6 @@ pub fn run_kafka_source(
     ];
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs)?;
-    // The batch being applied on the runtime while the next one is gathered and decoded.
-    let mut in_flight = None;
     while !stop.load(Ordering::SeqCst) {
         let mut items = Vec::new();
         let started = Instant::now();
@@ -253,40 +248,17 @@ pub fn run_kafka_source(
                 SourcePosition::Log(_) => true,
             });
         }
-        // Batches are applied in order: the previous one finishes before this one starts.
-        if let Some(previous) = in_flight.take() {
-            finish(&handle, previous, &consumer)?;
-        }
         if items.is_empty() {
             continue;
         }
-        let pool = read_pool.clone();
-        in_flight = Some(handle.spawn(async move { apply_batch(&pool, &items, None).await }));
-    }
-    if let Some(previous) = in_flight.take() {
-        finish(&handle, previous, &consumer)?;
-    }
-    Ok(())
-}
-
-/// Waits for a batch being applied. The offsets committed to Kafka afterwards (for lag
-/// tools only) may include the next batch, already fetched.
-fn finish(
-    handle: &Handle,
-    applying: tokio::task::JoinHandle<Result<Vec<crate::apply::Target>, ApplyError>>,
-    consumer: &BaseConsumer<SeekingContext>,
-) -> KafkaResult<()> {
-    let outcome = match handle.block_on(applying) {
-        Ok(outcome) => outcome.map_err(|error| error.to_string()),
-        Err(error) => Err(format!("the apply task failed: {error}")),
-    };
-    if let Err(error) = outcome {
-        // Not transient and not poison: stop rather than skip events.
-        tracing::error!(%error, "cannot apply a batch");
-        return Err(rdkafka::error::KafkaError::Canceled);
-    }
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
-        tracing::debug!(%error, "committing offsets to Kafka failed (informational only)");
+        if let Err(error) = handle.block_on(apply_batch(&read_pool, &items, None)) {
+            // Not transient and not poison: stop rather than skip events.
+            tracing::error!(%error, "cannot apply a batch");
+            return Err(rdkafka::error::KafkaError::Canceled);
+        }
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+            tracing::debug!(%error, "committing offsets to Kafka failed (informational only)");
+        }
     }
     Ok(())
 }
