@@ -46,6 +46,18 @@ pub struct Projector {
     ready: Arc<AtomicBool>,
     worker: tokio::task::JoinHandle<anyhow::Result<()>>,
     server: actix_web::dev::ServerHandle,
+    /// A projector dropped without [`Projector::stop`] still stops its worker (the Kafka
+    /// source runs on a blocking thread that would otherwise keep its runtime alive).
+    _stop_on_drop: StopOnDrop,
+}
+
+/// Raises the stop flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Projector {
@@ -110,6 +122,7 @@ impl Projector {
         Ok(Projector {
             port,
             shutdown,
+            _stop_on_drop: StopOnDrop(stop.clone()),
             stop,
             ready,
             worker,
