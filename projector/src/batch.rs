@@ -53,6 +53,27 @@ pub struct FoldedRows<R> {
     pub poisoned: Poisoned,
 }
 
+/// A projection's rows as statement parameters, one array per column.
+pub trait Columns<R>: Default {
+    /// Adds `row` of stream `id`, expected at stream version `expected` (0: a new row).
+    fn push(&mut self, id: Uuid, row: R, expected: i64);
+}
+
+impl<R> FoldedRows<R> {
+    /// The rows to insert and the rows to update, as columns.
+    pub fn into_columns<C: Columns<R>>(self) -> (C, C) {
+        let mut inserts = C::default();
+        for (id, row) in self.inserts {
+            inserts.push(id, row, 0);
+        }
+        let mut updates = C::default();
+        for (id, row, read_at) in self.updates {
+            updates.push(id, row, read_at);
+        }
+        (inserts, updates)
+    }
+}
+
 /// Folds each stream's events over its stored row (`None` while it has none) with `step`,
 /// one event at a time (an `Err` is the reason the event is poison: the row stays as it
 /// was before it); `version` reads the stream version a stored row reflects.

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::apply::ApplyError;
-use crate::batch::{by_stream, fold_rows, read, write_exactly};
+use crate::batch::{by_stream, fold_rows, read, write_exactly, Columns};
 use crate::event::{ProjectedEvent, ShopEvent};
 use crate::projection::{lines_json, table, Line, Poisoned, Projection};
 
@@ -147,7 +147,7 @@ async fn apply(
         );
     }
 
-    let folded = fold_rows(
+    let mut folded = fold_rows(
         &streams,
         existing,
         |r| r.version,
@@ -158,17 +158,9 @@ async fn apply(
             Ok(())
         },
     );
-    let mut inserts = Changed::default();
-    for (id, row) in folded.inserts {
-        // A stream seen from its middle (no placement) has nothing to insert yet.
-        if row.placement.is_some() {
-            inserts.push(id, row, 0);
-        }
-    }
-    let mut updates = Changed::default();
-    for (id, row, read_at) in folded.updates {
-        updates.push(id, row, read_at);
-    }
+    // A stream seen from its middle (no placement) has nothing to insert yet.
+    folded.inserts.retain(|(_, row)| row.placement.is_some());
+    let (inserts, updates): (Changed, Changed) = folded.into_columns();
 
     let c = &inserts;
     write_exactly(
@@ -253,7 +245,7 @@ struct Changed {
     expected: Vec<i64>,
 }
 
-impl Changed {
+impl Columns<Row> for Changed {
     fn push(&mut self, id: Uuid, row: Row, expected: i64) {
         self.id.push(id);
         if let Some(placement) = row.placement {

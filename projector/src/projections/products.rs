@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::apply::ApplyError;
-use crate::batch::{by_stream, fold_rows, read, write_exactly};
+use crate::batch::{by_stream, fold_rows, read, write_exactly, Columns};
 use crate::event::{ProjectedEvent, ShopEvent};
 use crate::projection::{table, Poisoned, Projection};
 
@@ -156,7 +156,7 @@ async fn apply(
         );
     }
 
-    let folded = fold_rows(
+    let mut folded = fold_rows(
         &streams,
         existing,
         |r| r.version,
@@ -165,15 +165,8 @@ async fn apply(
             ShopEvent::Order(_) => Ok(()),
         },
     );
-    let poisoned = folded.poisoned;
-    let mut inserts = Changed::default();
-    for (id, row) in folded.inserts {
-        inserts.push(id, row, 0);
-    }
-    let mut updates = Changed::default();
-    for (id, row, read_at) in folded.updates {
-        updates.push(id, row, read_at);
-    }
+    let poisoned = std::mem::take(&mut folded.poisoned);
+    let (inserts, updates): (Changed, Changed) = folded.into_columns();
 
     let c = &inserts;
     write_exactly(
@@ -248,7 +241,7 @@ struct Changed {
     expected: Vec<i64>,
 }
 
-impl Changed {
+impl Columns<Row> for Changed {
     fn push(&mut self, id: Uuid, row: Row, expected: i64) {
         self.id.push(id);
         self.sku.push(row.sku);

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::apply::ApplyError;
-use crate::batch::{by_stream, fold_rows, read, write, write_exactly};
+use crate::batch::{by_stream, fold_rows, read, write, write_exactly, Columns};
 use crate::event::{ProjectedEvent, ShopEvent};
 use crate::projection::{table, Poisoned, Projection};
 
@@ -209,7 +209,7 @@ async fn apply(
 
     let mut poisoned = Poisoned::new();
     let mut buckets = Buckets::new();
-    let folded = fold_rows(
+    let mut folded = fold_rows(
         &streams,
         existing,
         |r| r.version,
@@ -218,15 +218,8 @@ async fn apply(
             ShopEvent::Product(_) => Ok(()),
         },
     );
-    poisoned.extend(folded.poisoned);
-    let mut inserts = Changed::default();
-    for (id, row) in folded.inserts {
-        inserts.push(id, row, 0);
-    }
-    let mut updates = Changed::default();
-    for (id, row, read_at) in folded.updates {
-        updates.push(id, row, read_at);
-    }
+    poisoned.append(&mut folded.poisoned);
+    let (inserts, updates): (Changed, Changed) = folded.into_columns();
 
     let c = &inserts;
     write_exactly(
@@ -300,7 +293,7 @@ struct Changed {
     expected: Vec<i64>,
 }
 
-impl Changed {
+impl Columns<OrderRow> for Changed {
     fn push(&mut self, id: Uuid, row: OrderRow, expected: i64) {
         self.id.push(id);
         self.version.push(row.version);

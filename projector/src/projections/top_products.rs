@@ -15,7 +15,7 @@ use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use crate::apply::ApplyError;
-use crate::batch::{by_stream, fold_rows, read, write, write_exactly};
+use crate::batch::{by_stream, fold_rows, read, write, write_exactly, Columns};
 use crate::event::{ProjectedEvent, ShopEvent};
 use crate::projection::{lines_json, table, Line, Poisoned, Projection};
 
@@ -210,7 +210,7 @@ async fn apply(
             catalog(&mut products, event, body);
         }
     }
-    let folded = fold_rows(
+    let mut folded = fold_rows(
         &streams,
         existing,
         |r| r.version,
@@ -219,15 +219,8 @@ async fn apply(
             ShopEvent::Product(_) => Ok(()),
         },
     );
-    poisoned.extend(folded.poisoned);
-    let mut inserts = Changed::default();
-    for (id, row) in folded.inserts {
-        inserts.push(id, row, 0);
-    }
-    let mut updates = Changed::default();
-    for (id, row, read_at) in folded.updates {
-        updates.push(id, row, read_at);
-    }
+    poisoned.append(&mut folded.poisoned);
+    let (inserts, updates): (Changed, Changed) = folded.into_columns();
 
     let c = &inserts;
     write_exactly(
@@ -302,7 +295,7 @@ struct Changed {
     expected: Vec<i64>,
 }
 
-impl Changed {
+impl Columns<OrderRow> for Changed {
     fn push(&mut self, id: Uuid, row: OrderRow, expected: i64) {
         if expected == 0 {
             self.lines
