@@ -17,19 +17,15 @@ pub fn domain_problem(error: DomainError) -> Problem {
     }
 }
 
-/// The store failed: a passing outage is 503 with `Retry-After`; the rest is logged.
+/// The store failed, as the one classification says: a passing outage is 503 with
+/// `Retry-After`, a value the database refused is 400, the rest is a logged 500.
 pub fn store_problem(error: StoreError) -> Problem {
-    match error {
-        StoreError::Pool(_) | StoreError::Database(_) | StoreError::Unavailable(_) => {
-            tracing::error!(%error, "event store unavailable");
-            Problem::unavailable(
-                "unavailable",
-                "the event store is unavailable; retry shortly",
-                1,
-            )
-        }
-        other => Problem::internal(other),
-    }
+    Problem::database(
+        error.failure(),
+        &error,
+        "unavailable",
+        "the event store is unavailable; retry shortly",
+    )
 }
 
 /// An append error not handled by the retry loop.

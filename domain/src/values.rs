@@ -41,6 +41,23 @@ impl ValueError {
     }
 }
 
+/// Checks that `value` has no control character (U+0000–U+001F, U+007F–U+009F): they
+/// have no place in names, references or reasons, and PostgreSQL refuses NUL in text and
+/// jsonb, so they are turned away at the edge with the field they were found in.
+fn check_no_control(field: &'static str, value: &str) -> Result<(), ValueError> {
+    match value.chars().position(char::is_control) {
+        None => Ok(()),
+        Some(index) => Err(ValueError::new(
+            field,
+            format!(
+                "must not contain control characters (U+{:04X} at character {})",
+                u32::from(value.chars().nth(index).unwrap_or_default()),
+                index + 1
+            ),
+        )),
+    }
+}
+
 /// Checks that `value` has between `min` and `max` characters.
 fn check_len(field: &'static str, value: &str, min: usize, max: usize) -> Result<(), ValueError> {
     let len = value.chars().count();
@@ -83,6 +100,7 @@ macro_rules! string_value {
             pub fn parse(value: impl Into<String>) -> Result<Self, ValueError> {
                 let value = value.into();
                 let check: fn(&'static str, &str) -> Result<(), ValueError> = $check;
+                check_no_control($field, &value)?;
                 check($field, &value)?;
                 Ok(Self(value))
             }
@@ -788,6 +806,42 @@ mod tests {
                 .to_string(),
             "reason: must be at most 500 characters long (got 501)"
         );
+    }
+
+    #[test]
+    fn every_string_value_refuses_control_characters() {
+        type Parse = fn(String) -> Result<(), ValueError>;
+        let parsers: [Parse; 8] = [
+            |s| CustomerId::parse(s).map(drop),
+            |s| ActorId::parse(s).map(drop),
+            |s| PaymentRef::parse(s).map(drop),
+            |s| Carrier::parse(s).map(drop),
+            |s| TrackingNumber::parse(s).map(drop),
+            |s| CancelReason::parse(s).map(drop),
+            |s| ProductName::parse(s).map(drop),
+            |s| Sku::parse(s).map(drop),
+        ];
+        for parse in parsers {
+            for bad in [
+                "a\u{0}b",
+                "\u{1}",
+                "a\tb",
+                "line\nbreak",
+                "\u{7f}",
+                "x\u{9f}",
+            ] {
+                let error = parse(bad.to_string()).unwrap_err();
+                assert!(
+                    error.reason.contains("control characters"),
+                    "{bad:?}: {error}"
+                );
+            }
+        }
+        assert_eq!(
+            CancelReason::parse("no\u{0}").unwrap_err().to_string(),
+            "reason: must not contain control characters (U+0000 at character 3)"
+        );
+        assert!(ProductName::parse("Tasse – 0,5 l ☕").is_ok());
     }
 
     #[test]

@@ -24,6 +24,23 @@ pub enum StoreError {
     Config(String),
 }
 
+impl StoreError {
+    /// What this failure means for the caller, by the one classification
+    /// ([`crate::db_error`]): an unknown outcome is passing trouble (retry with the
+    /// idempotency key); malformed stored data or a failed migration is not.
+    pub fn failure(&self) -> crate::DbFailure {
+        match self {
+            StoreError::Pool(error) => crate::classify_pool(error),
+            StoreError::Database(error) => crate::classify(error),
+            StoreError::Unavailable(_) => crate::DbFailure::Transient,
+            StoreError::Serialize(_) => crate::DbFailure::Data,
+            StoreError::Corrupt(_) | StoreError::Migration(_) | StoreError::Config(_) => {
+                crate::DbFailure::Other
+            }
+        }
+    }
+}
+
 /// Why an append did not happen. Nothing was written in every case.
 #[derive(Debug, Error)]
 pub enum AppendError {

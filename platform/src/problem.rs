@@ -99,6 +99,29 @@ impl Problem {
         )
     }
 
+    /// A failed database call, as the one classification ([`eventstore::DbFailure`]) says:
+    /// passing trouble is 503 `code` with `Retry-After` (the cause logged as a warning); a
+    /// value the database refused is 400 `invalid_request`; anything else is a 500 whose
+    /// body says nothing of the cause (logged as an error).
+    pub fn database(
+        failure: eventstore::DbFailure,
+        cause: impl fmt::Display,
+        code: &'static str,
+        detail: &'static str,
+    ) -> Self {
+        match failure {
+            eventstore::DbFailure::Transient => {
+                tracing::warn!(%cause, "database unavailable");
+                Problem::unavailable(code, detail, 1)
+            }
+            eventstore::DbFailure::Data => {
+                tracing::info!(%cause, "the database refused a value of the request");
+                Problem::invalid_request("a value in the request cannot be stored or searched for")
+            }
+            eventstore::DbFailure::Other => Problem::internal(cause),
+        }
+    }
+
     /// The title: the status's canonical reason.
     pub fn title(&self) -> &'static str {
         self.status.canonical_reason().unwrap_or("Error")

@@ -11,7 +11,6 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, Transaction};
 use eventstore::LogCheckpoint;
 use futures::future::try_join_all;
-use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::event::ProjectedEvent;
@@ -82,18 +81,17 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    /// Passing trouble (connection, deadlock, serialization): retry the batch as is.
+    /// Passing trouble (connection, deadlock, serialization, pool timeout, by the one
+    /// classification of database errors): retry the batch as is.
     pub fn is_transient(&self) -> bool {
         match self {
-            ApplyError::Pool(_) | ApplyError::Conflict(_) => true,
-            ApplyError::Database(error) => match error.code() {
-                None => true,
-                Some(code) => {
-                    let class = &code.code()[..2];
-                    matches!(class, "08" | "40" | "53" | "57" | "58")
-                        || code == &SqlState::LOCK_NOT_AVAILABLE
-                }
-            },
+            ApplyError::Conflict(_) => true,
+            ApplyError::Pool(error) => {
+                eventstore::classify_pool(error) == eventstore::DbFailure::Transient
+            }
+            ApplyError::Database(error) => {
+                eventstore::classify(error) == eventstore::DbFailure::Transient
+            }
         }
     }
 }

@@ -14,55 +14,28 @@ use platform::Problem;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-/// Seconds a client should wait before retrying when the database is unreachable.
-const RETRY_AFTER_SECONDS: u64 = 1;
-
 /// A pooled connection to the read-model database.
 pub async fn connection(pool: &Pool) -> Result<Object, Problem> {
     pool.get().await.map_err(pool_error)
 }
 
-/// A failed pool checkout: the database is down or overloaded (503), or the pool is
-/// misconfigured (500).
+/// A failed pool checkout, as the one classification ([`eventstore::classify_pool`]) says.
 pub fn pool_error(error: PoolError) -> Problem {
-    match error {
-        PoolError::Backend(error) => database_error(error),
-        PoolError::Timeout(_) => unavailable(&error),
-        other => Problem::internal(other),
-    }
+    problem(eventstore::classify_pool(&error), &error)
 }
 
-/// A failed statement: a lost or refused connection is 503, anything else is a server
-/// bug (500).
+/// A failed statement, as the one classification ([`eventstore::classify`]) says: 503 when
+/// the database cannot be reached, 400 for a value it refused, else 500 (logged).
 pub fn database_error(error: tokio_postgres::Error) -> Problem {
-    if is_transient(&error) {
-        unavailable(&error)
-    } else {
-        Problem::internal(error)
-    }
+    problem(eventstore::classify(&error), &error)
 }
 
-/// Connection-level failures: closed, I/O, or a server that is shutting down, starting up
-/// or out of connections (SQLSTATE classes 08, 53 and 57).
-pub(crate) fn is_transient(error: &tokio_postgres::Error) -> bool {
-    if error.is_closed() {
-        return true;
-    }
-    if let Some(db) = error.as_db_error() {
-        let code = db.code().code();
-        return ["08", "53", "57"]
-            .iter()
-            .any(|class| code.starts_with(class));
-    }
-    std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
-}
-
-fn unavailable(error: &dyn std::fmt::Display) -> Problem {
-    tracing::warn!(%error, "read-model database unavailable");
-    Problem::unavailable(
+fn problem(failure: eventstore::DbFailure, cause: &dyn std::fmt::Display) -> Problem {
+    Problem::database(
+        failure,
+        cause,
         "database_unavailable",
         "the read-model database cannot be reached; retry shortly",
-        RETRY_AFTER_SECONDS,
     )
 }
 
