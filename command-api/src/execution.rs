@@ -299,7 +299,17 @@ pub async fn execute(
     decide: impl Fn(&States) -> Result<Decision, Problem>,
 ) -> Result<Outcome, Problem> {
     let all = streams.all();
-    let _guards = engine.locks.lock(&all).await;
+    // Lock only streams that exist (and those the command creates): ids a client names
+    // that have no stream take no lock, so made-up ids cannot tie up stripes. A stream
+    // that comes into being meanwhile is still guarded by its expected version. (One
+    // stream's stripe costs nothing worth a look-up.)
+    let mut lockable = if streams.existing.len() > 1 {
+        engine.streams.existing(&streams.existing).await?
+    } else {
+        streams.existing.clone()
+    };
+    lockable.extend(&streams.created);
+    let _guards = engine.locks.lock(&lockable).await;
     if let Some(outcome) = context.replay_if_recorded(&engine.store).await? {
         return Ok(outcome);
     }

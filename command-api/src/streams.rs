@@ -109,6 +109,20 @@ impl Streams {
         ))
     }
 
+    /// Which of `ids` exist (have events), without taking their locks: those in the
+    /// cache, and the rest as the store says. Nothing is cached here.
+    pub async fn existing(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, Problem> {
+        let (mut known, unknown): (Vec<Uuid>, Vec<Uuid>) =
+            ids.iter().partition(|id| self.cache.get(id).is_some());
+        known.extend(
+            self.store
+                .existing_streams(&unknown)
+                .await
+                .map_err(store_problem)?,
+        );
+        Ok(known)
+    }
+
     /// Moves the states a command decided on past the events it appended (as a fresh load
     /// would see them), caches them and snapshots those that are due. A state that cannot
     /// follow (it should always) is evicted instead.

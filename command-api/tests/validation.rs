@@ -404,3 +404,156 @@ async fn unknown_routes_and_methods_are_problem_json() {
     }
     assert_eq!(app.event_count().await, 1);
 }
+
+/// `value` with each string leaf in turn replaced by `poison(leaf)`: one body per leaf,
+/// with the leaf's JSON path.
+fn with_each_string_poisoned(
+    value: &Value,
+    poison: &dyn Fn(&str) -> String,
+) -> Vec<(String, Value)> {
+    let mut bodies = Vec::new();
+    match value {
+        Value::String(leaf) => bodies.push((String::new(), Value::String(poison(leaf)))),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                for (path, poisoned) in with_each_string_poisoned(item, poison) {
+                    let mut copy = items.clone();
+                    copy[index] = poisoned;
+                    bodies.push((format!("[{index}]{path}"), Value::Array(copy)));
+                }
+            }
+        }
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                for (path, poisoned) in with_each_string_poisoned(field, poison) {
+                    let mut copy = fields.clone();
+                    copy.insert(key.clone(), poisoned);
+                    bodies.push((format!(".{key}{path}"), Value::Object(copy)));
+                }
+            }
+        }
+        _ => {}
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn control_characters_in_any_string_field_are_400_and_append_nothing() {
+    let app = TestApp::spawn().await;
+    let (product, order) = product_and_order(&app).await;
+    let before = app.event_count().await;
+    let mut commands = every_command(product, order);
+    // An admin may name the customer: that string too.
+    commands.push((
+        "/v1/orders".into(),
+        json!({"customer_id": "carol", "lines": [{"product_id": product, "quantity": 1}]}),
+    ));
+    let poisons: [&dyn Fn(&str) -> String; 5] = [
+        &|s| format!("{s}\u{0}"),
+        &|s| format!("\u{0}{s}"),
+        &|s| format!("{s}\u{1b}[31m"),
+        &|s| format!("{s}\n"),
+        &|s| format!("{s}\u{85}"),
+    ];
+    let mut tried = 0;
+    for (path, body) in &commands {
+        for poison in poisons {
+            for (field, poisoned) in with_each_string_poisoned(body, poison) {
+                let response = app.post(path, &app.admin, &poisoned).await;
+                let status = response.status().as_u16();
+                assert_eq!(status, 400, "{path} {field}: {poisoned}");
+                assert_problem(response, 400, "invalid_request").await;
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried >= 50, "only {tried} bodies tried");
+    assert_eq!(app.event_count().await, before);
+}
+
+#[tokio::test]
+async fn lone_surrogates_huge_arrays_and_huge_headers_are_4xx() {
+    let app = TestApp::spawn().await;
+    let (product, order) = product_and_order(&app).await;
+    let before = app.event_count().await;
+    // Lone surrogates are not Unicode: not valid JSON strings.
+    for body in [
+        r#"{"reason": "\ud800"}"#,
+        r#"{"reason": "a\udfffb"}"#,
+        r#"{"reason": "\ud800\u0041"}"#,
+    ] {
+        let response = app
+            .post_raw(&format!("/v1/orders/{order}/cancel"), &app.admin, body)
+            .await;
+        assert_problem(response, 400, "invalid_request").await;
+    }
+    // 10,000 order lines (the bound is 100).
+    let lines: Vec<Value> = (0..10_000)
+        .map(|_| json!({"product_id": product, "quantity": 1}))
+        .collect();
+    let response = app
+        .post("/v1/orders", &app.admin, &json!({"lines": lines}))
+        .await;
+    assert_problem(response, 400, "invalid_request").await;
+    // 100 lines of made-up products: refused without a 5xx.
+    let lines: Vec<Value> = (0..100)
+        .map(|_| json!({"product_id": Uuid::now_v7(), "quantity": 1}))
+        .collect();
+    let response = app
+        .post("/v1/orders", &app.admin, &json!({"lines": lines}))
+        .await;
+    assert!(response.status().is_client_error(), "{}", response.status());
+    // A header far beyond any sane size.
+    let huge = vec![b'a'; 200 * 1024];
+    let response = app
+        .send(
+            Method::POST,
+            &format!("/v1/products/{product}/restock"),
+            Some(&format!("Bearer {}", app.admin)),
+            Some(br#"{"quantity": 1}"#.to_vec()),
+            &[("X-Padding", &huge)],
+        )
+        .await;
+    assert!(response.status().is_client_error(), "{}", response.status());
+    assert_eq!(app.event_count().await, before);
+}
+
+#[tokio::test]
+async fn a_body_that_stops_halfway_appends_nothing_and_the_service_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let (product, _) = product_and_order(&app).await;
+    let before = app.event_count().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&host)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/products/{product}/restock HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{\"quantity\": 5",
+            app.admin
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        // The client goes away mid-body: half-close, then drop.
+        stream.shutdown().await.expect("shutdown");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(!text.starts_with("HTTP/1.1 5"), "{text}");
+    }
+    assert_eq!(app.event_count().await, before);
+    let response = app
+        .post(
+            &format!("/v1/products/{product}/restock"),
+            &app.admin,
+            &json!({"quantity": 1}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}

@@ -84,4 +84,22 @@ impl EventStore {
         }
         Ok(streams)
     }
+
+    /// Which of `stream_ids` have at least one event (one index probe each, one round
+    /// trip), without loading them.
+    pub async fn existing_streams(&self, stream_ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+        if stream_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT stream_id FROM events WHERE stream_id = ANY($1) AND version = 1",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&stream_ids]).await?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(StoreError::from))
+            .collect()
+    }
 }

@@ -1,7 +1,11 @@
-//! Extractor settings and fallbacks that turn every malformed request into a 400 (or 404)
-//! problem+json instead of actix's plain-text errors.
+//! Extractor settings, fallbacks and a guard that turn every malformed request into a 400
+//! (or 404) problem+json instead of actix's plain-text errors or a database's refusal.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest};
+use percent_encoding::percent_decode_str;
 
 use crate::problem::Problem;
 
@@ -26,6 +30,34 @@ pub fn path_config() -> web::PathConfig {
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default()
         .error_handler(|error, _| Problem::invalid_request(format!("bad query: {error}")).into())
+}
+
+/// Refuses, with 400 `invalid_request` and before any handler runs, a request whose path
+/// or query string holds a control character (U+0000–U+001F, U+007F–U+009F) once
+/// percent-decoded (`%00`, `%0A`, ...), or bytes that do not decode to UTF-8: no
+/// parameter, cursor or id ever carries one. Bodies are checked where they are parsed
+/// (the domain's string types).
+pub async fn refuse_control_characters(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    for (part, raw) in [
+        ("path", request.path()),
+        ("query string", request.query_string()),
+    ] {
+        let decoded = percent_decode_str(raw).decode_utf8();
+        let refused = match &decoded {
+            Ok(text) => text.chars().any(char::is_control),
+            Err(_) => true,
+        };
+        if refused {
+            return Err(Problem::invalid_request(format!(
+                "the {part} must be UTF-8 without control characters"
+            ))
+            .into());
+        }
+    }
+    next.call(request).await
 }
 
 /// The fallback for paths no route matches.

@@ -26,12 +26,19 @@ pub struct Settings {
     /// How long `?min_version=N` waits for the read model, in milliseconds.
     #[arg(long, env = "AGORA_CONSISTENCY_WAIT_MS", default_value_t = 5000)]
     pub consistency_wait_ms: u64,
+    /// How many `?min_version=N` requests may wait at once (per process); one more is
+    /// answered 503 `not_yet_consistent` at once.
+    #[arg(long, env = "AGORA_CONSISTENCY_MAX_WAITERS", default_value_t = 256)]
+    pub consistency_max_waiters: usize,
     /// Connections to each database.
     #[arg(long, env = "AGORA_DB_POOL_SIZE", default_value_t = 32)]
     pub pool_size: usize,
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// HTTPS: `AGORA_TLS_CERT` and `AGORA_TLS_KEY` (plain HTTP without them).
+    #[command(flatten)]
+    pub tls: platform::tls::TlsSettings,
 }
 
 impl Settings {
@@ -60,8 +67,10 @@ mod tests {
             addr: "127.0.0.1:0".into(),
             jwt_secret: "secret".into(),
             consistency_wait_ms: 5000,
+            consistency_max_waiters: 256,
             pool_size: 4,
             workers: 1,
+            tls: Default::default(),
         }
     }
 

@@ -5,12 +5,18 @@
 //! until the row is there at version N or more, or until `AGORA_CONSISTENCY_WAIT_MS` has
 //! passed: then 503 `not_yet_consistent` with `Retry-After: 1`. A row that does not exist
 //! yet is waited for the same way. Between polls the request holds no connection.
+//!
+//! At most `AGORA_CONSISTENCY_MAX_WAITERS` requests of a process wait at once: one more is
+//! answered 503 `not_yet_consistent` at once, so waits for versions that never come (ids
+//! that do not exist) cannot pile up and take the read model's connections from everyone.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform::Problem;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 use utoipa::IntoParams;
 
 /// The first pause between two polls.
@@ -50,15 +56,69 @@ impl EntityQuery {
     }
 }
 
-/// Fetches an entity with `fetch` (which yields `None` for a row that does not exist or
-/// that the caller may not see).
-///
-/// Without `min_version`: one fetch, and a missing row is 404 `not_found` (`what` names
-/// it in the detail). With it: the row once it reflects `min_version`, polling for at most
-/// `wait`, else 503 `not_yet_consistent`.
-pub async fn fetch_consistent<T, F, Fut>(
+/// Read-your-writes waits of one process: how long each may last, and how many may be
+/// open at once. Cheap to clone (the HTTP workers share the count).
+#[derive(Clone)]
+pub struct Consistency {
+    wait: Duration,
+    waiters: Arc<Semaphore>,
+}
+
+impl Consistency {
+    /// Waits of at most `wait`, at most `max_waiters` at once.
+    pub fn new(wait: Duration, max_waiters: usize) -> Consistency {
+        Consistency {
+            wait,
+            waiters: Arc::new(Semaphore::new(max_waiters)),
+        }
+    }
+
+    /// Fetches an entity with `fetch` (which yields `None` for a row that does not exist
+    /// or that the caller may not see).
+    ///
+    /// Without `min_version`: one fetch, and a missing row is 404 `not_found` (`what`
+    /// names it in the detail). With it: the row if it already reflects `min_version`;
+    /// else, when a waiter's place is free, the row once it does, polling for at most the
+    /// wait; else 503 `not_yet_consistent`.
+    pub async fn fetch<T, F, Fut>(
+        &self,
+        what: &str,
+        min_version: Option<i64>,
+        mut fetch: F,
+    ) -> Result<T, Problem>
+    where
+        T: Versioned,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, Problem>>,
+    {
+        let Some(min_version) = min_version else {
+            return fetch()
+                .await?
+                .ok_or_else(|| Problem::not_found(format!("no such {what}")));
+        };
+        let first = fetch().await?;
+        if let Some(row) = first.filter(|row| row.version() >= min_version) {
+            return Ok(row);
+        }
+        let Ok(_place) = self.waiters.try_acquire() else {
+            metrics::counter!("query_consistency_waiters_full_total").increment(1);
+            return Err(Problem::unavailable(
+                "not_yet_consistent",
+                format!(
+                    "the {what} has not reached version {min_version} yet and too many \
+                     requests are waiting already; retry shortly"
+                ),
+                RETRY_AFTER_SECONDS,
+            ));
+        };
+        wait_until_consistent(what, min_version, self.wait, fetch).await
+    }
+}
+
+/// Polls `fetch` until its row reflects `min_version`, for at most `wait`.
+async fn wait_until_consistent<T, F, Fut>(
     what: &str,
-    min_version: Option<i64>,
+    min_version: i64,
     wait: Duration,
     mut fetch: F,
 ) -> Result<T, Problem>
@@ -67,11 +127,6 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, Problem>>,
 {
-    let Some(min_version) = min_version else {
-        return fetch()
-            .await?
-            .ok_or_else(|| Problem::not_found(format!("no such {what}")));
-    };
     let started = Instant::now();
     let deadline = started + wait;
     let mut interval = FIRST_POLL_INTERVAL;
@@ -131,7 +186,8 @@ mod tests {
 
     #[tokio::test]
     async fn without_min_version_a_missing_row_is_not_found() {
-        let problem = fetch_consistent("thing", None, Duration::from_secs(5), growing())
+        let problem = Consistency::new(Duration::from_secs(5), 4)
+            .fetch("thing", None, growing())
             .await
             .err()
             .unwrap();
@@ -140,7 +196,8 @@ mod tests {
 
     #[tokio::test]
     async fn min_version_polls_until_the_row_reaches_it() {
-        let row = fetch_consistent("thing", Some(3), Duration::from_secs(5), growing())
+        let row = Consistency::new(Duration::from_secs(5), 4)
+            .fetch("thing", Some(3), growing())
             .await
             .ok()
             .unwrap();
@@ -150,18 +207,39 @@ mod tests {
     #[tokio::test]
     async fn min_version_gives_up_after_the_wait() {
         let started = Instant::now();
-        let problem = fetch_consistent(
-            "thing",
-            Some(1_000_000),
-            Duration::from_millis(50),
-            growing(),
-        )
-        .await
-        .err()
-        .unwrap();
+        let problem = Consistency::new(Duration::from_millis(50), 4)
+            .fetch("thing", Some(1_000_000), growing())
+            .await
+            .err()
+            .unwrap();
         assert!(started.elapsed() >= Duration::from_millis(50));
         assert_eq!(problem.code, "not_yet_consistent");
         assert_eq!(problem.retry_after_seconds, Some(1));
+    }
+
+    #[tokio::test]
+    async fn waiters_beyond_the_cap_are_refused_at_once() {
+        let consistency = Consistency::new(Duration::from_secs(30), 2);
+        let _held = (
+            consistency.waiters.clone().try_acquire_owned().unwrap(),
+            consistency.waiters.clone().try_acquire_owned().unwrap(),
+        );
+        let started = Instant::now();
+        let problem = consistency
+            .fetch("thing", Some(1_000_000), growing())
+            .await
+            .err()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(problem.code, "not_yet_consistent");
+        // A row already at the version needs no place.
+        let present = || std::future::ready(Ok(Some(Row(1))));
+        let row = consistency
+            .fetch("thing", Some(1), present)
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(row.version(), 1);
     }
 
     #[test]

@@ -56,7 +56,24 @@ pub fn decode<K: CursorKey>(cursor: &str) -> Result<K, Problem> {
         .strip_prefix(K::KIND)
         .and_then(|rest| rest.strip_prefix(':'))
         .ok_or_else(malformed)?;
-    serde_json::from_str(json).map_err(|_| malformed())
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|_| malformed())?;
+    if has_control_characters(&value) {
+        return Err(malformed());
+    }
+    serde_json::from_value(value).map_err(|_| malformed())
+}
+
+/// Whether any string inside `value` holds a control character (a forged cursor's
+/// `\u0000` would otherwise reach the database as a sort key).
+fn has_control_characters(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.chars().any(char::is_control),
+        serde_json::Value::Array(items) => items.iter().any(has_control_characters),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.chars().any(char::is_control) || has_control_characters(value)),
+        _ => false,
+    }
 }
 
 /// A page of a list, as API.md answers it.
@@ -112,6 +129,14 @@ mod tests {
     struct Other(String, i64);
     impl CursorKey for Other {
         const KIND: &'static str = "o";
+    }
+
+    #[test]
+    fn a_forged_cursor_with_a_control_character_is_malformed() {
+        let forged = URL_SAFE_NO_PAD.encode("k:[\"a\\u0000b\",1]");
+        assert_eq!(decode::<Key>(&forged).unwrap_err().code, "invalid_request");
+        let honest = URL_SAFE_NO_PAD.encode("k:[\"ab\",1]");
+        assert!(decode::<Key>(&honest).is_ok());
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod health;
 pub mod orders;
 pub mod products;
 
-use std::time::Duration;
+use crate::consistency::Consistency;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
@@ -36,8 +36,8 @@ pub struct AppState {
     /// The event store over read-only sessions, for the audit endpoints; `None` when
     /// `DATABASE_URL` is unset (they then answer 503).
     pub events: Option<EventStore>,
-    /// The longest a `?min_version=N` request waits.
-    pub consistency_wait: Duration,
+    /// Read-your-writes waits (`?min_version=N`): their length and cap.
+    pub consistency: Consistency,
 }
 
 impl AppState {
@@ -47,7 +47,7 @@ impl AppState {
         AppState {
             read: ReadModel::new(self.read.pool().clone()),
             events: self.events.clone(),
-            consistency_wait: self.consistency_wait,
+            consistency: self.consistency.clone(),
         }
     }
 }

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{entity_response, list_response, AppState};
-use crate::consistency::{fetch_consistent, EntityQuery, Versioned};
+use crate::consistency::{EntityQuery, Versioned};
 use crate::db;
 use crate::openapi::{EntityHeaders, EntityUnavailable, NotModified, ReadModelUnavailable};
 use crate::pagination::{self, CursorKey, Page, DEFAULT_LIMIT, MAX_LIMIT};
@@ -342,25 +342,28 @@ pub async fn get(
     let scope = Scope::of(&caller)?;
     let min_version = query.min_version()?;
     let id = id.into_inner();
-    let wait = state.consistency_wait;
     let order = match &scope {
         Scope::All => {
             let sql = format!("SELECT {DETAIL_COLUMNS} FROM read_model.orders WHERE id = $1");
             let params: [&(dyn ToSql + Sync); 1] = [&id];
-            fetch_consistent("order", min_version, wait, || {
-                db::query_opt(&state.read, &sql, &params, OrderDetail::from_row)
-            })
-            .await?
+            state
+                .consistency
+                .fetch("order", min_version, || {
+                    db::query_opt(&state.read, &sql, &params, OrderDetail::from_row)
+                })
+                .await?
         }
         Scope::OwnedBy(customer) => {
             let sql = format!(
                 "SELECT {DETAIL_COLUMNS} FROM read_model.orders WHERE id = $1 AND customer_id = $2"
             );
             let params: [&(dyn ToSql + Sync); 2] = [&id, customer];
-            fetch_consistent("order", min_version, wait, || {
-                db::query_opt(&state.read, &sql, &params, OrderDetail::from_row)
-            })
-            .await?
+            state
+                .consistency
+                .fetch("order", min_version, || {
+                    db::query_opt(&state.read, &sql, &params, OrderDetail::from_row)
+                })
+                .await?
         }
     };
     Ok(entity_response(&request, order.summary.version, &order))

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{entity_response, list_response, AppState, ANY_ROLE};
-use crate::consistency::{fetch_consistent, EntityQuery, Versioned};
+use crate::consistency::{EntityQuery, Versioned};
 use crate::db;
 use crate::openapi::{EntityHeaders, EntityUnavailable, NotModified, ReadModelUnavailable};
 use crate::pagination::{self, CursorKey, Page, DEFAULT_LIMIT, MAX_LIMIT};
@@ -191,9 +191,11 @@ pub async fn get(
     let id = id.into_inner();
     let sql = format!("SELECT {COLUMNS} FROM read_model.products WHERE id = $1");
     let params: [&(dyn ToSql + Sync); 1] = [&id];
-    let product = fetch_consistent("product", min_version, state.consistency_wait, || {
-        db::query_opt(&state.read, &sql, &params, Product::from_row)
-    })
-    .await?;
+    let product = state
+        .consistency
+        .fetch("product", min_version, || {
+            db::query_opt(&state.read, &sql, &params, Product::from_row)
+        })
+        .await?;
     Ok(entity_response(&request, product.version, &product))
 }
