@@ -10,10 +10,13 @@
 #   url      print the connection URL (postgres://postgres@127.0.0.1:55432/postgres).
 #   psql     run psql against the cluster.
 #   reset    stop and delete the cluster's data (the next start re-creates it).
+#   sweep    drop the tests' leftover databases (agora_test_*) that no session is using.
 #
 # Environment: AGORA_STATE_DIR (default ~/.cache/agora; the cluster lives in pg-test/ there),
 # AGORA_PG_PORT (default 55432), AGORA_PG_BIN (a PostgreSQL bin dir, default: newest found
-# under /usr/lib/postgresql/*/bin).
+# under /usr/lib/postgresql/*/bin), AGORA_PG_NAME (the cluster's directory, default pg-test:
+# another name makes another cluster), AGORA_PG_TLS_DIR (a directory of scripts/tls.sh: the
+# cluster then accepts TLS connections only, with that server certificate).
 #
 # Listens on 127.0.0.1 only, trust auth, superuser "postgres", fsync on (benchmarks compare
 # against it), max_connections=300, shared_buffers=256MB. initdb/postgres refuse to run as
@@ -25,11 +28,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 PG_HOST=127.0.0.1
 PG_PORT="${AGORA_PG_PORT:-55432}"
-PG_DIR="$AGORA_STATE_DIR/pg-test"
+PG_DIR="$AGORA_STATE_DIR/${AGORA_PG_NAME:-pg-test}"
+PG_TLS_DIR="${AGORA_PG_TLS_DIR:-}"
 PG_DATA="$PG_DIR/data"
 PG_LOG="$PG_DIR/postgres.log"
 PG_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
-PG_LOCK="$AGORA_STATE_DIR/locks/postgres.lock"
+PG_LOCK="$AGORA_STATE_DIR/locks/postgres-${AGORA_PG_NAME:-pg-test}.lock"
 PG_OS_USER=postgres
 PG_BIN=""
 
@@ -156,11 +160,33 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 full_page_writes = on
+# After an unclean stop, sync the file system once instead of fsyncing every file of
+# every database one by one (minutes with many test databases).
+recovery_init_sync_method = syncfs
 timezone = 'UTC'
 log_timezone = 'UTC'
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
+  if [[ -n "$PG_TLS_DIR" ]]; then
+    # TLS only: the server's certificate and key, copied where the server user owns them.
+    local owner=()
+    is_root && owner=(-o "$PG_OS_USER")
+    install "${owner[@]}" -m 0644 "$PG_TLS_DIR/server.crt" "$PG_DIR/server.crt"
+    install "${owner[@]}" -m 0600 "$PG_TLS_DIR/server.key" "$PG_DIR/server.key"
+    as_owner tee -a "$PG_DATA/agora.conf" >/dev/null <<EOF
+ssl = on
+ssl_cert_file = '$PG_DIR/server.crt'
+ssl_key_file = '$PG_DIR/server.key'
+EOF
+    as_owner tee "$PG_DATA/pg_hba.conf" >/dev/null <<'EOF'
+# Managed by scripts/postgres.sh: local TCP over TLS only, trust.
+# TYPE     DATABASE  USER  ADDRESS        METHOD
+hostssl    all       all   127.0.0.1/32   trust
+hostnossl  all       all   127.0.0.1/32   reject
+EOF
+    return 0
+  fi
   as_owner tee "$PG_DATA/pg_hba.conf" >/dev/null <<'EOF'
 # Managed by scripts/postgres.sh: local TCP only, trust.
 # TYPE  DATABASE     USER  ADDRESS        METHOD
@@ -168,6 +194,23 @@ host    all          all   127.0.0.1/32   trust
 host    all          all   ::1/128        trust
 host    replication  all   127.0.0.1/32   trust
 EOF
+}
+
+# Drops leftover test databases: a test that ended abnormally leaves its database behind,
+# and thousands of them make a crash recovery and every CREATE DATABASE slow. A database
+# in use is skipped (DROP DATABASE refuses it).
+do_sweep() {
+  local dropped=0 name
+  while read -r name; do
+    [[ -n "$name" ]] || continue
+    if "$PG_BIN/psql" -q -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres \
+      -c "DROP DATABASE IF EXISTS \"$name\"" >/dev/null 2>&1; then
+      dropped=$((dropped + 1))
+    fi
+  done < <("$PG_BIN/psql" -At -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres \
+    -c "SELECT datname FROM pg_database WHERE datname LIKE 'agora\_test\_%'
+          AND datname NOT IN (SELECT datname FROM pg_stat_activity WHERE datname IS NOT NULL)")
+  info "dropped $dropped leftover test databases"
 }
 
 # 0 when the postmaster of $PG_DATA is alive.
@@ -245,5 +288,9 @@ case "$cmd" in
     exec "${PG_BIN:+$PG_BIN/}psql" "$PG_URL" "$@"
     ;;
   reset) with_lock "$PG_LOCK" do_reset ;;
+  sweep)
+    PG_BIN="$(find_pg_bin)"
+    do_sweep
+    ;;
   *) usage ;;
 esac

@@ -12,6 +12,7 @@
 
 pub mod append;
 pub mod connect;
+pub mod db_error;
 pub mod decode;
 pub mod envelope;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod event;
 pub mod group_commit;
 pub mod hashchain;
 pub mod idempotency;
+pub mod kafka;
 pub mod listen;
 pub mod load;
 pub mod log;
@@ -28,11 +30,13 @@ pub mod snapshot;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 pub mod verify;
 pub mod xid8;
 
 pub use append::{AppendRequest, Appended, IdempotencyRecord, StreamWrite, UniqueClaim};
-pub use connect::{connect_pool, migrate};
+pub use connect::{connect_pool, migrate, Connector};
+pub use db_error::{classify, classify_pool, DbFailure};
 pub use deadpool_postgres::Pool;
 pub use decode::{decode, DecodeError, ShopEvent};
 pub use envelope::Envelope;

@@ -17,7 +17,7 @@ use deadpool_postgres::Pool;
 
 use futures::{stream, StreamExt};
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use crate::error::StoreError;
 
@@ -33,7 +33,9 @@ pub struct LogListener {
 impl LogListener {
     /// Opens the session and starts listening.
     pub async fn connect(database_url: &str) -> Result<LogListener, StoreError> {
-        let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+        let (client, mut connection) = crate::connect::Connector::new(database_url)?
+            .connect()
+            .await?;
         let notified = Arc::new(Notify::new());
         let wake = notified.clone();
         tokio::spawn(async move {
