@@ -126,8 +126,7 @@ async fn export_pages_verify_and_detect_a_tampered_payload() -> anyhow::Result<(
     // Alter one stored payload behind the store's back.
     let tampered_stream = log.products[1];
     let tampered_version = 3_i64;
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
+    let client = eventstore::testing::attacker_session(url).await?;
     let changed = client
         .execute(
             "UPDATE events SET payload = jsonb_set(payload, '{quantity}', '500') \

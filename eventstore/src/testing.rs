@@ -45,6 +45,18 @@ impl TestDatabase {
     }
 }
 
+/// A session on `url` as an attacker with superuser access sees the database: triggers
+/// off (`session_replication_role = replica`), so the append-only guard of `events` does
+/// not stop it. For tests of tamper evidence.
+pub async fn attacker_session(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute("SET session_replication_role = replica")
+        .await?;
+    Ok(client)
+}
+
 /// `url` with its database name replaced by `name`.
 pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -404,7 +404,7 @@ async fn verification_names_the_event_whose_payload_was_altered() -> anyhow::Res
         }
     }
     assert!(db.store.verify(None).await?.ok());
-    let client = db.store.pool().get().await?;
+    let client = eventstore::testing::attacker_session(&db.url).await?;
     client
         .execute(
             "UPDATE events SET payload = '{\"quantity\": 1000}' WHERE stream_id = $1 AND version = 2",

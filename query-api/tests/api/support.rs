@@ -49,8 +49,10 @@ impl TestApp {
             addr: "127.0.0.1:0".into(),
             jwt_secret: SECRET.into(),
             consistency_wait_ms: 5000,
+            consistency_max_waiters: 256,
             pool_size: 8,
             workers: 2,
+            tls: Default::default(),
         };
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");
@@ -111,8 +113,12 @@ impl TestApp {
     }
 
     /// Runs one statement on the test database.
+    /// Runs `sql` as an attacker with superuser access would: triggers off, so the
+    /// append-only guard of `events` does not stop it.
     pub async fn execute(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) {
-        let client = self.db.store.pool().get().await.expect("a connection");
+        let client = eventstore::testing::attacker_session(&self.db.url)
+            .await
+            .expect("a connection");
         client
             .execute(sql, params)
             .await

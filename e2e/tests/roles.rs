@@ -1,0 +1,252 @@
+//! Least privilege, in the database itself: `events` is append-only for every role (its
+//! owner included), and the roles of deploy/postgres/roles.sql can do their job and no
+//! more — the command API runs as a writer, the audit endpoints as an auditor and the
+//! query API's reads as a reader; none of them can change the log.
+
+mod support;
+
+use std::time::Duration;
+
+use platform::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::Stack;
+use tokio_postgres::{Client, NoTls};
+use uuid::Uuid;
+
+const ROLES_SQL: &str = include_str!("../../deploy/postgres/roles.sql");
+
+async fn session(url: &str) -> anyhow::Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// `url` with its user replaced by `user` (the test server trusts local connections).
+fn as_user(url: &str, user: &str) -> String {
+    let rest = url
+        .strip_prefix("postgres://")
+        .and_then(|rest| rest.split_once('@'))
+        .map(|(_, host)| host)
+        .unwrap_or_default();
+    format!("postgres://{user}@{rest}")
+}
+
+/// The SQLSTATE `sql` fails with on `client` (it must fail).
+async fn refusal(client: &Client, sql: &str) -> String {
+    let error = client
+        .batch_execute(sql)
+        .await
+        .expect_err(&format!("{sql} must be refused"));
+    error
+        .code()
+        .map(|code| code.code().to_owned())
+        .unwrap_or_else(|| error.to_string())
+}
+
+/// Login roles for one test, members of the group roles, dropped at the end.
+struct LoginRoles {
+    admin: Client,
+    names: Vec<String>,
+}
+
+impl LoginRoles {
+    async fn create(admin: Client, groups: &[&str]) -> anyhow::Result<(LoginRoles, Vec<String>)> {
+        let suffix = Uuid::new_v4().simple().to_string();
+        let mut names = Vec::new();
+        for group in groups {
+            let name = format!("{group}_{}", &suffix[..12]);
+            admin
+                .batch_execute(&format!("CREATE ROLE {name} LOGIN IN ROLE {group}"))
+                .await?;
+            names.push(name);
+        }
+        Ok((
+            LoginRoles {
+                admin,
+                names: names.clone(),
+            },
+            names,
+        ))
+    }
+
+    async fn drop_all(self) -> anyhow::Result<()> {
+        for name in &self.names {
+            self.admin
+                .batch_execute(&format!("DROP ROLE IF EXISTS {name}"))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Result<()> {
+    let stack = Stack::start(false).await?;
+    // Some history, written as the owner.
+    let (mug, version) = stack
+        .ok(
+            "/v1/products",
+            &stack.admin,
+            json!({"sku": "ROLE-1", "name": "Mug", "price_cents": 900, "currency": "EUR",
+                   "initial_stock": 5}),
+        )
+        .await?;
+    let viewer = stack.token("vera", &[Role::Viewer]);
+    stack
+        .read_at(&format!("/v1/products/{mug}"), &viewer, version)
+        .await?;
+
+    // The owner itself cannot change the log: the table refuses it.
+    let owner = session(&stack.db.url).await?;
+    for sql in [
+        "UPDATE events SET payload = '{}'::jsonb",
+        "DELETE FROM events",
+        "TRUNCATE events",
+    ] {
+        assert_eq!(refusal(&owner, sql).await, "42501", "the owner: {sql}");
+    }
+    owner.batch_execute(ROLES_SQL).await?;
+    owner.batch_execute(ROLES_SQL).await?; // idempotent
+
+    let (roles, names) = LoginRoles::create(
+        session(&stack.db.url).await?,
+        &["agora_writer", "agora_auditor", "agora_reader"],
+    )
+    .await?;
+    let [writer, auditor, reader] = [0, 1, 2].map(|i| as_user(&stack.db.url, &names[i]));
+
+    // The writer may append but never change or delete.
+    let writer_session = session(&writer).await?;
+    for sql in [
+        "UPDATE events SET payload = '{}'::jsonb",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "DROP TABLE events",
+        "ALTER TABLE events DISABLE TRIGGER USER",
+        "SET session_replication_role = replica",
+    ] {
+        assert_eq!(
+            refusal(&writer_session, sql).await,
+            "42501",
+            "the writer: {sql}"
+        );
+    }
+    // The auditor reads and writes nothing.
+    let auditor_session = session(&auditor).await?;
+    let count: i64 = auditor_session
+        .query_one("SELECT count(*) FROM events", &[])
+        .await?
+        .get(0);
+    assert!(count >= 1);
+    for sql in [
+        "INSERT INTO events (event_id, stream_type, stream_id, version, event_type, \
+         schema_version, payload, metadata, occurred_at, prev_hash, hash) \
+         SELECT gen_random_uuid(), stream_type, stream_id, version + 100, event_type, \
+         schema_version, payload, metadata, occurred_at, prev_hash, hash FROM events LIMIT 1",
+        "UPDATE events SET payload = '{}'::jsonb",
+        "DELETE FROM events",
+        "INSERT INTO unique_claims VALUES ('sku', 'X', gen_random_uuid())",
+    ] {
+        assert_eq!(
+            refusal(&auditor_session, sql).await,
+            "42501",
+            "the auditor: {sql}"
+        );
+    }
+    // The reader sees read models, not the log.
+    let reader_session = session(&reader).await?;
+    assert_eq!(
+        refusal(&reader_session, "SELECT * FROM events").await,
+        "42501"
+    );
+    assert_eq!(
+        refusal(&reader_session, "DELETE FROM read_model.products_v1").await,
+        "42501"
+    );
+
+    // The command API as the writer: commands are accepted.
+    let command = command_api::startup::Application::build(support::command_settings(
+        &writer,
+        None,
+        "agora".into(),
+    ))
+    .await?;
+    let command_url = format!("http://127.0.0.1:{}", command.port());
+    tokio::spawn(command.run_until_stopped());
+    let response = stack
+        .http
+        .post(format!("{command_url}/v1/products/{mug}/restock"))
+        .bearer_auth(&stack.admin)
+        .json(&json!({"quantity": 3}))
+        .send()
+        .await?;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await?
+    );
+    let response = stack
+        .http
+        .post(format!("{command_url}/v1/products"))
+        .bearer_auth(&stack.admin)
+        .json(&json!({"sku": "ROLE-2", "name": "Cup", "price_cents": 500, "currency": "EUR"}))
+        .send()
+        .await?;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await?
+    );
+
+    // The query API with the auditor for the log and the reader for the read models: the
+    // audit endpoints and the reads work.
+    let query = query_api::startup::Application::build(support::query_settings(
+        Some(reader.clone()),
+        Some(auditor.clone()),
+    ))
+    .await?;
+    let query_url = format!("http://127.0.0.1:{}", query.port());
+    tokio::spawn(query.run_until_stopped());
+    let auditor_token = stack.token("audrey", &[Role::Auditor]);
+    let verify: Value = stack
+        .http
+        .get(format!("{query_url}/v1/audit/verify"))
+        .bearer_auth(&auditor_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(verify["ok"], true, "{verify}");
+    assert!(verify["events_checked"].as_i64() >= Some(3), "{verify}");
+    // The log export, gap-free: it shows the events once every older transaction on the
+    // server has finished.
+    stack
+        .eventually(
+            "the audit export to show the log",
+            Duration::from_secs(30),
+            || async {
+                let export = stack
+                    .http
+                    .get(format!("{query_url}/v1/audit/events"))
+                    .bearer_auth(&auditor_token)
+                    .send()
+                    .await?;
+                anyhow::ensure!(export.status() == StatusCode::OK, "{}", export.status());
+                Ok(export.text().await?.lines().count() >= 3)
+            },
+        )
+        .await?;
+    let product = stack
+        .http
+        .get(format!("{query_url}/v1/products/{mug}"))
+        .bearer_auth(&viewer)
+        .send()
+        .await?;
+    assert_eq!(product.status(), StatusCode::OK);
+
+    roles.drop_all().await?;
+    stack.stop().await
+}
