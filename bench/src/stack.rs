@@ -94,6 +94,7 @@ impl Stack {
                 kafka_brokers: brokers.clone(),
                 topic_prefix: topic_prefix.clone(),
                 shutdown_drain_ms: 0,
+                tls: Default::default(),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());
@@ -123,8 +124,10 @@ impl Stack {
                 addr: "127.0.0.1:0".into(),
                 jwt_secret: SECRET.into(),
                 consistency_wait_ms: 10_000,
+                consistency_max_waiters: 256,
                 pool_size: options.pool_size,
                 workers: options.workers,
+                tls: Default::default(),
             })
             .await?;
             query = format!("http://127.0.0.1:{}", app.port());

@@ -45,4 +45,7 @@ pub struct Settings {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// HTTPS: `AGORA_TLS_CERT` and `AGORA_TLS_KEY` (plain HTTP without them).
+    #[command(flatten)]
+    pub tls: platform::tls::TlsSettings,
 }

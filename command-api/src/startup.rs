@@ -44,6 +44,7 @@ impl Application {
                 ..GroupCommitLimits::default()
             });
         }
+        let tls = settings.tls.server_config()?;
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
         let relay = settings
@@ -66,6 +67,7 @@ impl Application {
             settings.workers,
             settings.state_cache_mb,
             ready.clone(),
+            tls,
         )?;
         Ok(Application {
             port: local.port(),
@@ -138,7 +140,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
-/// Starts serving on `listener`.
+/// Starts serving on `listener`: HTTPS with `tls`, else plain HTTP.
 pub fn run(
     listener: TcpListener,
     store: EventStore,
@@ -146,6 +148,7 @@ pub fn run(
     workers: usize,
     state_cache_mb: usize,
     ready: Arc<AtomicBool>,
+    tls: Option<platform::tls::ServerConfig>,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(AppState {
         engine: Engine::new(store, state_cache_mb),
@@ -155,6 +158,7 @@ pub fn run(
     let metrics = web::Data::new(metrics_handle());
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(http::refuse_control_characters))
             .wrap(from_fn(track_requests))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
@@ -167,8 +171,11 @@ pub fn run(
             .default_service(web::to(http::no_such_route))
     })
     .disable_signals()
-    .shutdown_timeout(30)
-    .listen(listener)?;
+    .shutdown_timeout(30);
+    server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
     if workers > 0 {
         server = server.workers(workers);
     }

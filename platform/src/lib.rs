@@ -7,6 +7,7 @@ pub mod openapi;
 pub mod problem;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use auth::{Caller, Claims, JwtKeys, Role};
 pub use problem::Problem;

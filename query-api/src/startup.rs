@@ -13,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::audit::store::connect_read_only;
 use crate::config::Settings;
+use crate::consistency::Consistency;
 use crate::db::ReadModel;
 use crate::routes::{audit, dashboard, health, orders, products, AppState};
 
@@ -45,12 +46,16 @@ impl Application {
         let state = AppState {
             read: ReadModel::new(read),
             events,
-            consistency_wait: settings.consistency_wait(),
+            consistency: Consistency::new(
+                settings.consistency_wait(),
+                settings.consistency_max_waiters,
+            ),
         };
+        let tls = settings.tls.server_config()?;
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
         let keys = JwtKeys::hs256(settings.jwt_secret.as_bytes());
-        let server = run(listener, state, keys, settings.workers)?;
+        let server = run(listener, state, keys, settings.workers, tls)?;
         Ok(Application {
             port: local.port(),
             address: local.to_string(),
@@ -104,12 +109,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
-/// Starts serving on `listener`.
+/// Starts serving on `listener`: HTTPS with `tls`, else plain HTTP.
 pub fn run(
     listener: TcpListener,
     state: AppState,
     keys: JwtKeys,
     workers: usize,
+    tls: Option<platform::tls::ServerConfig>,
 ) -> std::io::Result<Server> {
     let state = std::sync::Arc::new(state);
     let keys = web::Data::new(keys);
@@ -117,6 +123,7 @@ pub fn run(
     let mut server = HttpServer::new(move || {
         // Built on each worker's thread: its shared connections live on its runtime.
         App::new()
+            .wrap(from_fn(http::refuse_control_characters))
             .wrap(from_fn(track_requests))
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.for_worker()))
@@ -126,8 +133,11 @@ pub fn run(
             .app_data(http::query_config())
             .configure(configure)
             .default_service(web::to(http::no_such_route))
-    })
-    .listen(listener)?;
+    });
+    server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
     if workers > 0 {
         server = server.workers(workers);
     }

@@ -107,6 +107,7 @@ async fn serve(
         kafka_brokers: args.kafka.clone(),
         topic_prefix: "agora".into(),
         shutdown_drain_ms: 0,
+        tls: Default::default(),
     })
     .await
     .with_context(|| {
@@ -121,8 +122,10 @@ async fn serve(
         addr: args.query_addr.clone(),
         jwt_secret: secret.clone(),
         consistency_wait_ms: 5000,
+        consistency_max_waiters: 256,
         pool_size: 16,
         workers: 2,
+        tls: Default::default(),
     })
     .await
     .with_context(|| {

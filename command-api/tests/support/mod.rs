@@ -40,6 +40,7 @@ impl TestApp {
             kafka_brokers: None,
             topic_prefix: "agora".into(),
             shutdown_drain_ms: 0,
+            tls: Default::default(),
         };
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());

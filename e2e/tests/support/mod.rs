@@ -14,6 +14,48 @@ use uuid::Uuid;
 
 pub const SECRET: &str = "e2e-secret";
 
+/// The command API's settings for the test stack, on `database_url`.
+pub fn command_settings(
+    database_url: &str,
+    kafka_brokers: Option<String>,
+    topic_prefix: String,
+) -> command_api::config::Settings {
+    command_api::config::Settings {
+        database_url: database_url.to_owned(),
+        addr: "127.0.0.1:0".into(),
+        jwt_secret: SECRET.into(),
+        pool_size: 16,
+        workers: 2,
+        state_cache_mb: 64,
+        group_commit: true,
+        group_commit_max_commands: 256,
+        group_commit_in_flight: 2,
+        kafka_brokers,
+        topic_prefix,
+        shutdown_drain_ms: 0,
+        tls: Default::default(),
+    }
+}
+
+/// The query API's settings for the test stack: read models at `read_database_url`
+/// (else the event store's database), the event store at `database_url`.
+pub fn query_settings(
+    read_database_url: Option<String>,
+    database_url: Option<String>,
+) -> query_api::config::Settings {
+    query_api::config::Settings {
+        read_database_url,
+        database_url,
+        addr: "127.0.0.1:0".into(),
+        jwt_secret: SECRET.into(),
+        consistency_wait_ms: 10_000,
+        consistency_max_waiters: 256,
+        pool_size: 16,
+        workers: 2,
+        tls: Default::default(),
+    }
+}
+
 pub struct Stack {
     pub db: TestDatabase,
     pub command: String,
@@ -31,20 +73,11 @@ impl Stack {
         let db = TestDatabase::create().await?;
         let brokers = kafka.then(e2e::kafka_brokers);
         let prefix = kafka.then(|| format!("e2e{}", Uuid::new_v4().simple()));
-        let command = command_api::startup::Application::build(command_api::config::Settings {
-            database_url: db.url.clone(),
-            addr: "127.0.0.1:0".into(),
-            jwt_secret: SECRET.into(),
-            pool_size: 16,
-            workers: 2,
-            state_cache_mb: 64,
-            group_commit: true,
-            group_commit_max_commands: 256,
-            group_commit_in_flight: 2,
-            kafka_brokers: brokers.clone(),
-            topic_prefix: prefix.clone().unwrap_or_else(|| "agora".into()),
-            shutdown_drain_ms: 0,
-        })
+        let command = command_api::startup::Application::build(command_settings(
+            &db.url,
+            brokers.clone(),
+            prefix.clone().unwrap_or_else(|| "agora".into()),
+        ))
         .await?;
         let command_url = format!("http://127.0.0.1:{}", command.port());
         tokio::spawn(command.run_until_stopped());
@@ -58,16 +91,9 @@ impl Stack {
             batch_size: 500,
         })
         .await?;
-        let query = query_api::startup::Application::build(query_api::config::Settings {
-            read_database_url: None,
-            database_url: Some(db.url.clone()),
-            addr: "127.0.0.1:0".into(),
-            jwt_secret: SECRET.into(),
-            consistency_wait_ms: 10_000,
-            pool_size: 16,
-            workers: 2,
-        })
-        .await?;
+        let query =
+            query_api::startup::Application::build(query_settings(None, Some(db.url.clone())))
+                .await?;
         let query_url = format!("http://127.0.0.1:{}", query.port());
         tokio::spawn(query.run_until_stopped());
         let keys = JwtKeys::hs256(SECRET.as_bytes());
