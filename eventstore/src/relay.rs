@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
@@ -69,8 +68,7 @@ pub fn idempotent_producer(
     brokers: &str,
     delivery_timeout: Duration,
 ) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    crate::kafka::client_config(brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use eventstore::Envelope;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
@@ -189,8 +188,7 @@ pub fn run_kafka_source(
         handle: handle.clone(),
         assigned: assigned.clone(),
     };
-    let consumer: BaseConsumer<SeekingContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
+    let consumer: BaseConsumer<SeekingContext> = eventstore::kafka::client_config(&config.brokers)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
