@@ -67,10 +67,15 @@ info "$(cargo --version); $(cargo fmt --version); $(cargo clippy --version)"
 section "Services (PostgreSQL, Kafka)"
 services_started=$SECONDS
 scripts/postgres.sh start
+scripts/postgres.sh sweep
+# A second cluster that accepts TLS connections only (test certificates by scripts/tls.sh).
+AGORA_TEST_TLS_DIR="$(scripts/tls.sh dir)"
+AGORA_PG_NAME=pg-tls AGORA_PG_PORT=55433 AGORA_PG_TLS_DIR="$AGORA_TEST_TLS_DIR" scripts/postgres.sh start
+AGORA_TEST_TLS_DATABASE_URL="postgres://postgres@localhost:55433/postgres"
 scripts/kafka.sh start
 AGORA_TEST_DATABASE_URL="$(scripts/postgres.sh url)"
 AGORA_TEST_KAFKA_BROKERS="$(scripts/kafka.sh bootstrap)"
-export AGORA_TEST_DATABASE_URL AGORA_TEST_KAFKA_BROKERS
+export AGORA_TEST_DATABASE_URL AGORA_TEST_KAFKA_BROKERS AGORA_TEST_TLS_DIR AGORA_TEST_TLS_DATABASE_URL
 info "AGORA_TEST_DATABASE_URL=$AGORA_TEST_DATABASE_URL"
 info "AGORA_TEST_KAFKA_BROKERS=$AGORA_TEST_KAFKA_BROKERS"
 info "services ready in $((SECONDS - services_started)) s"

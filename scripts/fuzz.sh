@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# scripts/fuzz.sh — fuzz both APIs with schemathesis (PyPI) against their own OpenAPI
+# documents, with a token for every role. Part of the test command (scripts/test.sh).
+#
+# Usage: scripts/fuzz.sh [--max-examples N] [--seconds S]
+#
+# 1. Installs schemathesis (pinned) into a virtualenv under $AGORA_STATE_DIR (default
+#    ~/.cache/agora), once.
+# 2. Starts PostgreSQL (scripts/postgres.sh), makes a fresh database, builds and starts the
+#    command API, a projector on the Postgres log and the query API on free loopback ports
+#    with a random 48-byte secret, and seeds a product and an order so reads find things.
+# 3. Runs schemathesis against each service's /openapi.json once per role (admin,
+#    customer, viewer, auditor), with the checks: no server error, status codes, content
+#    types, response headers and bodies as documented, and invalid input refused.
+#    `positive_data_acceptance` is left out: schema-valid bodies naming ids that do not
+#    exist are rightly refused (404/422).
+# 4. Prints operations and test cases per run, stops the services, drops the database and
+#    exits non-zero on any failure.
+#
+# Environment: CARGO_TARGET_DIR is honoured; AGORA_FUZZ_MAX_EXAMPLES (default 25) and
+# AGORA_FUZZ_SECONDS (per run, default 60) bound the run.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+
+SCHEMATHESIS_VERSION=4.32.5
+max_examples="${AGORA_FUZZ_MAX_EXAMPLES:-25}"
+seconds="${AGORA_FUZZ_SECONDS:-60}"
+while (($#)); do
+  case "$1" in
+    --max-examples) max_examples="$2"; shift 2 ;;
+    --seconds) seconds="$2"; shift 2 ;;
+    *) die "unknown argument $1 (usage: $0 [--max-examples N] [--seconds S])" ;;
+  esac
+done
+
+# --- schemathesis ----------------------------------------------------------------------------
+venv="$AGORA_STATE_DIR/schemathesis-$SCHEMATHESIS_VERSION"
+if [[ ! -x "$venv/bin/schemathesis" ]]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    apt_install python3-venv
+  fi
+  info "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# --- the services ----------------------------------------------------------------------------
+scripts/postgres.sh start >&2
+admin_url="$(scripts/postgres.sh url)"
+database="agora_fuzz_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
+database_url="${admin_url%/*}/$database"
+scripts/postgres.sh psql -q -c "CREATE DATABASE $database" >/dev/null
+
+info "building the services"
+cargo build -q -p command-api -p query-api -p projector -p agora
+target_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+command_port="$(free_port)"
+query_port="$(free_port)"
+projector_port="$(free_port)"
+secret="$(python3 -c 'import secrets; print(secrets.token_urlsafe(36))')"
+logs="$(mktemp -d)"
+pids=()
+cleanup() {
+  local rc=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  scripts/postgres.sh psql -q -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+  if ((rc != 0)); then
+    for log in "$logs"/*.log; do
+      printf -- '--- last lines of %s\n' "$log" >&2
+      tail -n 20 "$log" >&2 || true
+    done
+  fi
+  rm -rf "$logs"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+export DATABASE_URL="$database_url" AGORA_JWT_SECRET="$secret" RUST_LOG="${RUST_LOG:-warn}"
+COMMAND_API_ADDR="127.0.0.1:$command_port" AGORA_HTTP_WORKERS=2 \
+  "$target_dir/command-api" >"$logs/command-api.log" 2>&1 &
+pids+=($!)
+wait_until 60 "the command API" curl -fsS -o /dev/null "http://127.0.0.1:$command_port/readyz"
+PROJECTOR_ADDR="127.0.0.1:$projector_port" "$target_dir/projector" >"$logs/projector.log" 2>&1 &
+pids+=($!)
+QUERY_API_ADDR="127.0.0.1:$query_port" AGORA_HTTP_WORKERS=2 AGORA_CONSISTENCY_WAIT_MS=200 \
+  "$target_dir/query-api" >"$logs/query-api.log" 2>&1 &
+pids+=($!)
+wait_until 60 "the query API" curl -fsS -o /dev/null "http://127.0.0.1:$query_port/readyz"
+
+token() { "$target_dir/agora" token --sub "$1" --role "$2" --ttl 7200; }
+admin="$(token fuzz-admin admin)"
+command_url="http://127.0.0.1:$command_port"
+product="$(curl -fsS -X POST "$command_url/v1/products" -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' \
+  -d '{"sku": "FUZZ-1", "name": "Fuzz mug", "price_cents": 1200, "currency": "EUR", "initial_stock": 1000000}' |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+curl -fsS -o /dev/null -X POST "$command_url/v1/orders" -H "Authorization: Bearer $(token fuzz-customer customer)" \
+  -H 'Content-Type: application/json' -d "{\"lines\": [{\"product_id\": \"$product\", \"quantity\": 1}]}"
+
+# --- fuzzing ---------------------------------------------------------------------------------
+checks=not_a_server_error,status_code_conformance,content_type_conformance
+checks+=,response_headers_conformance,response_schema_conformance,negative_data_rejection
+failed=()
+summary=()
+for service in command query; do
+  port_var="${service}_port"
+  base="http://127.0.0.1:${!port_var}"
+  for role in admin customer viewer auditor; do
+    report="$logs/$service-$role.xml"
+    info "schemathesis: $service API as $role (at most $max_examples cases per operation, ${seconds} s)"
+    rc=0
+    "$venv/bin/schemathesis" run "$base/openapi.json" \
+      --checks "$checks" \
+      --header "Authorization: Bearer $(token "fuzz-$role" "$role")" \
+      --max-examples "$max_examples" --max-time "$seconds" \
+      --phases examples,coverage,fuzzing \
+      --workers 2 --seed 20261201 --no-color \
+      --report junit --report-junit-path "$report" >"$logs/$service-$role.out" 2>&1 || rc=$?
+    tail -n 25 "$logs/$service-$role.out"
+    cases="$(python3 - "$report" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print("no report"); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+tests = sum(int(s.get("tests", 0)) for s in suites)
+failures = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+print(f"{tests} operations, {failures} failing")
+PY
+)"
+    summary+=("$service API as $role: $cases (exit $rc)")
+    ((rc == 0)) || failed+=("$service/$role")
+  done
+done
+
+printf '\n==== schemathesis summary\n'
+printf '  %s\n' "${summary[@]}"
+if ((${#failed[@]})); then
+  die "schemathesis found failures: ${failed[*]}"
+fi
+info "schemathesis: no failures"
