@@ -15,11 +15,11 @@ FROM rust:1-bookworm AS builder
 
 # build-essential: cc and make, for librdkafka (rdkafka-sys runs its ./configure and make)
 #   and zstd-sys. pkg-config + zlib1g-dev: librdkafka's zlib (rdkafka's default `libz`
-#   feature) links the system libz, which debian:bookworm-slim ships. No OpenSSL, SASL or
-#   cmake: rdkafka's ssl/gssapi/cmake-build features are off and tokio-postgres runs
-#   without TLS.
+#   feature) links the system libz, which debian:bookworm-slim ships. libssl-dev:
+#   librdkafka's TLS and SASL/SCRAM (rdkafka's `ssl` feature) link the system OpenSSL
+#   (libssl3 at run time). PostgreSQL TLS and HTTPS use rustls (no system library).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -51,7 +51,7 @@ RUN --mount=type=cache,id=agora-cargo-registry,target=/usr/local/cargo/registry,
 FROM debian:bookworm-slim AS runtime
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 agora \
  && useradd --system --uid 10001 --gid agora --no-create-home --home-dir /nonexistent \

@@ -10,6 +10,9 @@
 #              Data is kept: a later start resumes with every topic and committed offset.
 #   status     exit 0 when running and serving metadata, 3 otherwise.
 #   bootstrap  print the bootstrap servers (127.0.0.1:59092).
+#   sasl       print the SASL_SSL listener's settings as shell assignments: its bootstrap
+#              servers (127.0.0.1:59094; SASL/PLAIN over TLS, the server certificate from
+#              scripts/tls.sh), the user, the password and the CA file.
 #   topics     list the broker's topics.
 #   reset      stop and delete the broker's data.
 #
@@ -17,7 +20,8 @@
 # logs, pid file, generated configs), AGORA_CACHE_DIR (default ~/.cache/agora; jars in
 # kafka-<version>/libs), AGORA_KAFKA_VERSION (default below), AGORA_KAFKA_PORT (59092),
 # AGORA_KAFKA_CONTROLLER_PORT (59093), AGORA_KAFKA_START_TIMEOUT (seconds, 90),
-# AGORA_KAFKA_STOP_TIMEOUT (seconds before SIGKILL, 60), AGORA_KAFKA_HEAP_OPTS (-Xms256m -Xmx1g).
+# AGORA_KAFKA_STOP_TIMEOUT (seconds before SIGKILL, 60), AGORA_KAFKA_HEAP_OPTS (-Xms256m -Xmx1g),
+# AGORA_KAFKA_SASL_PORT (59094).
 #
 # Needs Java 17+ and Maven (installed from Debian when missing).
 set -euo pipefail
@@ -30,6 +34,11 @@ KAFKA_HOST=127.0.0.1
 KAFKA_PORT="${AGORA_KAFKA_PORT:-59092}"
 CONTROLLER_PORT="${AGORA_KAFKA_CONTROLLER_PORT:-59093}"
 BOOTSTRAP="$KAFKA_HOST:$KAFKA_PORT"
+SASL_PORT="${AGORA_KAFKA_SASL_PORT:-59094}"
+SASL_BOOTSTRAP="$KAFKA_HOST:$SASL_PORT"
+# The SASL_SSL listener's one user (a test credential: this broker listens on loopback only).
+SASL_USER=agora
+SASL_PASSWORD=agora-test-sasl-password
 START_TIMEOUT="${AGORA_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${AGORA_KAFKA_STOP_TIMEOUT:-60}"
 HEAP_OPTS="${AGORA_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
@@ -153,14 +162,21 @@ build_probe() {
 
 write_configs() {
   mkdir -p "$STATE" "$DATA_DIR" "$LOG_DIR"
+  local tls_dir
+  tls_dir="$("$REPO_ROOT/scripts/tls.sh" dir)"
   cat >"$SERVER_PROPS" <<EOF
 # Managed by scripts/kafka.sh: rewritten on every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$KAFKA_HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$CONTROLLER_PORT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$SASL_PORT,CONTROLLER://$KAFKA_HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$SASL_PORT,CONTROLLER://$KAFKA_HOST:$CONTROLLER_PORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+# SASL/PLAIN over TLS, as managed Kafka services offer it (scripts/tls.sh's certificate).
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$tls_dir/server.pem
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 log.dirs=$DATA_DIR
@@ -383,6 +399,10 @@ case "$cmd" in
   restart) with_lock "$LOCK" do_stop && with_lock "$LOCK" do_start ;;
   status) do_status ;;
   bootstrap) echo "$BOOTSTRAP" ;;
+  sasl)
+    printf 'bootstrap=%s\nuser=%s\npassword=%s\nca=%s\n' "$SASL_BOOTSTRAP" "$SASL_USER" \
+      "$SASL_PASSWORD" "$("$REPO_ROOT/scripts/tls.sh" dir)/ca.crt"
+    ;;
   topics) do_topics ;;
   reset) with_lock "$LOCK" do_reset ;;
   *) usage ;;

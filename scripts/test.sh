@@ -61,6 +61,12 @@ done
 if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
   apt_install build-essential pkg-config
 fi
+# librdkafka's TLS and SASL link the system OpenSSL; the test scripts make certificates with
+# the openssl program and talk HTTPS with curl.
+if ! pkg-config --exists openssl 2>/dev/null || ! command -v openssl >/dev/null 2>&1 ||
+  ! command -v curl >/dev/null 2>&1; then
+  apt_install libssl-dev pkg-config openssl curl
+fi
 info "$(cargo --version); $(cargo fmt --version); $(cargo clippy --version)"
 
 # --- services --------------------------------------------------------------------------------
@@ -84,7 +90,7 @@ info "services ready in $((SECONDS - services_started)) s"
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test" cargo test --workspace --no-fail-fast "$@"
-# Python checks (e.g. a docs/verify_chain.py test dir) will be added here when they exist.
+step "schemathesis (both APIs, every role)" scripts/fuzz.sh
 
 # --- summary ---------------------------------------------------------------------------------
 section "Summary ($((SECONDS - run_started)) s)"

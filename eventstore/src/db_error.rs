@@ -60,14 +60,12 @@ pub fn classify_sqlstate(code: &str) -> DbFailure {
 }
 
 /// Classifies a failed pool checkout: no connection in time, a closed pool, or the
-/// database refusing a new connection are passing; a failing set-up hook is not.
+/// database refusing or failing a new connection (down, not accepting connections, out
+/// of slots) are passing; a failing set-up hook is not.
 pub fn classify_pool(error: &PoolError) -> DbFailure {
     match error {
-        PoolError::Backend(error) => match classify(error) {
-            // A new connection's failure is never about the caller's input.
-            DbFailure::Data => DbFailure::Other,
-            other => other,
-        },
+        // Connecting failed: whatever the server said, the caller can only retry.
+        PoolError::Backend(_) => DbFailure::Transient,
         PoolError::Timeout(_) | PoolError::Closed => DbFailure::Transient,
         PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => DbFailure::Other,
     }
