@@ -18,7 +18,7 @@
 #    exits non-zero on any failure.
 #
 # Environment: CARGO_TARGET_DIR is honoured; AGORA_FUZZ_MAX_EXAMPLES (default 25) and
-# AGORA_FUZZ_SECONDS (per run, default 60) bound the run.
+# AGORA_FUZZ_SECONDS (per run, default 20) bound the run.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -27,7 +27,7 @@ cd "$REPO_ROOT"
 
 SCHEMATHESIS_VERSION=4.32.5
 max_examples="${AGORA_FUZZ_MAX_EXAMPLES:-25}"
-seconds="${AGORA_FUZZ_SECONDS:-60}"
+seconds="${AGORA_FUZZ_SECONDS:-20}"
 while (($#)); do
   case "$1" in
     --max-examples) max_examples="$2"; shift 2 ;;
@@ -105,27 +105,37 @@ curl -fsS -o /dev/null -X POST "$command_url/v1/orders" -H "Authorization: Beare
   -H 'Content-Type: application/json' -d "{\"lines\": [{\"product_id\": \"$product\", \"quantity\": 1}]}"
 
 # --- fuzzing ---------------------------------------------------------------------------------
-checks=not_a_server_error,status_code_conformance,content_type_conformance
-checks+=,response_headers_conformance,response_schema_conformance,negative_data_rejection
+all_checks=not_a_server_error,status_code_conformance,content_type_conformance
+all_checks+=,response_headers_conformance,response_schema_conformance,negative_data_rejection
+# Reading one product or order with `?min_version=N` answers 503 `not_yet_consistent` (with
+# Retry-After) until the read model reaches version N; API.md fixes that answer, and ids the
+# fuzzer makes up never reach any version. Those two operations run on their own without
+# the blanket "no 5xx" check: the status-code and schema checks still fail any status their
+# documents do not list (a 500 included) and any body that is not the documented problem.
+read_one=(--include-operation-id getProduct --include-operation-id getOrder)
 failed=()
 summary=()
-for service in command query; do
-  port_var="${service}_port"
-  base="http://127.0.0.1:${!port_var}"
-  for role in admin customer viewer auditor; do
-    report="$logs/$service-$role.xml"
-    info "schemathesis: $service API as $role (at most $max_examples cases per operation, ${seconds} s)"
-    rc=0
-    "$venv/bin/schemathesis" run "$base/openapi.json" \
-      --checks "$checks" \
-      --header "Authorization: Bearer $(token "fuzz-$role" "$role")" \
-      --max-examples "$max_examples" --max-time "$seconds" \
-      --phases examples,coverage,fuzzing \
-      --workers 2 --seed 20261201 --no-color \
-      --report junit --report-junit-path "$report" >"$logs/$service-$role.out" 2>&1 || rc=$?
-    tail -n 25 "$logs/$service-$role.out"
-    cases="$(python3 - "$report" <<'PY'
-import sys, xml.etree.ElementTree as ET
+# fuzz NAME BASE ROLE CHECKS [FILTERS...]
+fuzz() {
+  local name="$1" base="$2" role="$3" checks="$4" rc=0
+  shift 4
+  local report="$logs/$name-$role.xml"
+  info "schemathesis: $name as $role (at most $max_examples cases per operation, ${seconds} s)"
+  "$venv/bin/schemathesis" run "$base/openapi.json" "$@" \
+    --checks "$checks" \
+    --header "Authorization: Bearer $(token "fuzz-$role" "$role")" \
+    --max-examples "$max_examples" --max-time "$seconds" \
+    --phases examples,coverage,fuzzing \
+    --workers 1 --seed 20261201 --no-color \
+    --report junit --report-junit-path "$report" >"$logs/$name-$role.out" 2>&1 || rc=$?
+  if ((rc == 0)); then
+    tail -n 12 "$logs/$name-$role.out"
+  else
+    cat "$logs/$name-$role.out"
+  fi
+  local cases
+  cases="$(python3 - "$report" "$logs/$name-$role.out" <<'PY'
+import re, sys, xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()
 except Exception:
@@ -133,12 +143,19 @@ except Exception:
 suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
 tests = sum(int(s.get("tests", 0)) for s in suites)
 failures = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
-print(f"{tests} operations, {failures} failing")
+generated = re.search(r"(\d+) generated", open(sys.argv[2]).read())
+print(f"{tests} operations, {generated.group(1) if generated else '?'} test cases, {failures} failing")
 PY
 )"
-    summary+=("$service API as $role: $cases (exit $rc)")
-    ((rc == 0)) || failed+=("$service/$role")
-  done
+  summary+=("$name as $role: $cases (exit $rc)")
+  ((rc == 0)) || failed+=("$name/$role")
+}
+for role in admin customer viewer auditor; do
+  fuzz "command API" "http://127.0.0.1:$command_port" "$role" "$all_checks"
+  fuzz "query API" "http://127.0.0.1:$query_port" "$role" "$all_checks" \
+    --exclude-operation-id getProduct --exclude-operation-id getOrder
+  fuzz "query API reads with min_version" "http://127.0.0.1:$query_port" "$role" \
+    "${all_checks#not_a_server_error,}" "${read_one[@]}"
 done
 
 printf '\n==== schemathesis summary\n'
