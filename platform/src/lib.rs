@@ -8,5 +8,5 @@ pub mod problem;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use auth::{Caller, Claims, JwtKeys, Role};
+pub use auth::{AuthSettings, Authenticator, Caller, Claims, JwtKeys, Role};
 pub use problem::Problem;

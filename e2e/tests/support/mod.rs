@@ -12,7 +12,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub const SECRET: &str = "e2e-secret";
+pub const SECRET: &str = "e2e-test-secret-0123456789abcdef0123";
 
 pub struct Stack {
     pub db: TestDatabase,
@@ -34,7 +34,7 @@ impl Stack {
         let command = command_api::startup::Application::build(command_api::config::Settings {
             database_url: db.url.clone(),
             addr: "127.0.0.1:0".into(),
-            jwt_secret: SECRET.into(),
+            auth: platform::AuthSettings::hs256(SECRET),
             pool_size: 16,
             workers: 2,
             state_cache_mb: 64,
@@ -62,7 +62,7 @@ impl Stack {
             read_database_url: None,
             database_url: Some(db.url.clone()),
             addr: "127.0.0.1:0".into(),
-            jwt_secret: SECRET.into(),
+            auth: platform::AuthSettings::hs256(SECRET),
             consistency_wait_ms: 10_000,
             pool_size: 16,
             workers: 2,
