@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::time::{Duration, Instant};
 
 use eventstore::testing::TestDatabase;
-use platform::{JwtKeys, Role};
+use platform::{AuthSettings, JwtKeys, Role};
 use projector::service::Projector;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
@@ -28,13 +30,18 @@ pub struct Stack {
 impl Stack {
     /// Starts everything; `kafka` routes events through the relay and a consumer group.
     pub async fn start(kafka: bool) -> anyhow::Result<Stack> {
+        Stack::start_with_auth(kafka, AuthSettings::hs256(SECRET)).await
+    }
+
+    /// Starts everything with both APIs checking tokens as `auth` says.
+    pub async fn start_with_auth(kafka: bool, auth: AuthSettings) -> anyhow::Result<Stack> {
         let db = TestDatabase::create().await?;
         let brokers = kafka.then(e2e::kafka_brokers);
         let prefix = kafka.then(|| format!("e2e{}", Uuid::new_v4().simple()));
         let command = command_api::startup::Application::build(command_api::config::Settings {
             database_url: db.url.clone(),
             addr: "127.0.0.1:0".into(),
-            auth: platform::AuthSettings::hs256(SECRET),
+            auth: auth.clone(),
             pool_size: 16,
             workers: 2,
             state_cache_mb: 64,
@@ -62,7 +69,7 @@ impl Stack {
             read_database_url: None,
             database_url: Some(db.url.clone()),
             addr: "127.0.0.1:0".into(),
-            auth: platform::AuthSettings::hs256(SECRET),
+            auth,
             consistency_wait_ms: 10_000,
             pool_size: 16,
             workers: 2,
