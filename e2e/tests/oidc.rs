@@ -157,30 +157,27 @@ async fn rs256_es256_and_eddsa_tokens_pass_with_roles_from_a_claim_path() -> any
         provider(&server.issuer, "agora", "realm_access.roles"),
     )
     .await?;
-    for key in &keys {
-        let admin = claims(
+    let realm_roles = |sub: &str, roles: &[&str]| {
+        claims(
             &server.issuer,
             "agora",
-            "kc-admin",
-            json!({"realm_access": {"roles": ["offline_access", "admin"]}}),
-        );
+            sub,
+            json!({"realm_access": {"roles": roles}}),
+        )
+    };
+    let admin = realm_roles("kc-admin", &["offline_access", "admin"]);
+    let nobody = realm_roles("kc-user", &["offline_access", "uma_authorization"]);
+    for key in &keys {
+        let algorithm = key.algorithm;
         assert_eq!(
             answers(&stack, &key.sign(&admin)).await?,
             OK,
-            "{:?}",
-            key.algorithm
-        );
-        let nobody = claims(
-            &server.issuer,
-            "agora",
-            "kc-user",
-            json!({"realm_access": {"roles": ["offline_access", "uma_authorization"]}}),
+            "{algorithm:?}"
         );
         assert_eq!(
             answers(&stack, &key.sign(&nobody)).await?,
             (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN),
-            "no known role: {:?}",
-            key.algorithm
+            "no known role: {algorithm:?}"
         );
     }
     assert_eq!(

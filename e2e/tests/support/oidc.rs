@@ -58,25 +58,18 @@ impl Hydra {
             id: format!("agora-test-{}", Uuid::new_v4().simple()),
             secret: Uuid::new_v4().simple().to_string(),
         };
-        let response = self
-            .http
-            .post(format!("{}/admin/clients", self.admin))
-            .json(&json!({
+        self.admin_post(
+            "/admin/clients",
+            &json!({
                 "client_id": client.id,
                 "client_secret": client.secret,
                 "grant_types": ["client_credentials"],
                 "scope": scope,
                 "audience": audiences,
                 "token_endpoint_auth_method": "client_secret_basic",
-            }))
-            .send()
-            .await?;
-        let status = response.status();
-        anyhow::ensure!(
-            status.is_success(),
-            "creating a client: {status} {}",
-            response.text().await?
-        );
+            }),
+        )
+        .await?;
         Ok(client)
     }
 
@@ -110,16 +103,25 @@ impl Hydra {
     /// Rotates the access-token signing key: Hydra signs new tokens with a new key `kid`
     /// (the old one stays published).
     pub async fn rotate(&self, kid: &str) -> anyhow::Result<()> {
+        self.admin_post(
+            "/admin/keys/hydra.jwt.access-token",
+            &json!({"alg": "RS256", "use": "sig", "kid": kid}),
+        )
+        .await
+    }
+
+    /// POSTs `body` to Hydra's admin API; an error unless it succeeds.
+    async fn admin_post(&self, path: &str, body: &Value) -> anyhow::Result<()> {
         let response = self
             .http
-            .post(format!("{}/admin/keys/hydra.jwt.access-token", self.admin))
-            .json(&json!({"alg": "RS256", "use": "sig", "kid": kid}))
+            .post(format!("{}{path}", self.admin))
+            .json(body)
             .send()
             .await?;
         let status = response.status();
         anyhow::ensure!(
             status.is_success(),
-            "rotating the key: {status} {}",
+            "POST {path}: {status} {}",
             response.text().await?
         );
         Ok(())
