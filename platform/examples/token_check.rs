@@ -20,6 +20,7 @@ fn openssl(args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()?;
     child
         .stdin
@@ -27,7 +28,11 @@ fn openssl(args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
         .ok_or_else(|| anyhow::anyhow!("openssl's stdin"))?
         .write_all(input)?;
     let output = child.wait_with_output()?;
-    anyhow::ensure!(output.status.success(), "openssl {args:?} failed");
+    anyhow::ensure!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(output.stdout)
 }
 

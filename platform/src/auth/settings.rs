@@ -112,6 +112,12 @@ impl AuthSettings {
         if secret.is_none() && provider.is_none() {
             return Err(AuthSettingsError::NoAuthentication);
         }
+        tracing::info!(
+            provider = non_empty(&self.jwt_issuer).unwrap_or("none"),
+            hs256 = secret.is_some(),
+            development = self.development,
+            "bearer tokens are checked"
+        );
         Ok(Authenticator::new(secret.map(JwtKeys::hs256), provider))
     }
 
