@@ -8,9 +8,10 @@
 # 2. Builds (release) and prints a ready-to-use admin token, signed with AGORA_JWT_SECRET.
 # 3. Runs `cargo run --release -p command-api` in the foreground (Ctrl-C stops it) with
 #    DATABASE_URL=postgres://postgres@127.0.0.1:55432/agora, COMMAND_API_ADDR (default
-#    127.0.0.1:8080) and AGORA_JWT_SECRET (default "agora-dev-secret", the development secret
-#    `agora token` and `mint-token` also default to: fine on your laptop, never in production).
-#    The command API applies the migrations at start.
+#    127.0.0.1:8080) and AGORA_JWT_SECRET (default: a random secret made once and kept in
+#    .agora/jwt-secret; the command API refuses the development secret, which only
+#    `agora dev` accepts). It prints `export AGORA_JWT_SECRET=...` so that `mint-token` and
+#    `agora token` sign with it. The command API applies the migrations at start.
 #
 # Environment: DATABASE_URL, COMMAND_API_ADDR, AGORA_JWT_SECRET and RUST_LOG override the
 # defaults; CARGO_TARGET_DIR is honoured; see scripts/postgres.sh for the server.
@@ -42,7 +43,15 @@ if [[ -z "${DATABASE_URL:-}" ]]; then
 fi
 export DATABASE_URL
 export COMMAND_API_ADDR="${COMMAND_API_ADDR:-127.0.0.1:8080}"
-export AGORA_JWT_SECRET="${AGORA_JWT_SECRET:-agora-dev-secret}"
+if [[ -z "${AGORA_JWT_SECRET:-}" ]]; then
+  secret_file="$REPO_ROOT/.agora/jwt-secret"
+  if [[ ! -s "$secret_file" ]]; then
+    mkdir -p "$(dirname "$secret_file")"
+    (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$secret_file")
+  fi
+  AGORA_JWT_SECRET="$(cat "$secret_file")"
+fi
+export AGORA_JWT_SECRET
 export RUST_LOG="${RUST_LOG:-info}"
 
 info "building (release)"
@@ -59,6 +68,7 @@ cat >&2 <<EOF
   COMMAND_API_ADDR=$COMMAND_API_ADDR
   An admin token (24 h; mint others with: cargo run -q --release -p bench --bin mint-token -- --sub alice --role customer):
 
+export AGORA_JWT_SECRET=$AGORA_JWT_SECRET
 export TOKEN=$token
 
 EOF

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# scripts/services.sh — start/stop every service the tests need: PostgreSQL and Kafka.
+# scripts/services.sh — start/stop every service the tests need: PostgreSQL, Kafka and an
+# OpenID provider (Ory Hydra).
 #
 # Usage: scripts/services.sh start|stop|restart|status|env
 #
-#   start    scripts/postgres.sh start, then scripts/kafka.sh start (both idempotent).
-#   stop     stop both (data is kept).
-#   status   exit 0 only when both run.
+#   start    scripts/postgres.sh start, scripts/kafka.sh start, scripts/hydra.sh start (all
+#            idempotent).
+#   stop     stop them (PostgreSQL's and Kafka's data is kept; Hydra's is in memory).
+#   status   exit 0 only when all run.
 #   env      print the variables the tests read, e.g. eval "$(scripts/services.sh env)".
 #
-# See scripts/postgres.sh and scripts/kafka.sh for ports, state dir and environment.
+# See scripts/postgres.sh, scripts/kafka.sh and scripts/hydra.sh for ports, state dir and
+# environment.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,16 +19,19 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 print_env() {
   echo "export AGORA_TEST_DATABASE_URL=$("$here/postgres.sh" url)"
   echo "export AGORA_TEST_KAFKA_BROKERS=$("$here/kafka.sh" bootstrap)"
+  "$here/hydra.sh" env
 }
 
 case "${1:-}" in
   start)
     "$here/postgres.sh" start
     "$here/kafka.sh" start
+    "$here/hydra.sh" start
     print_env >&2
     ;;
   stop)
     rc=0
+    "$here/hydra.sh" stop || rc=1
     "$here/kafka.sh" stop || rc=1
     "$here/postgres.sh" stop || rc=1
     exit "$rc"
@@ -38,6 +44,7 @@ case "${1:-}" in
     rc=0
     "$here/postgres.sh" status || rc=3
     "$here/kafka.sh" status || rc=3
+    "$here/hydra.sh" status || rc=3
     exit "$rc"
     ;;
   env) print_env ;;

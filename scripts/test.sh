@@ -6,12 +6,15 @@
 # 1. Installs what is missing: PostgreSQL (apt, via scripts/postgres.sh), Java/Maven and the
 #    Kafka jars (via scripts/kafka.sh), a C toolchain (apt; rdkafka builds librdkafka), and the
 #    rustfmt/clippy components (rustup).
-# 2. Starts PostgreSQL and Kafka (idempotent; they stay running afterwards) and exports
-#    AGORA_TEST_DATABASE_URL and AGORA_TEST_KAFKA_BROKERS for the tests.
+# 2. Starts PostgreSQL, Kafka and an OpenID provider (Ory Hydra, built once from the Go module
+#    proxy by scripts/hydra.sh) (idempotent; they stay running afterwards) and exports
+#    AGORA_TEST_DATABASE_URL, AGORA_TEST_KAFKA_BROKERS, AGORA_TEST_OIDC_ISSUER and
+#    AGORA_TEST_OIDC_ADMIN for the tests.
 # 3. Runs cargo fmt --check, cargo clippy -D warnings and cargo test on the whole workspace.
 #    Every check runs even when an earlier one failed; the exit code is non-zero if any did.
 #
-# Environment: see scripts/postgres.sh and scripts/kafka.sh (AGORA_STATE_DIR, ports, ...);
+# Environment: see scripts/postgres.sh, scripts/kafka.sh and scripts/hydra.sh (AGORA_STATE_DIR,
+# ports, ...);
 # CARGO_TARGET_DIR is honoured as usual.
 set -euo pipefail
 
@@ -70,7 +73,7 @@ fi
 info "$(cargo --version); $(cargo fmt --version); $(cargo clippy --version)"
 
 # --- services --------------------------------------------------------------------------------
-section "Services (PostgreSQL, Kafka)"
+section "Services (PostgreSQL, Kafka, Hydra)"
 services_started=$SECONDS
 scripts/postgres.sh start
 scripts/postgres.sh sweep
@@ -79,11 +82,16 @@ AGORA_TEST_TLS_DIR="$(scripts/tls.sh dir)"
 AGORA_PG_NAME=pg-tls AGORA_PG_PORT=55433 AGORA_PG_TLS_DIR="$AGORA_TEST_TLS_DIR" scripts/postgres.sh start
 AGORA_TEST_TLS_DATABASE_URL="postgres://postgres@localhost:55433/postgres"
 scripts/kafka.sh start
+scripts/hydra.sh start
 AGORA_TEST_DATABASE_URL="$(scripts/postgres.sh url)"
 AGORA_TEST_KAFKA_BROKERS="$(scripts/kafka.sh bootstrap)"
+AGORA_TEST_OIDC_ISSUER="$(scripts/hydra.sh issuer)"
+AGORA_TEST_OIDC_ADMIN="$(scripts/hydra.sh admin)"
 export AGORA_TEST_DATABASE_URL AGORA_TEST_KAFKA_BROKERS AGORA_TEST_TLS_DIR AGORA_TEST_TLS_DATABASE_URL
+export AGORA_TEST_OIDC_ISSUER AGORA_TEST_OIDC_ADMIN
 info "AGORA_TEST_DATABASE_URL=$AGORA_TEST_DATABASE_URL"
 info "AGORA_TEST_KAFKA_BROKERS=$AGORA_TEST_KAFKA_BROKERS"
+info "AGORA_TEST_OIDC_ISSUER=$AGORA_TEST_OIDC_ISSUER (admin $AGORA_TEST_OIDC_ADMIN)"
 info "services ready in $((SECONDS - services_started)) s"
 
 # --- checks ----------------------------------------------------------------------------------

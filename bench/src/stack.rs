@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::support::fresh_database;
 
 /// The secret the stack's tokens are signed with.
-pub const SECRET: &str = "bench-secret";
+pub const SECRET: &str = "bench-test-secret-0123456789abcdef0123";
 
 /// How to start the stack.
 #[derive(Debug, Clone)]
@@ -84,7 +84,7 @@ impl Stack {
             let app = command_api::startup::Application::build(command_api::config::Settings {
                 database_url: db.url.clone(),
                 addr: "127.0.0.1:0".into(),
-                jwt_secret: SECRET.into(),
+                auth: platform::AuthSettings::hs256(SECRET),
                 pool_size: options.pool_size,
                 workers: options.workers,
                 state_cache_mb: 64,
@@ -122,7 +122,7 @@ impl Stack {
                 read_database_url: None,
                 database_url: Some(db.url.clone()),
                 addr: "127.0.0.1:0".into(),
-                jwt_secret: SECRET.into(),
+                auth: platform::AuthSettings::hs256(SECRET),
                 consistency_wait_ms: 10_000,
                 consistency_max_waiters: 256,
                 pool_size: options.pool_size,

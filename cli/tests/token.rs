@@ -51,7 +51,7 @@ fn the_secret_comes_from_the_environment_or_defaults_to_the_dev_secret() {
     assert_eq!(claims.roles, vec!["admin"]);
 
     let dev = token_of(&agora(&["token", "--sub", "bob", "--role", "viewer"]));
-    let claims = JwtKeys::hs256(b"agora-dev-secret")
+    let claims = JwtKeys::hs256(platform::auth::DEVELOPMENT_SECRET.as_bytes())
         .verify(&dev)
         .expect("valid");
     assert_eq!(claims.sub, "bob");

@@ -1,6 +1,7 @@
 //! Configuration from the environment (flags override), as in DESIGN.md.
 
 use clap::Parser;
+use platform::AuthSettings;
 
 /// Settings of the command API.
 #[derive(Debug, Clone, Parser)]
@@ -12,9 +13,9 @@ pub struct Settings {
     /// Where to listen.
     #[arg(long, env = "COMMAND_API_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// The HS256 secret tokens are signed with.
-    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
+    /// How tokens are checked (an OpenID provider and/or an HS256 secret).
+    #[command(flatten)]
+    pub auth: AuthSettings,
     /// Connections to the event store.
     #[arg(long, env = "AGORA_DB_POOL_SIZE", default_value_t = 32)]
     pub pool_size: usize,

@@ -12,7 +12,7 @@ use actix_web::{web, App, HttpServer};
 use eventstore::relay::{run_relay, RelayConfig};
 use eventstore::{connect_pool, migrate, EventStore, GroupCommitLimits};
 use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
-use platform::{http, JwtKeys};
+use platform::{http, Authenticator};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
@@ -34,6 +34,7 @@ pub struct Application {
 impl Application {
     /// Migrates the store, connects, and binds `settings.addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let authenticator = settings.auth.authenticator()?;
         migrate(&settings.database_url).await?;
         let mut store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?)
             .notifying_followers();
@@ -63,7 +64,7 @@ impl Application {
         let server = run(
             listener,
             store,
-            JwtKeys::hs256(settings.jwt_secret.as_bytes()),
+            authenticator,
             settings.workers,
             settings.state_cache_mb,
             ready.clone(),
@@ -144,7 +145,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 pub fn run(
     listener: TcpListener,
     store: EventStore,
-    keys: JwtKeys,
+    authenticator: Authenticator,
     workers: usize,
     state_cache_mb: usize,
     ready: Arc<AtomicBool>,
@@ -154,7 +155,7 @@ pub fn run(
         engine: Engine::new(store, state_cache_mb),
         ready,
     });
-    let keys = web::Data::new(keys);
+    let authenticator = web::Data::new(authenticator);
     let metrics = web::Data::new(metrics_handle());
     let mut server = HttpServer::new(move || {
         App::new()
@@ -162,7 +163,7 @@ pub fn run(
             .wrap(from_fn(track_requests))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
-            .app_data(keys.clone())
+            .app_data(authenticator.clone())
             .app_data(metrics.clone())
             .app_data(http::json_config())
             .app_data(http::path_config())

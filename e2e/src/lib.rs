@@ -14,6 +14,15 @@ pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:59092";
 /// URL of the test cluster started by `scripts/postgres.sh`.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:55432/postgres";
 
+/// Environment variable holding the issuer URL of the test OpenID provider (Ory Hydra).
+pub const OIDC_ISSUER_ENV: &str = "AGORA_TEST_OIDC_ISSUER";
+/// Environment variable holding the admin API URL of the test OpenID provider.
+pub const OIDC_ADMIN_ENV: &str = "AGORA_TEST_OIDC_ADMIN";
+/// The issuer of the Hydra started by `scripts/hydra.sh`.
+pub const DEFAULT_OIDC_ISSUER: &str = "http://127.0.0.1:54444";
+/// The admin API of the Hydra started by `scripts/hydra.sh`.
+pub const DEFAULT_OIDC_ADMIN: &str = "http://127.0.0.1:54445";
+
 /// What to tell a developer when a service cannot be reached.
 pub const SERVICES_HINT: &str =
     "start the test services with `scripts/services.sh start` (or run `scripts/test.sh`)";
@@ -27,6 +36,18 @@ pub fn kafka_brokers() -> String {
 /// `postgres://postgres@127.0.0.1:55432/postgres`.
 pub fn database_url() -> String {
     env_or(DATABASE_URL_ENV, DEFAULT_DATABASE_URL)
+}
+
+/// The test OpenID provider's issuer: `$AGORA_TEST_OIDC_ISSUER`, else
+/// `http://127.0.0.1:54444`.
+pub fn oidc_issuer() -> String {
+    env_or(OIDC_ISSUER_ENV, DEFAULT_OIDC_ISSUER)
+}
+
+/// The test OpenID provider's admin API: `$AGORA_TEST_OIDC_ADMIN`, else
+/// `http://127.0.0.1:54445`.
+pub fn oidc_admin() -> String {
+    env_or(OIDC_ADMIN_ENV, DEFAULT_OIDC_ADMIN)
 }
 
 fn env_or(var: &str, default: &str) -> String {
@@ -44,5 +65,7 @@ mod tests {
     fn defaults_point_at_the_scripts_ports() {
         assert!(DEFAULT_KAFKA_BROKERS.ends_with(":59092"));
         assert!(DEFAULT_DATABASE_URL.contains(":55432/"));
+        assert!(DEFAULT_OIDC_ISSUER.ends_with(":54444"));
+        assert!(DEFAULT_OIDC_ADMIN.ends_with(":54445"));
     }
 }

@@ -51,6 +51,11 @@ const BINARIES: &[BinaryConfig] = &[
             "DATABASE_URL",
             "COMMAND_API_ADDR",
             "AGORA_JWT_SECRET",
+            "AGORA_JWT_ISSUER",
+            "AGORA_JWT_JWKS_URL",
+            "AGORA_JWT_AUDIENCE",
+            "AGORA_JWT_ROLES_CLAIM",
+            "AGORA_JWT_JWKS_MIN_REFETCH_MS",
             "KAFKA_BROKERS",
             "AGORA_TOPIC_PREFIX",
             "AGORA_DB_POOL_SIZE",
@@ -70,6 +75,11 @@ const BINARIES: &[BinaryConfig] = &[
             "DATABASE_URL",
             "QUERY_API_ADDR",
             "AGORA_JWT_SECRET",
+            "AGORA_JWT_ISSUER",
+            "AGORA_JWT_JWKS_URL",
+            "AGORA_JWT_AUDIENCE",
+            "AGORA_JWT_ROLES_CLAIM",
+            "AGORA_JWT_JWKS_MIN_REFETCH_MS",
             "AGORA_CONSISTENCY_WAIT_MS",
             "AGORA_DB_POOL_SIZE",
             "AGORA_HTTP_WORKERS",
@@ -209,7 +219,8 @@ impl Inputs {
 // -------------------------------------------------------------------------------------------
 
 /// Compose interpolation with every variable unset: `${VAR:-default}` and `${VAR-default}`
-/// give the default, `${VAR}` and `$VAR` give "", `$$` is a literal `$`.
+/// give the default, `${VAR}` and `$VAR` give "", `$$` is a literal `$`. A required
+/// variable (`${VAR?message}`, `${VAR:?message}`) gives `<VAR>`: the user must set it.
 fn interpolate(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
@@ -222,7 +233,9 @@ fn interpolate(text: &str) -> String {
         } else if let Some(braced) = after.strip_prefix('{') {
             let end = braced.find('}').unwrap_or(braced.len());
             let inner = &braced[..end];
-            if let Some((_, default)) = inner.split_once(":-") {
+            if let Some(name) = required_variable(inner) {
+                out.push_str(&format!("<{name}>"));
+            } else if let Some((_, default)) = inner.split_once(":-") {
                 out.push_str(default);
             } else if let Some((_, default)) = inner.split_once('-') {
                 out.push_str(default);
@@ -237,6 +250,15 @@ fn interpolate(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `VAR` when `inner` (what is between `${` and `}`) is `VAR?message` or `VAR:?message`.
+fn required_variable(inner: &str) -> Option<&str> {
+    let name_len = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(inner.len());
+    let (name, rest) = inner.split_at(name_len);
+    (rest.starts_with('?') || rest.starts_with(":?")).then_some(name)
 }
 
 /// A scalar as compose sees it (numbers and booleans become strings), interpolated.
@@ -983,10 +1005,14 @@ fn check_environment(stack: &mut Stack) {
         }
         if let Some(secret) = raw.get("AGORA_JWT_SECRET") {
             secrets.insert(agora.name.clone(), secret.clone());
-            if !secret.starts_with("${AGORA_JWT_SECRET") {
+            let required = secret
+                .strip_prefix("${")
+                .and_then(required_variable)
+                .is_some_and(|name| name == "AGORA_JWT_SECRET");
+            if !required {
                 problems.push(format!(
-                    "service `{}`: AGORA_JWT_SECRET must come from the environment \
-                     (`${{AGORA_JWT_SECRET:-…}}`), not be written in the file",
+                    "service `{}`: AGORA_JWT_SECRET must be required from the environment \
+                     (`${{AGORA_JWT_SECRET?…}}`), with no default and not written in the file",
                     agora.name
                 ));
             }
@@ -1708,9 +1734,15 @@ fn check_load_balancers(inputs: &Inputs, stack: &mut Stack) {
             }
         }
     }
-    // Host ports are published once.
+    // Only the load balancers publish ports; host ports are published once.
     let mut seen = BTreeMap::new();
     for (name, service) in &stack.services {
+        let load_balancer = LOAD_BALANCED.iter().any(|(_, lb, _)| lb == name);
+        if !load_balancer && !published_ports(service).is_empty() {
+            problems.push(format!(
+                "service `{name}` publishes ports: only the load balancers may"
+            ));
+        }
         for (host, _) in published_ports(service) {
             if let Some(host) = host {
                 if let Some(other) = seen.insert(host, name.clone()) {
@@ -2037,9 +2069,23 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     // The secret written in the file.
     (
         "docker-compose.yml",
-        "AGORA_JWT_SECRET: ${AGORA_JWT_SECRET:-change-me-dev-secret}",
-        "AGORA_JWT_SECRET: hunter2",
+        "AGORA_JWT_SECRET: ${AGORA_JWT_SECRET?",
+        "AGORA_JWT_SECRET: hunter2${UNUSED?",
         "AGORA_JWT_SECRET",
+    ),
+    // A default secret (anyone could mint tokens for a stack started without one).
+    (
+        "docker-compose.yml",
+        "AGORA_JWT_SECRET: ${AGORA_JWT_SECRET?",
+        "AGORA_JWT_SECRET: ${AGORA_JWT_SECRET:-change-me-dev-secret}${UNUSED?",
+        "AGORA_JWT_SECRET",
+    ),
+    // An API replica published past its load balancer.
+    (
+        "docker-compose.yml",
+        "  command-api-1:\n",
+        "  command-api-1:\n    ports: [\"18080:8080\"]\n",
+        "only the load balancers",
     ),
     // A misspelled replica in an nginx upstream.
     (
@@ -2091,6 +2137,10 @@ fn misspellings_and_wrong_wiring_are_caught() {
 #[test]
 fn the_small_parsers_work() {
     assert_eq!(interpolate("${A:-x}/${B-y}/${C}/$D/$$"), "x/y///$");
+    assert_eq!(
+        interpolate("${S?set S (at least 32 bytes)}/${T:?no-default}"),
+        "<S>/<T>"
+    );
     assert_eq!(
         interpolate("postgres://agora:${POSTGRES_PASSWORD:-agora}@postgres:5432/agora"),
         "postgres://agora:agora@postgres:5432/agora"

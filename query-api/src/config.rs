@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
+use platform::AuthSettings;
 
 /// Settings of the query API.
 #[derive(Debug, Clone, Parser)]
@@ -20,9 +21,9 @@ pub struct Settings {
     /// Where to listen.
     #[arg(long, env = "QUERY_API_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: String,
-    /// The HS256 secret tokens are signed with.
-    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
+    /// How tokens are checked (an OpenID provider and/or an HS256 secret).
+    #[command(flatten)]
+    pub auth: AuthSettings,
     /// How long `?min_version=N` waits for the read model, in milliseconds.
     #[arg(long, env = "AGORA_CONSISTENCY_WAIT_MS", default_value_t = 5000)]
     pub consistency_wait_ms: u64,
@@ -65,7 +66,7 @@ mod tests {
             read_database_url: read.map(Into::into),
             database_url: events.map(Into::into),
             addr: "127.0.0.1:0".into(),
-            jwt_secret: "secret".into(),
+            auth: AuthSettings::hs256("0123456789abcdef0123456789abcdef"),
             consistency_wait_ms: 5000,
             consistency_max_waiters: 256,
             pool_size: 4,

@@ -8,7 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use eventstore::{connect_pool, EventStore};
 use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
-use platform::{http, JwtKeys};
+use platform::{http, Authenticator};
 use tracing_actix_web::TracingLogger;
 
 use crate::audit::store::connect_read_only;
@@ -27,9 +27,7 @@ pub struct Application {
 impl Application {
     /// Migrates the read-model schema, connects, and binds `settings.addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        if settings.jwt_secret.is_empty() {
-            anyhow::bail!("AGORA_JWT_SECRET must not be empty");
-        }
+        let authenticator = settings.auth.authenticator()?;
         let read_url = settings.read_database_url()?;
         readmodel::migrate(read_url).await?;
         let read = connect_pool(read_url, settings.pool_size)?;
@@ -54,8 +52,7 @@ impl Application {
         let tls = settings.tls.server_config()?;
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
-        let keys = JwtKeys::hs256(settings.jwt_secret.as_bytes());
-        let server = run(listener, state, keys, settings.workers, tls)?;
+        let server = run(listener, state, authenticator, settings.workers, tls)?;
         Ok(Application {
             port: local.port(),
             address: local.to_string(),
@@ -113,12 +110,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
 pub fn run(
     listener: TcpListener,
     state: AppState,
-    keys: JwtKeys,
+    authenticator: Authenticator,
     workers: usize,
     tls: Option<platform::tls::ServerConfig>,
 ) -> std::io::Result<Server> {
     let state = std::sync::Arc::new(state);
-    let keys = web::Data::new(keys);
+    let authenticator = web::Data::new(authenticator);
     let metrics = web::Data::new(metrics_handle());
     let mut server = HttpServer::new(move || {
         // Built on each worker's thread: its shared connections live on its runtime.
@@ -127,7 +124,7 @@ pub fn run(
             .wrap(from_fn(track_requests))
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.for_worker()))
-            .app_data(keys.clone())
+            .app_data(authenticator.clone())
             .app_data(metrics.clone())
             .app_data(http::path_config())
             .app_data(http::query_config())

@@ -1,14 +1,12 @@
 //! `mint-token`: prints a signed HS256 development token (until `agora token` exists).
 //!
 //! `mint-token --sub alice --role customer`, signed with `--secret`, `AGORA_JWT_SECRET`, or
-//! the development secret that `scripts/run.sh` and `agora token` also default to.
+//! the development secret that `agora dev` and `agora token` also default to.
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use platform::auth::DEVELOPMENT_SECRET;
 use platform::{JwtKeys, Role};
-
-/// The development secret (`scripts/run.sh`'s default, and `agora token`'s).
-const DEV_SECRET: &str = "agora-dev-secret";
 
 #[derive(Debug, Parser)]
 #[command(name = "mint-token", about = "Mint an Agora development JWT (HS256)")]
@@ -17,7 +15,7 @@ struct Args {
     #[arg(
         long,
         env = "AGORA_JWT_SECRET",
-        default_value = DEV_SECRET,
+        default_value = DEVELOPMENT_SECRET,
         hide_env_values = true
     )]
     secret: String,

@@ -12,7 +12,8 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Context;
 use clap::Args;
-use platform::{JwtKeys, Role};
+use platform::auth::DEVELOPMENT_SECRET;
+use platform::{AuthSettings, JwtKeys, Role};
 use tokio_postgres::NoTls;
 
 /// `agora dev`.
@@ -35,14 +36,12 @@ pub struct DevArgs {
     /// Run the Kafka path: the relay publishes to these brokers and the projector consumes.
     #[arg(long, value_name = "BROKERS")]
     pub kafka: Option<String>,
-    /// The HS256 secret (default: the development secret `agora-dev-secret`, which
-    /// `agora token` also defaults to, so tokens minted with it work at once).
-    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true, default_value = DEV_SECRET)]
+    /// The HS256 secret (default: the development secret, which `agora token` also
+    /// defaults to, so tokens minted with it work at once). Only `agora dev` accepts the
+    /// development secret; the services refuse to start with it.
+    #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true, default_value = DEVELOPMENT_SECRET)]
     pub jwt_secret: String,
 }
-
-/// The development secret: for this machine only, never for a deployment.
-pub const DEV_SECRET: &str = "agora-dev-secret";
 
 /// How to tell the user to get PostgreSQL.
 const INSTALL_HINT: &str =
@@ -91,13 +90,17 @@ async fn serve(
     let _ = driver.await;
     let database_url = postgres.url("agora");
     let secret = args.jwt_secret.clone();
+    let auth = AuthSettings {
+        development: true,
+        ..AuthSettings::hs256(&secret)
+    };
 
     eventstore::migrate(&database_url).await?;
     readmodel::migrate(&database_url).await?;
     let command = command_api::startup::Application::build(command_api::config::Settings {
         database_url: database_url.clone(),
         addr: args.command_addr.clone(),
-        jwt_secret: secret.clone(),
+        auth: auth.clone(),
         pool_size: 16,
         workers: 2,
         state_cache_mb: 64,
@@ -120,7 +123,7 @@ async fn serve(
         read_database_url: None,
         database_url: Some(database_url.clone()),
         addr: args.query_addr.clone(),
-        jwt_secret: secret.clone(),
+        auth,
         consistency_wait_ms: 5000,
         consistency_max_waiters: 256,
         pool_size: 16,
@@ -168,7 +171,7 @@ async fn serve(
     println!("  curl -s -X POST {command_url}/v1/products -H \"Authorization: Bearer $TOKEN\" \\");
     println!("    -H 'Content-Type: application/json' \\");
     println!("    -d '{{\"sku\":\"MUG-1\",\"name\":\"Mug\",\"price_cents\":1299,\"currency\":\"EUR\",\"initial_stock\":10}}'");
-    if secret == DEV_SECRET {
+    if secret == DEVELOPMENT_SECRET {
         println!("more tokens: agora token --sub alice --role customer   (development secret)");
     } else {
         println!("more tokens: AGORA_JWT_SECRET=... agora token --sub alice --role customer");

@@ -5,10 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use platform::auth::DEVELOPMENT_SECRET;
 use platform::{JwtKeys, Role};
-
-/// The secret the dev mode uses when `AGORA_JWT_SECRET` is unset.
-pub const DEV_SECRET: &str = "agora-dev-secret";
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
@@ -22,7 +20,7 @@ pub struct TokenArgs {
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..))]
     pub ttl: i64,
     /// HS256 signing secret.
-    #[arg(long, env = "AGORA_JWT_SECRET", default_value = DEV_SECRET, hide_env_values = true)]
+    #[arg(long, env = "AGORA_JWT_SECRET", default_value = DEVELOPMENT_SECRET, hide_env_values = true)]
     pub secret: String,
 }
 

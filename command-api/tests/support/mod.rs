@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "command-api-test-secret-0123456789abcdef";
 
 pub struct TestApp {
     pub address: String,
@@ -30,7 +30,7 @@ impl TestApp {
         let settings = Settings {
             database_url: db.url.clone(),
             addr: "127.0.0.1:0".into(),
-            jwt_secret: SECRET.into(),
+            auth: platform::AuthSettings::hs256(SECRET),
             pool_size: 20,
             workers: 2,
             state_cache_mb: 64,

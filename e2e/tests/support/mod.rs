@@ -3,16 +3,18 @@
 
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::time::{Duration, Instant};
 
 use eventstore::testing::TestDatabase;
-use platform::{JwtKeys, Role};
+use platform::{AuthSettings, JwtKeys, Role};
 use projector::service::Projector;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub const SECRET: &str = "e2e-secret";
+pub const SECRET: &str = "e2e-test-secret-0123456789abcdef0123";
 
 /// The command API's settings for the test stack, on `database_url`.
 pub fn command_settings(
@@ -23,7 +25,7 @@ pub fn command_settings(
     command_api::config::Settings {
         database_url: database_url.to_owned(),
         addr: "127.0.0.1:0".into(),
-        jwt_secret: SECRET.into(),
+        auth: AuthSettings::hs256(SECRET),
         pool_size: 16,
         workers: 2,
         state_cache_mb: 64,
@@ -47,7 +49,7 @@ pub fn query_settings(
         read_database_url,
         database_url,
         addr: "127.0.0.1:0".into(),
-        jwt_secret: SECRET.into(),
+        auth: AuthSettings::hs256(SECRET),
         consistency_wait_ms: 10_000,
         consistency_max_waiters: 256,
         pool_size: 16,
@@ -70,15 +72,21 @@ pub struct Stack {
 impl Stack {
     /// Starts everything; `kafka` routes events through the relay and a consumer group.
     pub async fn start(kafka: bool) -> anyhow::Result<Stack> {
+        Stack::start_with_auth(kafka, AuthSettings::hs256(SECRET)).await
+    }
+
+    /// Starts everything with both APIs checking tokens as `auth` says.
+    pub async fn start_with_auth(kafka: bool, auth: AuthSettings) -> anyhow::Result<Stack> {
         let db = TestDatabase::create().await?;
         let brokers = kafka.then(e2e::kafka_brokers);
         let prefix = kafka.then(|| format!("e2e{}", Uuid::new_v4().simple()));
-        let command = command_api::startup::Application::build(command_settings(
+        let mut settings = command_settings(
             &db.url,
             brokers.clone(),
             prefix.clone().unwrap_or_else(|| "agora".into()),
-        ))
-        .await?;
+        );
+        settings.auth = auth.clone();
+        let command = command_api::startup::Application::build(settings).await?;
         let command_url = format!("http://127.0.0.1:{}", command.port());
         tokio::spawn(command.run_until_stopped());
         let projector = Projector::start(projector::config::Settings {
@@ -91,9 +99,9 @@ impl Stack {
             batch_size: 500,
         })
         .await?;
-        let query =
-            query_api::startup::Application::build(query_settings(None, Some(db.url.clone())))
-                .await?;
+        let mut settings = query_settings(None, Some(db.url.clone()));
+        settings.auth = auth;
+        let query = query_api::startup::Application::build(settings).await?;
         let query_url = format!("http://127.0.0.1:{}", query.port());
         tokio::spawn(query.run_until_stopped());
         let keys = JwtKeys::hs256(SECRET.as_bytes());

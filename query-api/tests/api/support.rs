@@ -12,7 +12,7 @@ use reqwest::Response;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "query-api-test-secret-0123456789abcdef";
 
 pub struct TestApp {
     pub address: String,
@@ -47,7 +47,7 @@ impl TestApp {
             read_database_url: Some(db.url.clone()),
             database_url: Some(db.url.clone()),
             addr: "127.0.0.1:0".into(),
-            jwt_secret: SECRET.into(),
+            auth: platform::AuthSettings::hs256(SECRET),
             consistency_wait_ms: 5000,
             consistency_max_waiters: 256,
             pool_size: 8,

@@ -1,0 +1,163 @@
+//! JWT bearer authentication and roles: tokens from an OpenID provider (its JWKS) and/or
+//! HS256 tokens with a shared secret, as configured by [`AuthSettings`].
+
+mod hs256;
+mod jwks;
+mod provider;
+mod settings;
+
+use std::sync::Arc;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use futures::future::LocalBoxFuture;
+use jsonwebtoken::{decode_header, Algorithm};
+
+use crate::problem::Problem;
+
+pub use hs256::{Claims, JwtKeys};
+pub use provider::RolesClaim;
+pub use settings::{
+    AuthSettings, AuthSettingsError, DEVELOPMENT_SECRET, KNOWN_DEVELOPMENT_SECRETS,
+    MIN_SECRET_BYTES,
+};
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Admin,
+    Customer,
+    Viewer,
+    Auditor,
+}
+
+impl Role {
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "admin" => Some(Role::Admin),
+            "customer" => Some(Role::Customer),
+            "viewer" => Some(Role::Viewer),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Customer => "customer",
+            Role::Viewer => "viewer",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+/// Checks bearer tokens: an HS256 token only against the secret, any other only against
+/// the provider's keys (so a token "signed" with a public key as an HMAC secret fails).
+#[derive(Clone)]
+pub struct Authenticator {
+    secret: Option<JwtKeys>,
+    provider: Option<Arc<provider::Provider>>,
+}
+
+impl Authenticator {
+    fn new(secret: Option<JwtKeys>, provider: Option<provider::Provider>) -> Self {
+        Authenticator {
+            secret,
+            provider: provider.map(Arc::new),
+        }
+    }
+
+    /// HS256 tokens signed with `keys`, nothing else.
+    pub fn hs256(keys: JwtKeys) -> Self {
+        Authenticator::new(Some(keys), None)
+    }
+
+    /// The caller a token names; 401 for a token that is not valid here.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, Problem> {
+        let header = decode_header(token)
+            .map_err(|error| Problem::unauthenticated(format!("invalid token: {error}")))?;
+        let (id, roles) = if header.alg == Algorithm::HS256 {
+            let keys = self
+                .secret
+                .as_ref()
+                .ok_or_else(|| Problem::unauthenticated("HS256 tokens are not accepted here"))?;
+            let claims = keys
+                .verify(token)
+                .map_err(|error| Problem::unauthenticated(format!("invalid token: {error}")))?;
+            let roles = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
+            (claims.sub, roles)
+        } else {
+            let provider = self.provider.as_ref().ok_or_else(|| {
+                Problem::unauthenticated(format!("{:?} tokens are not accepted here", header.alg))
+            })?;
+            let verified = provider
+                .verify(token, &header)
+                .await
+                .map_err(Problem::unauthenticated)?;
+            (verified.sub, verified.roles)
+        };
+        if id.is_empty() {
+            return Err(Problem::unauthenticated("the token has an empty sub"));
+        }
+        Ok(Caller { id, roles })
+    }
+}
+
+/// An authenticated caller: extracting it answers 401 for a missing or bad token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: String,
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// 403 unless the caller has one of `roles`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), Problem> {
+        if roles.iter().any(|role| self.has(*role)) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(Problem::forbidden(format!(
+                "this needs one of the roles: {}",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// The bearer token of a request.
+fn bearer_token(request: &HttpRequest) -> Result<String, Problem> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| Problem::unauthenticated("missing Authorization: Bearer <token>"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::unauthenticated("the Authorization header is not ASCII"))?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| Problem::unauthenticated("the Authorization header must be Bearer <token>"))
+}
+
+impl FromRequest for Caller {
+    type Error = Problem;
+    type Future = LocalBoxFuture<'static, Result<Caller, Problem>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let authenticator = request.app_data::<web::Data<Authenticator>>().cloned();
+        let token = bearer_token(request);
+        Box::pin(async move {
+            let authenticator =
+                authenticator.ok_or_else(|| Problem::internal("no Authenticator is configured"))?;
+            authenticator.authenticate(&token?).await
+        })
+    }
+}
