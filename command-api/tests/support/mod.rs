@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub const SECRET: &str = "test-secret";
+/// The key webhook secrets are sealed with in tests (64 hex digits).
+pub const WEBHOOK_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 pub struct TestApp {
     pub address: String,
@@ -24,10 +26,16 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with the test settings changed by `configure` (no open-order limit by
+    /// default, so tests may place many orders for one customer).
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         let db = TestDatabase::create()
             .await
             .expect("the test PostgreSQL must be running (scripts/postgres.sh start)");
-        let settings = Settings {
+        let mut settings = Settings {
             database_url: db.url.clone(),
             addr: "127.0.0.1:0".into(),
             jwt_secret: SECRET.into(),
@@ -40,7 +48,15 @@ impl TestApp {
             kafka_brokers: None,
             topic_prefix: "agora".into(),
             shutdown_drain_ms: 0,
+            reactors: true,
+            payment_ttl: std::time::Duration::from_secs(30 * 60),
+            max_open_orders_per_customer: 0,
+            webhook_key: Some(WEBHOOK_KEY.into()),
+            webhook_allow_insecure: true,
+            webhook_max_attempts: 10,
+            webhook_retry_base: std::time::Duration::from_secs(5),
         };
+        configure(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -175,6 +191,11 @@ impl TestApp {
     /// Starts another command-api process on this app's database and waits until it
     /// answers.
     pub async fn another_process(&self) -> OtherProcess {
+        self.another_process_with(&[]).await
+    }
+
+    /// [`TestApp::another_process`] with extra environment variables.
+    pub async fn another_process_with(&self, env: &[(&str, &str)]) -> OtherProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -185,6 +206,8 @@ impl TestApp {
             .env("COMMAND_API_ADDR", format!("127.0.0.1:{port}"))
             .env("AGORA_HTTP_WORKERS", "2")
             .env("RUST_LOG", "warn")
+            .env("AGORA_MAX_OPEN_ORDERS_PER_CUSTOMER", "0")
+            .envs(env.iter().copied())
             .kill_on_drop(true)
             .spawn()
             .expect("the command-api binary starts");

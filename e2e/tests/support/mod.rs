@@ -44,6 +44,13 @@ impl Stack {
             kafka_brokers: brokers.clone(),
             topic_prefix: prefix.clone().unwrap_or_else(|| "agora".into()),
             shutdown_drain_ms: 0,
+            reactors: true,
+            payment_ttl: std::time::Duration::from_secs(30 * 60),
+            max_open_orders_per_customer: 0,
+            webhook_key: None,
+            webhook_allow_insecure: false,
+            webhook_max_attempts: 10,
+            webhook_retry_base: std::time::Duration::from_secs(5),
         })
         .await?;
         let command_url = format!("http://127.0.0.1:{}", command.port());
