@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use command_api::config::Settings;
 use command_api::startup::Application;
 use eventstore::testing::TestDatabase;
