@@ -28,10 +28,18 @@ pub struct Stack {
 impl Stack {
     /// Starts everything; `kafka` routes events through the relay and a consumer group.
     pub async fn start(kafka: bool) -> anyhow::Result<Stack> {
+        Self::start_with(kafka, |_| {}).await
+    }
+
+    /// [`Stack::start`] with the command API's settings changed by `configure`.
+    pub async fn start_with(
+        kafka: bool,
+        configure: impl FnOnce(&mut command_api::config::Settings),
+    ) -> anyhow::Result<Stack> {
         let db = TestDatabase::create().await?;
         let brokers = kafka.then(e2e::kafka_brokers);
         let prefix = kafka.then(|| format!("e2e{}", Uuid::new_v4().simple()));
-        let command = command_api::startup::Application::build(command_api::config::Settings {
+        let mut settings = command_api::config::Settings {
             database_url: db.url.clone(),
             addr: "127.0.0.1:0".into(),
             jwt_secret: SECRET.into(),
@@ -51,8 +59,9 @@ impl Stack {
             webhook_allow_insecure: false,
             webhook_max_attempts: 10,
             webhook_retry_base: std::time::Duration::from_secs(5),
-        })
-        .await?;
+        };
+        configure(&mut settings);
+        let command = command_api::startup::Application::build(settings).await?;
         let command_url = format!("http://127.0.0.1:{}", command.port());
         tokio::spawn(command.run_until_stopped());
         let projector = Projector::start(projector::config::Settings {
