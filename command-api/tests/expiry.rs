@@ -51,13 +51,22 @@ async fn an_unpaid_order_expires_and_its_stock_is_released() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.stock_of(product).await, (10, 7));
     let placed_at = Instant::now();
-    eventually("the unpaid order to expire", Duration::from_secs(15), || async {
-        !outcome(&app, unpaid).await.is_empty()
-    })
+    eventually(
+        "the unpaid order to expire",
+        Duration::from_secs(15),
+        || async { !outcome(&app, unpaid).await.is_empty() },
+    )
     .await;
-    assert!(placed_at.elapsed() >= Duration::from_millis(1500), "not before the TTL");
+    assert!(
+        placed_at.elapsed() >= Duration::from_millis(1500),
+        "not before the TTL"
+    );
     assert_expired_once(unpaid, &outcome(&app, unpaid).await);
-    assert_eq!(app.stock_of(product).await, (10, 3), "its 4 units are available again");
+    assert_eq!(
+        app.stock_of(product).await,
+        (10, 3),
+        "its 4 units are available again"
+    );
     // Paying the expired order is refused; the paid order never expires.
     let response = app
         .post(
@@ -68,13 +77,17 @@ async fn an_unpaid_order_expires_and_its_stock_is_released() {
         .await;
     assert_problem(response, 422, "invalid_state").await;
     let client = app.db.store.pool().get().await.expect("a connection");
-    eventually("nothing left to expire", Duration::from_secs(10), || async {
-        let row = client
-            .query_one("SELECT count(*) FROM order_expiries", &[])
-            .await
-            .expect("count");
-        row.get::<_, i64>(0) == 0
-    })
+    eventually(
+        "nothing left to expire",
+        Duration::from_secs(10),
+        || async {
+            let row = client
+                .query_one("SELECT count(*) FROM order_expiries", &[])
+                .await
+                .expect("count");
+            row.get::<_, i64>(0) == 0
+        },
+    )
     .await;
     let paid_events = outcome(&app, paid).await;
     assert_eq!(paid_events.len(), 1);
@@ -150,16 +163,26 @@ async fn two_reactor_processes_and_a_kill_9_mid_batch_expire_every_order_exactly
         "killed mid-batch ({before_kill} of {} expired)",
         orders.len()
     );
-    eventually("the standby to expire the rest", Duration::from_secs(60), || async {
-        count_expired().await >= orders.len() as i64
-    })
+    eventually(
+        "the standby to expire the rest",
+        Duration::from_secs(60),
+        || async { count_expired().await >= orders.len() as i64 },
+    )
     .await;
     for order in &orders {
         assert_expired_once(*order, &outcome(&app, *order).await);
     }
-    assert_eq!(count_expired().await, orders.len() as i64, "nothing expired twice");
+    assert_eq!(
+        count_expired().await,
+        orders.len() as i64,
+        "nothing expired twice"
+    );
     for product in products {
-        assert_eq!(app.stock_of(product).await, (100_000, 0), "every reservation released");
+        assert_eq!(
+            app.stock_of(product).await,
+            (100_000, 0),
+            "every reservation released"
+        );
     }
 }
 

@@ -32,7 +32,11 @@ async fn twenty_concurrent_placements_open_at_most_the_limit() {
     for n in 0..20 {
         let (http, token) = (app.http.clone(), hoarder.clone());
         // Half to each process, each order on a different product mix.
-        let base = if n % 2 == 0 { app.address.clone() } else { other.address.clone() };
+        let base = if n % 2 == 0 {
+            app.address.clone()
+        } else {
+            other.address.clone()
+        };
         let lines = json!([{"product_id": products[n % 4], "quantity": 1000 / 20}]);
         attempts.push(tokio::spawn(async move {
             let response = http
@@ -43,7 +47,10 @@ async fn twenty_concurrent_placements_open_at_most_the_limit() {
                 .await
                 .expect("the app answers");
             let status = response.status();
-            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }));
     }
     let mut placed = Vec::new();
@@ -69,17 +76,28 @@ async fn twenty_concurrent_placements_open_at_most_the_limit() {
         )
         .await
         .expect("count");
-    assert_eq!(row.get::<_, i64>(0), LIMIT as i64, "a refused placement appends nothing");
+    assert_eq!(
+        row.get::<_, i64>(0),
+        LIMIT as i64,
+        "a refused placement appends nothing"
+    );
 
     // Another customer is not affected.
     let other_customer = app.token("patient", &[Role::Customer]);
-    app.placed_order(&other_customer, json!([{"product_id": products[0], "quantity": 1}]))
-        .await;
+    app.placed_order(
+        &other_customer,
+        json!([{"product_id": products[0], "quantity": 1}]),
+    )
+    .await;
 
     // Paying one and cancelling another each free a slot, for exactly one more order.
     let one_line = json!([{"product_id": products[1], "quantity": 1}]);
-    assert_problem(app.place_order(&hoarder, one_line.clone()).await, 422, "too_many_open_orders")
-        .await;
+    assert_problem(
+        app.place_order(&hoarder, one_line.clone()).await,
+        422,
+        "too_many_open_orders",
+    )
+    .await;
     let first = &placed[0];
     let total = 300 * (1000 / 20); // every placement was 50 units at 300
     let response = app
@@ -89,16 +107,37 @@ async fn twenty_concurrent_placements_open_at_most_the_limit() {
             &json!({"amount_cents": total, "currency": "EUR", "payment_ref": "psp-9"}),
         )
         .await;
-    assert_eq!(response.status(), StatusCode::OK, "{:?}", response.text().await);
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.text().await
+    );
     let freed = app.place_order(&hoarder, one_line.clone()).await;
     assert_eq!(freed.status(), StatusCode::CREATED);
     id_of(freed).await;
-    assert_problem(app.place_order(&hoarder, one_line.clone()).await, 422, "too_many_open_orders")
-        .await;
+    assert_problem(
+        app.place_order(&hoarder, one_line.clone()).await,
+        422,
+        "too_many_open_orders",
+    )
+    .await;
     let response = app
-        .post(&format!("/v1/orders/{}/cancel", placed[1]), &hoarder, &json!({"reason": "x"}))
+        .post(
+            &format!("/v1/orders/{}/cancel", placed[1]),
+            &hoarder,
+            &json!({"reason": "x"}),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(app.place_order(&hoarder, one_line.clone()).await.status(), StatusCode::CREATED);
-    assert_problem(app.place_order(&hoarder, one_line).await, 422, "too_many_open_orders").await;
+    assert_eq!(
+        app.place_order(&hoarder, one_line.clone()).await.status(),
+        StatusCode::CREATED
+    );
+    assert_problem(
+        app.place_order(&hoarder, one_line).await,
+        422,
+        "too_many_open_orders",
+    )
+    .await;
 }

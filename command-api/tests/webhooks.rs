@@ -12,7 +12,7 @@ use eventstore::testing::eventually;
 use platform::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::receiver::{Behaviour, Receiver, Received};
+use support::receiver::{Behaviour, Received, Receiver};
 use support::{assert_problem, body_of, TestApp};
 use uuid::Uuid;
 
@@ -38,8 +38,14 @@ async fn subscribe(app: &TestApp, url: &str, event_types: &[&str]) -> Uuid {
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let body = body_of(response).await;
-    assert!(body.get("secret").is_none(), "the secret is never returned: {body}");
-    body["id"].as_str().and_then(|s| s.parse().ok()).expect("an id")
+    assert!(
+        body.get("secret").is_none(),
+        "the secret is never returned: {body}"
+    );
+    body["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("an id")
 }
 
 async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
@@ -62,8 +68,14 @@ fn hmac_hex(key: &[u8], message: &[u8]) -> String {
     block[..key.len()].copy_from_slice(key);
     let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
     let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-    let inner_hash = Sha256::new().chain_update(&inner).chain_update(message).finalize();
-    let mac = Sha256::new().chain_update(&outer).chain_update(inner_hash).finalize();
+    let inner_hash = Sha256::new()
+        .chain_update(&inner)
+        .chain_update(message)
+        .finalize();
+    let mac = Sha256::new()
+        .chain_update(&outer)
+        .chain_update(inner_hash)
+        .finalize();
     hex::encode(mac)
 }
 
@@ -81,10 +93,17 @@ fn assert_signed(received: &Received) {
     let (Some(t), Some(v1)) = (t, v1) else {
         panic!("malformed signature header {:?}", received.signature);
     };
-    assert!((chrono::Utc::now().timestamp() - t).abs() < 60, "t is recent");
+    assert!(
+        (chrono::Utc::now().timestamp() - t).abs() < 60,
+        "t is recent"
+    );
     let mut message = format!("{t}.").into_bytes();
     message.extend_from_slice(&received.body);
-    assert_eq!(v1, hmac_hex(HOOK_SECRET.as_bytes(), &message), "the signature verifies");
+    assert_eq!(
+        v1,
+        hmac_hex(HOOK_SECRET.as_bytes(), &message),
+        "the signature verifies"
+    );
 }
 
 /// The envelope of a delivery.
@@ -96,7 +115,13 @@ fn envelope(received: &Received) -> Value {
 async fn deliveries_are_signed_and_arrive_in_per_stream_order() {
     let app = app(10).await;
     let receiver = Receiver::start(Behaviour::Accept).await;
-    let types = ["OrderPlaced", "OrderPaid", "OrderCancelled", "StockReserved", "StockReleased"];
+    let types = [
+        "OrderPlaced",
+        "OrderPaid",
+        "OrderCancelled",
+        "StockReserved",
+        "StockReleased",
+    ];
     subscribe(&app, &receiver.url, &types).await;
     let product = app.create_product("W-1", 500, 1000).await;
     let alice = app.token("alice", &[Role::Customer]);
@@ -107,10 +132,15 @@ async fn deliveries_are_signed_and_arrive_in_per_stream_order() {
             .await;
         expected += 2; // OrderPlaced, StockReserved
         let (path, body) = if n % 2 == 0 {
-            (format!("/v1/orders/{order}/pay"),
-             json!({"amount_cents": 500, "currency": "EUR", "payment_ref": format!("p-{n}")}))
+            (
+                format!("/v1/orders/{order}/pay"),
+                json!({"amount_cents": 500, "currency": "EUR", "payment_ref": format!("p-{n}")}),
+            )
         } else {
-            (format!("/v1/orders/{order}/cancel"), json!({"reason": "no"}))
+            (
+                format!("/v1/orders/{order}/cancel"),
+                json!({"reason": "no"}),
+            )
         };
         assert!(app.post(&path, &alice, &body).await.status().is_success());
         expected += if n % 2 == 0 { 1 } else { 2 }; // OrderPaid | OrderCancelled + StockReleased
@@ -120,18 +150,31 @@ async fn deliveries_are_signed_and_arrive_in_per_stream_order() {
     })
     .await;
     let received = receiver.received();
-    assert_eq!(received.len(), expected, "each event once (no failures, no repeats)");
+    assert_eq!(
+        received.len(),
+        expected,
+        "each event once (no failures, no repeats)"
+    );
     let mut last_version: HashMap<String, i64> = HashMap::new();
     for delivery in &received {
         assert_signed(delivery);
         let event = envelope(delivery);
-        assert_eq!(delivery.event_id, event["event_id"].as_str().unwrap_or_default());
-        assert_eq!(delivery.event_type, event["event_type"].as_str().unwrap_or_default());
+        assert_eq!(
+            delivery.event_id,
+            event["event_id"].as_str().unwrap_or_default()
+        );
+        assert_eq!(
+            delivery.event_type,
+            event["event_type"].as_str().unwrap_or_default()
+        );
         assert!(types.contains(&delivery.event_type.as_str()));
         let stream = event["stream_id"].as_str().unwrap_or_default().to_owned();
         let version = event["version"].as_i64().unwrap_or_default();
         let previous = last_version.insert(stream.clone(), version).unwrap_or(0);
-        assert!(version > previous, "stream {stream}: version {version} after {previous}");
+        assert!(
+            version > previous,
+            "stream {stream}: version {version} after {previous}"
+        );
     }
     // A tampered body does not verify.
     let mut forged = received[0].clone();
@@ -148,26 +191,43 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_in_order() {
     let product = app.create_product("R-1", 500, 0).await;
     for _ in 0..5 {
         let response = app
-            .post(&format!("/v1/products/{product}/restock"), &app.admin, &json!({"quantity": 1}))
+            .post(
+                &format!("/v1/products/{product}/restock"),
+                &app.admin,
+                &json!({"quantity": 1}),
+            )
             .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
-    eventually("all five restocks delivered", Duration::from_secs(30), || async {
-        receiver.received().len() >= 5
-    })
+    eventually(
+        "all five restocks delivered",
+        Duration::from_secs(30),
+        || async { receiver.received().len() >= 5 },
+    )
     .await;
     let versions: Vec<i64> = receiver
         .received()
         .iter()
         .map(|r| envelope(r)["version"].as_i64().unwrap_or_default())
         .collect();
-    assert_eq!(versions, vec![2, 3, 4, 5, 6], "one stream, in order, despite the failures");
+    assert_eq!(
+        versions,
+        vec![2, 3, 4, 5, 6],
+        "one stream, in order, despite the failures"
+    );
     assert!(receiver.attempts() >= 9, "the 500s were retried");
-    let (status, log) = get(&app, &format!("/v1/webhooks/{hook}/deliveries?status=delivered")).await;
+    let (status, log) = get(
+        &app,
+        &format!("/v1/webhooks/{hook}/deliveries?status=delivered"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let items = log["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 5, "{log}");
-    assert!(items.iter().any(|d| d["attempts"].as_i64() > Some(1)), "{log}");
+    assert!(
+        items.iter().any(|d| d["attempts"].as_i64() > Some(1)),
+        "{log}"
+    );
     assert!(items.iter().all(|d| d["last_status_code"] == 200), "{log}");
 }
 
@@ -179,20 +239,28 @@ async fn a_hanging_receiver_does_not_delay_another_subscriber() {
     subscribe(&app, &hanging.url, &["ProductCreated", "StockAdded"]).await;
     subscribe(&app, &healthy.url, &["ProductCreated", "StockAdded"]).await;
     let product = app.create_product("H-1", 500, 0).await;
-    eventually("the hanging receiver to be called", Duration::from_secs(10), || async {
-        hanging.attempts() >= 1
-    })
+    eventually(
+        "the hanging receiver to be called",
+        Duration::from_secs(10),
+        || async { hanging.attempts() >= 1 },
+    )
     .await;
     let started = std::time::Instant::now();
     for _ in 0..3 {
         let response = app
-            .post(&format!("/v1/products/{product}/restock"), &app.admin, &json!({"quantity": 1}))
+            .post(
+                &format!("/v1/products/{product}/restock"),
+                &app.admin,
+                &json!({"quantity": 1}),
+            )
             .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
-    eventually("the healthy subscriber's deliveries", Duration::from_secs(5), || async {
-        healthy.received().len() >= 4
-    })
+    eventually(
+        "the healthy subscriber's deliveries",
+        Duration::from_secs(5),
+        || async { healthy.received().len() >= 4 },
+    )
     .await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -225,7 +293,12 @@ async fn a_delivery_is_failed_after_the_limit_and_a_manual_retry_delivers_it() {
     receiver.set(Behaviour::Accept);
     let retry = format!("/v1/webhooks/{hook}/deliveries/{event_id}/retry");
     let customer = app.token("carl", &[Role::Customer]);
-    assert_problem(app.post(&retry, &customer, &json!({})).await, 403, "forbidden").await;
+    assert_problem(
+        app.post(&retry, &customer, &json!({})).await,
+        403,
+        "forbidden",
+    )
+    .await;
     let response = app.post(&retry, &app.admin, &json!({})).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     eventually("the retried delivery", Duration::from_secs(10), || async {
@@ -235,14 +308,28 @@ async fn a_delivery_is_failed_after_the_limit_and_a_manual_retry_delivers_it() {
     let delivered = &receiver.received()[0];
     assert_eq!(delivered.event_id, event_id);
     assert_eq!(envelope(delivered)["stream_id"], product.to_string());
-    eventually("the log to say delivered", Duration::from_secs(5), || async {
-        get(&app, &format!("/v1/webhooks/{hook}/deliveries?status=delivered")).await.1["items"]
-            .as_array()
-            .is_some_and(|items| items.len() == 1)
-    })
+    eventually(
+        "the log to say delivered",
+        Duration::from_secs(5),
+        || async {
+            get(
+                &app,
+                &format!("/v1/webhooks/{hook}/deliveries?status=delivered"),
+            )
+            .await
+            .1["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 1)
+        },
+    )
     .await;
     let unknown = format!("/v1/webhooks/{hook}/deliveries/{}/retry", Uuid::now_v7());
-    assert_problem(app.post(&unknown, &app.admin, &json!({})).await, 404, "not_found").await;
+    assert_problem(
+        app.post(&unknown, &app.admin, &json!({})).await,
+        404,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -264,7 +351,12 @@ async fn the_admin_api_validates_subscriptions_and_hides_secrets() {
     }
     let customer = app.token("carl", &[Role::Customer]);
     let good = json!({"url": "https://hooks.example.com/x", "event_types": ["OrderPaid"], "secret": HOOK_SECRET});
-    assert_problem(app.post("/v1/webhooks", &customer, &good).await, 403, "forbidden").await;
+    assert_problem(
+        app.post("/v1/webhooks", &customer, &good).await,
+        403,
+        "forbidden",
+    )
+    .await;
     let response = create(good).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let created = body_of(response).await;
@@ -280,7 +372,9 @@ async fn the_admin_api_validates_subscriptions_and_hides_secrets() {
         .await
         .expect("the subscription row");
     let sealed: Vec<u8> = row.get(0);
-    assert!(!sealed.windows(HOOK_SECRET.len()).any(|w| w == HOOK_SECRET.as_bytes()));
+    assert!(!sealed
+        .windows(HOOK_SECRET.len())
+        .any(|w| w == HOOK_SECRET.as_bytes()));
     let response = app
         .http
         .delete(format!("{}/v1/webhooks/{id}", app.address))

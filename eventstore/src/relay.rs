@@ -88,11 +88,7 @@ pub fn idempotent_producer(
 /// Runs the relay until `shutdown` turns true: standby until it holds the lock, then
 /// publishes. Errors are logged and retried; this only returns on shutdown. The relay is a
 /// [`crate::follower`]: it saves its checkpoint only after the broker acknowledged.
-pub async fn run_relay(
-    config: RelayConfig,
-    store: EventStore,
-    shutdown: watch::Receiver<bool>,
-) {
+pub async fn run_relay(config: RelayConfig, store: EventStore, shutdown: watch::Receiver<bool>) {
     let mut follower =
         FollowerConfig::new(&config.database_url, &config.name, RELAY_LOCK_KEY, "relay");
     follower.batch_size = config.batch_size;

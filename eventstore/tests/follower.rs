@@ -11,7 +11,9 @@ use eventstore::follower::{
     run_follower, saved_checkpoint, BatchHandler, FollowerConfig, FollowerState, FollowerStatus,
 };
 use eventstore::testing::{eventually, TestDatabase};
-use eventstore::{AppendRequest, EventMetadata, LoadedStream, NewEvent, RecordedEvent, StreamWrite};
+use eventstore::{
+    AppendRequest, EventMetadata, LoadedStream, NewEvent, RecordedEvent, StreamWrite,
+};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_postgres::Client;
@@ -32,7 +34,10 @@ impl BatchHandler for Recorder {
         async move {
             let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
             session
-                .execute("INSERT INTO handled SELECT unnest($1::int8[])", &[&positions])
+                .execute(
+                    "INSERT INTO handled SELECT unnest($1::int8[])",
+                    &[&positions],
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             let batch = self.batches.fetch_add(1, Ordering::SeqCst);
@@ -83,7 +88,9 @@ async fn effects_and_checkpoint_commit_together_and_each_event_is_handled_once()
         .batch_execute("CREATE TABLE handled (position bigint PRIMARY KEY)")
         .await
         .expect("the effects table");
-    let mut streams: Vec<LoadedStream> = (0..3).map(|_| LoadedStream::empty(Uuid::now_v7())).collect();
+    let mut streams: Vec<LoadedStream> = (0..3)
+        .map(|_| LoadedStream::empty(Uuid::now_v7()))
+        .collect();
     for n in 0..30 {
         append(&db, &mut streams[n % 3]).await;
     }
@@ -100,14 +107,18 @@ async fn effects_and_checkpoint_commit_together_and_each_event_is_handled_once()
     let one = tokio::spawn(run_follower(
         make("test"),
         db.store.clone(),
-        Recorder { batches: batches.clone() },
+        Recorder {
+            batches: batches.clone(),
+        },
         first.clone(),
         stopped.clone(),
     ));
     let two = tokio::spawn(run_follower(
         make("test"),
         db.store.clone(),
-        Recorder { batches: batches.clone() },
+        Recorder {
+            batches: batches.clone(),
+        },
         second.clone(),
         stopped.clone(),
     ));
@@ -125,7 +136,10 @@ async fn effects_and_checkpoint_commit_together_and_each_event_is_handled_once()
     for n in 0..10 {
         append(&db, &mut streams[n % 3]).await;
     }
-    eventually("the 10 more", Duration::from_secs(20), || async { count().await == 40 }).await;
+    eventually("the 10 more", Duration::from_secs(20), || async {
+        count().await == 40
+    })
+    .await;
     let states = [first.get(), second.get()];
     assert!(
         states.contains(&FollowerState::Active) && states.contains(&FollowerState::Standby),
@@ -133,7 +147,10 @@ async fn effects_and_checkpoint_commit_together_and_each_event_is_handled_once()
     );
     // A failed batch left nothing behind (the table's key would have refused a repeat) and
     // the checkpoint is the last event's.
-    assert!(batches.load(Ordering::SeqCst) > 6, "failures were injected and retried");
+    assert!(
+        batches.load(Ordering::SeqCst) > 6,
+        "failures were injected and retried"
+    );
     let last = db
         .store
         .read_log(eventstore::LogCheckpoint::START, 100)
@@ -142,7 +159,12 @@ async fn effects_and_checkpoint_commit_together_and_each_event_is_handled_once()
         .last()
         .map(eventstore::LogCheckpoint::after)
         .expect("events");
-    assert_eq!(saved_checkpoint(&db.store, "test").await.expect("checkpoint"), last);
+    assert_eq!(
+        saved_checkpoint(&db.store, "test")
+            .await
+            .expect("checkpoint"),
+        last
+    );
     let _ = stop.send(true);
     one.await.expect("the first follower stops");
     two.await.expect("the second follower stops");

@@ -30,7 +30,10 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
-#[command(name = "webhook-bench", about = "Webhook deliveries/s and their lag behind the log")]
+#[command(
+    name = "webhook-bench",
+    about = "Webhook deliveries/s and their lag behind the log"
+)]
 struct Args {
     /// Products the events are spread over (each its own stream).
     #[arg(long, default_value_t = 200)]
@@ -123,7 +126,11 @@ async fn run(args: &Args, stack: &Stack) -> Result<()> {
         .send()
         .await?;
     if !response.status().is_success() {
-        bail!("subscribing: {} {}", response.status(), response.text().await?);
+        bail!(
+            "subscribing: {} {}",
+            response.status(),
+            response.text().await?
+        );
     }
 
     // 1. Throughput.
@@ -188,30 +195,36 @@ async fn run(args: &Args, stack: &Stack) -> Result<()> {
     let products = Arc::new(products);
     let (command, admin) = (stack.command.clone(), stack.admin.clone());
     let load_before = load1();
-    let run = open_loop(args.rate, args.seconds, args.max_in_flight, move |i, _due| {
-        let (http, products, command, admin) =
-            (http.clone(), products.clone(), command.clone(), admin.clone());
-        async move {
-            let product = products[i as usize % products.len()];
-            let response = http
-                .post(format!("{command}/v1/products/{product}/restock"))
-                .bearer_auth(&admin)
-                .json(&json!({"quantity": 1}))
-                .send()
-                .await?;
-            if !response.status().is_success() {
-                bail!("restock: {}", response.status());
+    let run = open_loop(
+        args.rate,
+        args.seconds,
+        args.max_in_flight,
+        move |i, _due| {
+            let (http, products, command, admin) = (
+                http.clone(),
+                products.clone(),
+                command.clone(),
+                admin.clone(),
+            );
+            async move {
+                let product = products[i as usize % products.len()];
+                let response = http
+                    .post(format!("{command}/v1/products/{product}/restock"))
+                    .bearer_auth(&admin)
+                    .json(&json!({"quantity": 1}))
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    bail!("restock: {}", response.status());
+                }
+                Ok(None)
             }
-            Ok(None)
-        }
-    })
+        },
+    )
     .await;
     wait_for(&seen, run.ok as usize, Duration::from_secs(120)).await?;
     sampler.abort();
-    let mut lags = seen
-        .lock()
-        .map(|s| s.lags.clone())
-        .unwrap_or_default();
+    let mut lags = seen.lock().map(|s| s.lags.clone()).unwrap_or_default();
     println!(
         "-- lag: {} commands due at {} /s over {} s, {} answered 2xx ({} failed), achieved {} \
          commands/s (load {load_before} before, {} after)",

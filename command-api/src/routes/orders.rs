@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::{
-    cancel_order, expire_order, place_order, ship_order, ActorId, CustomerId, Order, OrderCommand, OrderId,
-    PlacementEvents, Product, ProductId,
+    cancel_order, expire_order, place_order, ship_order, ActorId, CustomerId, Order, OrderCommand,
+    OrderId, PlacementEvents, Product, ProductId,
 };
 use eventstore::{StreamState, StreamWrite};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
@@ -90,7 +90,9 @@ pub async fn place(
         let placed = execute(&state.engine, &context, &streams, |states: &States| {
             let order_stream = state_of(states, id)?;
             context.check_if_match(order_stream.version)?;
-            let claim = slot.clone().ok_or_else(|| open_orders::too_many(state.max_open_orders))?;
+            let claim = slot
+                .clone()
+                .ok_or_else(|| open_orders::too_many(state.max_open_orders))?;
             let products = products_of(states, &streams.existing)?;
             let decided = place_order(
                 OrderId::from_uuid(id),

@@ -110,9 +110,7 @@ pub async fn create(
         .copied()
         .collect();
     if body.event_types.is_empty() || body.event_types.len() > 32 {
-        return Err(Problem::invalid_request(
-            "event_types: 1 to 32 event types",
-        ));
+        return Err(Problem::invalid_request("event_types: 1 to 32 event types"));
     }
     let mut event_types = Vec::with_capacity(body.event_types.len());
     for event_type in body.event_types {
@@ -133,7 +131,10 @@ pub async fn create(
         ));
     }
     let id = Uuid::now_v7();
-    let sealed = settings.secrets.seal(id, &secret).map_err(Problem::internal)?;
+    let sealed = settings
+        .secrets
+        .seal(id, &secret)
+        .map_err(Problem::internal)?;
     let created = store::create(
         state.engine.store.pool(),
         id,

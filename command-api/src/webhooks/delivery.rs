@@ -221,7 +221,9 @@ async fn deliver_due(
     for (delivery, outcome) in attempts {
         let label = match &outcome {
             Attempt::Delivered { .. } => "delivered",
-            Attempt::Failed { retry_at: Some(_), .. } => "retried",
+            Attempt::Failed {
+                retry_at: Some(_), ..
+            } => "retried",
             Attempt::Failed { retry_at: None, .. } => "failed",
         };
         metrics::counter!("webhook_deliveries_total", "outcome" => label).increment(1);
@@ -304,7 +306,9 @@ async fn attempt(
 /// times a random factor in [0.5, 1] (so retries of many deliveries spread out).
 pub fn backoff(base: Duration, attempts: i32) -> chrono::TimeDelta {
     let exponent = (attempts.max(1) - 1).min(30) as u32;
-    let full = base.saturating_mul(1u32 << exponent.min(20)).min(MAX_BACKOFF);
+    let full = base
+        .saturating_mul(1u32 << exponent.min(20))
+        .min(MAX_BACKOFF);
     let jittered = full.mul_f64(rand::random_range(0.5..=1.0));
     chrono::TimeDelta::from_std(jittered).unwrap_or(chrono::TimeDelta::hours(1))
 }

@@ -193,7 +193,9 @@ pub async fn due(pool: &Pool, subscription_id: Uuid, limit: i64) -> Result<Vec<D
              ORDER BY d.id LIMIT $2",
         )
         .await?;
-    let rows = client.query(&statement, &[&subscription_id, &limit]).await?;
+    let rows = client
+        .query(&statement, &[&subscription_id, &limit])
+        .await?;
     rows.iter()
         .map(|row| {
             Ok(Due {
@@ -209,7 +211,9 @@ pub async fn due(pool: &Pool, subscription_id: Uuid, limit: i64) -> Result<Vec<D
 /// How one attempt ended.
 #[derive(Debug, Clone)]
 pub enum Attempt {
-    Delivered { status_code: i32 },
+    Delivered {
+        status_code: i32,
+    },
     Failed {
         status_code: Option<i32>,
         error: String,
