@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 use support::{assert_problem, TestApp};
 use uuid::Uuid;
 
+/// Orders the expiry reactor still tracks.
+const UNSETTLED: &str = "SELECT count(*) FROM order_expiries";
+
 /// The order's events after `OrderPlaced`.
 async fn outcome(app: &TestApp, order: Uuid) -> Vec<RecordedEvent> {
     app.recorded(order).await.into_iter().skip(1).collect()
@@ -76,17 +79,10 @@ async fn an_unpaid_order_expires_and_its_stock_is_released() {
         )
         .await;
     assert_problem(response, 422, "invalid_state").await;
-    let client = app.db.store.pool().get().await.expect("a connection");
     eventually(
         "nothing left to expire",
         Duration::from_secs(10),
-        || async {
-            let row = client
-                .query_one("SELECT count(*) FROM order_expiries", &[])
-                .await
-                .expect("count");
-            row.get::<_, i64>(0) == 0
-        },
+        || async { app.count(UNSETTLED).await == 0 },
     )
     .await;
     let paid_events = outcome(&app, paid).await;
@@ -136,17 +132,8 @@ async fn two_reactor_processes_and_a_kill_9_mid_batch_expire_every_order_exactly
         ]);
         orders.push(app.placed_order(&customer, lines).await);
     }
-    let count_expired = || async {
-        let client = app.db.store.pool().get().await.expect("a connection");
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM events WHERE event_type = 'OrderCancelled'",
-                &[],
-            )
-            .await
-            .expect("count");
-        row.get::<_, i64>(0)
-    };
+    let count_expired =
+        || app.count("SELECT count(*) FROM events WHERE event_type = 'OrderCancelled'");
     eventually("the first expiries", Duration::from_secs(30), || async {
         count_expired().await > 0
     })
@@ -231,11 +218,7 @@ async fn a_payment_racing_the_expiry_ends_paid_or_expired_never_both() {
     }
     let client = app.db.store.pool().get().await.expect("a connection");
     eventually("every race settled", Duration::from_secs(15), || async {
-        let row = client
-            .query_one("SELECT count(*) FROM order_expiries", &[])
-            .await
-            .expect("count");
-        row.get::<_, i64>(0) == 0
+        app.count(UNSETTLED).await == 0
     })
     .await;
     // Every order ended exactly one way, and the way its payer was told.

@@ -13,7 +13,7 @@ use platform::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::receiver::{Behaviour, Received, Receiver};
-use support::{assert_problem, body_of, TestApp};
+use support::{assert_problem, body_of, hmac_sha256, TestApp};
 use uuid::Uuid;
 
 const HOOK_SECRET: &str = "whsec-test-0123456789";
@@ -60,25 +60,6 @@ async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// hex(HMAC-SHA256(key, message)), computed here from SHA-256 alone (RFC 2104), not with
-/// the code under test.
-fn hmac_hex(key: &[u8], message: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-    let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-    let inner_hash = Sha256::new()
-        .chain_update(&inner)
-        .chain_update(message)
-        .finalize();
-    let mac = Sha256::new()
-        .chain_update(&outer)
-        .chain_update(inner_hash)
-        .finalize();
-    hex::encode(mac)
-}
-
 /// Checks `Agora-Signature: t=…,v1=…` against the raw body and a recent `t`.
 fn assert_signed(received: &Received) {
     let mut t = None;
@@ -101,7 +82,7 @@ fn assert_signed(received: &Received) {
     message.extend_from_slice(&received.body);
     assert_eq!(
         v1,
-        hmac_hex(HOOK_SECRET.as_bytes(), &message),
+        hex::encode(hmac_sha256(HOOK_SECRET.as_bytes(), &message)),
         "the signature verifies"
     );
 }
@@ -189,16 +170,7 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_in_order() {
     let receiver = Receiver::start(Behaviour::FailNext(4)).await;
     let hook = subscribe(&app, &receiver.url, &["StockAdded"]).await;
     let product = app.create_product("R-1", 500, 0).await;
-    for _ in 0..5 {
-        let response = app
-            .post(
-                &format!("/v1/products/{product}/restock"),
-                &app.admin,
-                &json!({"quantity": 1}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-    }
+    app.restock(product, 5).await;
     eventually(
         "all five restocks delivered",
         Duration::from_secs(30),
@@ -216,14 +188,21 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_in_order() {
         "one stream, in order, despite the failures"
     );
     assert!(receiver.attempts() >= 9, "the 500s were retried");
-    let (status, log) = get(
-        &app,
-        &format!("/v1/webhooks/{hook}/deliveries?status=delivered"),
+    let delivered = format!("/v1/webhooks/{hook}/deliveries?status=delivered");
+    // The log is written after each round's answers are in.
+    eventually(
+        "the log to record five deliveries",
+        Duration::from_secs(5),
+        || async {
+            get(&app, &delivered).await.1["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 5)
+        },
     )
     .await;
+    let (status, log) = get(&app, &delivered).await;
     assert_eq!(status, StatusCode::OK);
     let items = log["items"].as_array().cloned().unwrap_or_default();
-    assert_eq!(items.len(), 5, "{log}");
     assert!(
         items.iter().any(|d| d["attempts"].as_i64() > Some(1)),
         "{log}"
@@ -246,16 +225,7 @@ async fn a_hanging_receiver_does_not_delay_another_subscriber() {
     )
     .await;
     let started = std::time::Instant::now();
-    for _ in 0..3 {
-        let response = app
-            .post(
-                &format!("/v1/products/{product}/restock"),
-                &app.admin,
-                &json!({"quantity": 1}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-    }
+    app.restock(product, 3).await;
     eventually(
         "the healthy subscriber's deliveries",
         Duration::from_secs(5),

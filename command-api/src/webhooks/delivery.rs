@@ -33,7 +33,9 @@ use super::WebhookSettings;
 /// How long a receiver has to answer.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries of one subscription in flight at once (each on its own stream).
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 64;
+/// The most deliveries one round takes (at most one per stream).
+const ROUND: i64 = 512;
 /// The longest backoff between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -195,7 +197,7 @@ async fn deliver_due(
         return Ok(None);
     };
     let secret = settings.secrets.open(id, &target.sealed)?;
-    let due = store::due(store.pool(), id, 64)
+    let due = store::due(store.pool(), id, ROUND)
         .await
         .map_err(|e| e.to_string())?;
     if due.is_empty() {
@@ -218,6 +220,7 @@ async fn deliver_due(
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<_>>()
         .await;
+    let mut outcomes = Vec::with_capacity(attempts.len());
     for (delivery, outcome) in attempts {
         let label = match &outcome {
             Attempt::Delivered { .. } => "delivered",
@@ -227,10 +230,11 @@ async fn deliver_due(
             Attempt::Failed { retry_at: None, .. } => "failed",
         };
         metrics::counter!("webhook_deliveries_total", "outcome" => label).increment(1);
-        store::record(store.pool(), delivery.id, &outcome)
-            .await
-            .map_err(|e| e.to_string())?;
+        outcomes.push((delivery.id, outcome));
     }
+    store::record(store.pool(), &outcomes)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(Some(count))
 }
 

@@ -184,13 +184,13 @@ pub async fn due(pool: &Pool, subscription_id: Uuid, limit: i64) -> Result<Vec<D
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT d.id, d.event_id, d.position, d.attempts FROM webhook_deliveries d \
-             WHERE d.subscription_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() \
-               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-                               WHERE e.subscription_id = d.subscription_id \
-                                 AND e.stream_id = d.stream_id AND e.status = 'pending' \
-                                 AND e.id < d.id) \
-             ORDER BY d.id LIMIT $2",
+            "SELECT id, event_id, position, attempts FROM ( \
+                 SELECT DISTINCT ON (stream_id) id, event_id, position, attempts, \
+                        next_attempt_at \
+                 FROM webhook_deliveries \
+                 WHERE subscription_id = $1 AND status = 'pending' \
+                 ORDER BY stream_id, id) heads \
+             WHERE next_attempt_at <= now() ORDER BY id LIMIT $2",
         )
         .await?;
     let rows = client
@@ -222,41 +222,53 @@ pub enum Attempt {
     },
 }
 
-/// Records an attempt on delivery `id`.
-pub async fn record(pool: &Pool, id: i64, attempt: &Attempt) -> Result<(), StoreError> {
-    let client = pool.get().await?;
-    match attempt {
-        Attempt::Delivered { status_code } => {
-            client
-                .execute(
-                    "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, \
-                            last_status_code = $2, last_error = NULL, delivered_at = now() \
-                     WHERE id = $1",
-                    &[&id, status_code],
-                )
-                .await?;
-        }
-        Attempt::Failed {
-            status_code,
-            error,
-            retry_at,
-        } => {
-            let status = if retry_at.is_some() {
-                "pending"
-            } else {
-                "failed"
-            };
-            client
-                .execute(
-                    "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, \
-                            last_status_code = $3, last_error = $4, \
-                            next_attempt_at = COALESCE($5, next_attempt_at) \
-                     WHERE id = $1",
-                    &[&id, &status, status_code, error, retry_at],
-                )
-                .await?;
+/// Records attempts, one `(delivery id, attempt)` each, in one statement.
+pub async fn record(pool: &Pool, attempts: &[(i64, Attempt)]) -> Result<(), StoreError> {
+    let mut ids = Vec::with_capacity(attempts.len());
+    let mut statuses = Vec::with_capacity(attempts.len());
+    let mut codes = Vec::with_capacity(attempts.len());
+    let mut errors = Vec::with_capacity(attempts.len());
+    let mut retries = Vec::with_capacity(attempts.len());
+    for (id, attempt) in attempts {
+        ids.push(*id);
+        match attempt {
+            Attempt::Delivered { status_code } => {
+                statuses.push("delivered");
+                codes.push(Some(*status_code));
+                errors.push(None);
+                retries.push(None);
+            }
+            Attempt::Failed {
+                status_code,
+                error,
+                retry_at,
+            } => {
+                statuses.push(if retry_at.is_some() {
+                    "pending"
+                } else {
+                    "failed"
+                });
+                codes.push(*status_code);
+                errors.push(Some(error.as_str()));
+                retries.push(*retry_at);
+            }
         }
     }
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE webhook_deliveries d SET status = u.status, attempts = d.attempts + 1, \
+                    last_status_code = u.code, last_error = u.error, \
+                    next_attempt_at = COALESCE(u.retry_at, d.next_attempt_at), \
+                    delivered_at = CASE WHEN u.status = 'delivered' THEN now() END \
+             FROM unnest($1::int8[], $2::text[], $3::int4[], $4::text[], $5::timestamptz[]) \
+                  AS u(id, status, code, error, retry_at) \
+             WHERE d.id = u.id",
+        )
+        .await?;
+    client
+        .execute(&statement, &[&ids, &statuses, &codes, &errors, &retries])
+        .await?;
     Ok(())
 }
 

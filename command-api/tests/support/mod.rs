@@ -330,6 +330,23 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Restocks `product` by one unit, `times` times, asserting 200 each.
+    pub async fn restock(&self, product: Uuid, times: usize) {
+        for _ in 0..times {
+            let path = format!("/v1/products/{product}/restock");
+            let response = self.post(&path, &self.admin, &json!({"quantity": 1})).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+
+    /// The single `count(*)`-like number `sql` returns.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let client = self.db.store.pool().get().await.expect("a connection");
+        client.query_one(sql, &[]).await.expect(sql).get(0)
+    }
+}
+
 /// The JSON body of a response.
 pub async fn body_of(response: Response) -> Value {
     response.json().await.expect("a JSON body")
@@ -368,7 +385,8 @@ fn base64url(bytes: &[u8]) -> String {
     out
 }
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+/// HMAC-SHA256 (RFC 2104) from SHA-256 alone, independent of the code under test.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));
