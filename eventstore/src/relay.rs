@@ -17,8 +17,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
-use std::future::Future;
-
 use tokio_postgres::Client;
 
 use crate::envelope::to_json_line;
@@ -122,24 +120,21 @@ struct Publisher {
 }
 
 impl BatchHandler for Publisher {
-    fn handle<'a>(
+    async fn handle<'a>(
         &'a mut self,
         _session: &'a Client,
         events: &'a [RecordedEvent],
-    ) -> impl Future<Output = Result<(), String>> + Send + 'a {
-        async move {
-            if let Err(error) = publish(&self.producer, &self.config.topic_prefix, events).await {
-                metrics::counter!("relay_publish_failures_total").increment(1);
-                // A fatal idempotence error leaves the producer unusable: start afresh.
-                let _ = self.producer.flush(Duration::from_secs(1));
-                self.producer =
-                    idempotent_producer(&self.config.brokers, self.config.delivery_timeout)
-                        .map_err(|e| format!("kafka producer: {e}"))?;
-                return Err(format!("publishing to Kafka failed: {error}"));
-            }
-            metrics::counter!("relay_events_published_total").increment(events.len() as u64);
-            Ok(())
+    ) -> Result<(), String> {
+        if let Err(error) = publish(&self.producer, &self.config.topic_prefix, events).await {
+            metrics::counter!("relay_publish_failures_total").increment(1);
+            // A fatal idempotence error leaves the producer unusable: start afresh.
+            let _ = self.producer.flush(Duration::from_secs(1));
+            self.producer = idempotent_producer(&self.config.brokers, self.config.delivery_timeout)
+                .map_err(|e| format!("kafka producer: {e}"))?;
+            return Err(format!("publishing to Kafka failed: {error}"));
         }
+        metrics::counter!("relay_events_published_total").increment(events.len() as u64);
+        Ok(())
     }
 }
 

@@ -26,26 +26,24 @@ struct Recorder {
 }
 
 impl BatchHandler for Recorder {
-    fn handle<'a>(
+    async fn handle<'a>(
         &'a mut self,
         session: &'a Client,
         events: &'a [RecordedEvent],
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'a {
-        async move {
-            let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
-            session
-                .execute(
-                    "INSERT INTO handled SELECT unnest($1::int8[])",
-                    &[&positions],
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            let batch = self.batches.fetch_add(1, Ordering::SeqCst);
-            if batch % 3 == 1 {
-                return Err("injected failure after writing".into());
-            }
-            Ok(())
+    ) -> Result<(), String> {
+        let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+        session
+            .execute(
+                "INSERT INTO handled SELECT unnest($1::int8[])",
+                &[&positions],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let batch = self.batches.fetch_add(1, Ordering::SeqCst);
+        if batch % 3 == 1 {
+            return Err("injected failure after writing".into());
         }
+        Ok(())
     }
 }
 

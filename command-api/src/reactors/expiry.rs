@@ -12,7 +12,6 @@
 //!   a payment that won the race (refused), or two instances at once all end with exactly
 //!   one outcome per order.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,48 +31,46 @@ const BATCH: i64 = 500;
 pub struct Tracker;
 
 impl BatchHandler for Tracker {
-    fn handle<'a>(
+    async fn handle<'a>(
         &'a mut self,
         session: &'a Client,
         events: &'a [RecordedEvent],
-    ) -> impl Future<Output = Result<(), String>> + Send + 'a {
-        async move {
-            let (mut placed, mut placed_at, mut closed) = (Vec::new(), Vec::new(), Vec::new());
-            for event in events {
-                if event.stream_type != domain::order::STREAM_TYPE {
-                    continue;
+    ) -> Result<(), String> {
+        let (mut placed, mut placed_at, mut closed) = (Vec::new(), Vec::new(), Vec::new());
+        for event in events {
+            if event.stream_type != domain::order::STREAM_TYPE {
+                continue;
+            }
+            match event.event_type.as_str() {
+                "OrderPlaced" => {
+                    placed.push(event.stream_id);
+                    placed_at.push(event.occurred_at);
                 }
-                match event.event_type.as_str() {
-                    "OrderPlaced" => {
-                        placed.push(event.stream_id);
-                        placed_at.push(event.occurred_at);
-                    }
-                    "OrderPaid" | "OrderCancelled" => closed.push(event.stream_id),
-                    _ => {}
-                }
+                "OrderPaid" | "OrderCancelled" => closed.push(event.stream_id),
+                _ => {}
             }
-            if !placed.is_empty() {
-                session
-                    .execute(
-                        "INSERT INTO order_expiries (order_id, placed_at) \
-                         SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) \
-                         ON CONFLICT (order_id) DO NOTHING",
-                        &[&placed, &placed_at],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            if !closed.is_empty() {
-                session
-                    .execute(
-                        "DELETE FROM order_expiries WHERE order_id = ANY($1)",
-                        &[&closed],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(())
         }
+        if !placed.is_empty() {
+            session
+                .execute(
+                    "INSERT INTO order_expiries (order_id, placed_at) \
+                     SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) \
+                     ON CONFLICT (order_id) DO NOTHING",
+                    &[&placed, &placed_at],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !closed.is_empty() {
+            session
+                .execute(
+                    "DELETE FROM order_expiries WHERE order_id = ANY($1)",
+                    &[&closed],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 

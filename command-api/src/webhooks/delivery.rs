@@ -14,7 +14,6 @@
 //!    the record repeats that delivery, so receivers dedupe on `Agora-Event-Id`.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,49 +44,47 @@ pub struct FanOut {
 }
 
 impl BatchHandler for FanOut {
-    fn handle<'a>(
+    async fn handle<'a>(
         &'a mut self,
         session: &'a Client,
         events: &'a [RecordedEvent],
-    ) -> impl Future<Output = Result<(), String>> + Send + 'a {
-        async move {
-            let rows = session
-                .query("SELECT id, event_types FROM webhook_subscriptions", &[])
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut subscriptions = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let id: Uuid = row.try_get(0).map_err(|e| e.to_string())?;
-                let types: Vec<String> = row.try_get(1).map_err(|e| e.to_string())?;
-                subscriptions.push((id, types));
-            }
-            let (mut ids, mut event_ids, mut positions, mut streams) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for event in events {
-                for (id, types) in &subscriptions {
-                    if types.iter().any(|t| t == &event.event_type) {
-                        ids.push(*id);
-                        event_ids.push(event.event_id);
-                        positions.push(event.position);
-                        streams.push(event.stream_id);
-                    }
+    ) -> Result<(), String> {
+        let rows = session
+            .query("SELECT id, event_types FROM webhook_subscriptions", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut subscriptions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = row.try_get(0).map_err(|e| e.to_string())?;
+            let types: Vec<String> = row.try_get(1).map_err(|e| e.to_string())?;
+            subscriptions.push((id, types));
+        }
+        let (mut ids, mut event_ids, mut positions, mut streams) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for event in events {
+            for (id, types) in &subscriptions {
+                if types.iter().any(|t| t == &event.event_type) {
+                    ids.push(*id);
+                    event_ids.push(event.event_id);
+                    positions.push(event.position);
+                    streams.push(event.stream_id);
                 }
             }
-            if ids.is_empty() {
-                return Ok(());
-            }
-            session
-                .execute(
-                    "INSERT INTO webhook_deliveries (subscription_id, event_id, position, stream_id) \
-                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[]) \
-                     ON CONFLICT (subscription_id, event_id) DO NOTHING",
-                    &[&ids, &event_ids, &positions, &streams],
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            metrics::counter!("webhook_deliveries_enqueued_total").increment(ids.len() as u64);
-            Ok(())
         }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        session
+            .execute(
+                "INSERT INTO webhook_deliveries (subscription_id, event_id, position, stream_id) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[]) \
+                 ON CONFLICT (subscription_id, event_id) DO NOTHING",
+                &[&ids, &event_ids, &positions, &streams],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        metrics::counter!("webhook_deliveries_enqueued_total").increment(ids.len() as u64);
+        Ok(())
     }
 
     fn committed(&mut self) {
