@@ -78,11 +78,16 @@ pub async fn place(
         existing: body.lines.iter().map(|l| l.product_id.as_uuid()).collect(),
         created: vec![id],
     };
-    // One customer's placements queue here (in this process), so they pick distinct
-    // open-order slots; another process picking the same slot loses at the append.
+    // With a limit, one customer's placements queue here (in this process), so they pick
+    // distinct open-order slots; another process picking the same slot loses at the append.
+    let limited = [open_orders::lock_key(&customer_id)];
     let _customer = state
         .customer_locks
-        .lock(&[open_orders::lock_key(&customer_id)])
+        .lock(if state.max_open_orders > 0 {
+            &limited
+        } else {
+            &[]
+        })
         .await;
     let mut slot_races = 0;
     let outcome = loop {
