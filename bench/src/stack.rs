@@ -34,6 +34,8 @@ pub struct StackOptions {
     pub workers: usize,
     /// The command API's group commit (its default: on).
     pub group_commit: bool,
+    /// Turn webhooks on with this key (and allow loopback receivers).
+    pub webhook_key: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -47,6 +49,7 @@ impl Default for StackOptions {
             pool_size: 16,
             workers: 2,
             group_commit: true,
+            webhook_key: None,
         }
     }
 }
@@ -95,6 +98,13 @@ impl Stack {
                 topic_prefix: topic_prefix.clone(),
                 shutdown_drain_ms: 0,
                 tls: Default::default(),
+                reactors: true,
+                payment_ttl: std::time::Duration::from_secs(30 * 60),
+                max_open_orders_per_customer: 0,
+                webhook_key: options.webhook_key.clone(),
+                webhook_allow_insecure: options.webhook_key.is_some(),
+                webhook_max_attempts: 10,
+                webhook_retry_base: std::time::Duration::from_secs(5),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());

@@ -1,5 +1,7 @@
 //! Configuration from the environment (flags override), as in DESIGN.md.
 
+use std::time::Duration;
+
 use clap::Parser;
 use platform::AuthSettings;
 
@@ -49,4 +51,30 @@ pub struct Settings {
     /// HTTPS: `AGORA_TLS_CERT` and `AGORA_TLS_KEY` (plain HTTP without them).
     #[command(flatten)]
     pub tls: platform::tls::TlsSettings,
+    /// Run the reactors (reservation expiry, webhook delivery) in this process; one
+    /// instance of each is active across all processes.
+    #[arg(long, env = "AGORA_REACTORS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reactors: bool,
+    /// An order still `placed` this long after it was placed is cancelled by the system
+    /// (reason `payment_timeout`) and its stock released (`30m`, `90s`, `2h`, ...).
+    #[arg(long, env = "AGORA_ORDER_PAYMENT_TTL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub payment_ttl: Duration,
+    /// The most orders one customer may hold in `placed` (0: no limit; at most 1000).
+    #[arg(long, env = "AGORA_MAX_OPEN_ORDERS_PER_CUSTOMER", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub max_open_orders_per_customer: u32,
+    /// The key webhook secrets are sealed with at rest: 64 hex digits (32 bytes). Without
+    /// it, webhooks are off (`/v1/webhooks` answers 503).
+    #[arg(long, env = "AGORA_WEBHOOK_KEY", hide_env_values = true)]
+    pub webhook_key: Option<String>,
+    /// Allow http and loopback/private webhook URLs (development, tests).
+    #[arg(long, env = "AGORA_WEBHOOK_ALLOW_INSECURE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_insecure: bool,
+    /// Attempts of a webhook delivery before it is marked `failed`.
+    #[arg(long, env = "AGORA_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_max_attempts: u32,
+    /// The first retry's delay; each further retry doubles it (at most 1 h), with jitter.
+    #[arg(long, env = "AGORA_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub webhook_retry_base: Duration,
 }

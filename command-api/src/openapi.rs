@@ -9,7 +9,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse};
 
 use crate::execution::CommandAccepted;
 use crate::requests;
-use crate::routes::{health, orders, products};
+use crate::routes::{health, orders, products, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -32,12 +32,19 @@ use crate::routes::{health, orders, products};
         orders::pay,
         orders::ship,
         orders::cancel,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::delete,
+        webhooks::deliveries,
+        webhooks::retry,
         health::healthz,
         health::readyz,
         platform::telemetry::metrics_endpoint,
     ),
     components(
-        schemas(CommandAccepted, requests::OrderLine, health::Health),
+        schemas(CommandAccepted, requests::OrderLine, health::Health,
+                crate::reactors::ReactorReport),
         responses(
             Created,
             Applied,
@@ -58,6 +65,7 @@ use crate::routes::{health, orders, products};
     tags(
         (name = "products", description = "Product commands (role `admin`)."),
         (name = "orders", description = "Order commands."),
+        (name = "webhooks", description = "Webhook subscriptions and deliveries (role `admin`)."),
         (name = "operations", description = "Health, readiness and metrics (no token)."),
     )
 )]
@@ -174,8 +182,11 @@ platform::problem_responses! {
         ["invalid_state", "idempotency_key_reused"];
     /// 422 of `POST /v1/orders`.
     pub PlaceOrderRefused => 422,
-        "Refused; neither the order nor any reservation was appended.",
+        "Refused; neither the order nor any reservation was appended. \
+         `too_many_open_orders`: the customer already holds \
+         `AGORA_MAX_OPEN_ORDERS_PER_CUSTOMER` orders in `placed`.",
         [
+            "too_many_open_orders",
             "insufficient_stock",
             "unknown_product",
             "product_discontinued",

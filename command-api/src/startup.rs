@@ -17,8 +17,12 @@ use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::execution::Engine;
-use crate::routes::{health, orders, products, AppState};
+use crate::execution::{Engine, StreamLocks};
+use crate::reactors::{ReactorStatuses, Reactors};
+use crate::routes::{health, orders, products, webhooks, AppState};
+use crate::webhooks::secrets::SecretBox;
+use crate::webhooks::WebhookSettings;
+use eventstore::follower::FollowerStatus;
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -26,6 +30,7 @@ pub struct Application {
     address: String,
     server: Server,
     relay: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    reactors: Option<Reactors>,
     ready: Arc<AtomicBool>,
     drain: Duration,
     watcher: tokio::task::JoinHandle<()>,
@@ -61,20 +66,47 @@ impl Application {
             });
         let ready = Arc::new(AtomicBool::new(true));
         let watcher = tokio::spawn(watch_open_transactions(store.clone()));
-        let server = run(
-            listener,
-            store,
-            authenticator,
-            settings.workers,
-            settings.state_cache_mb,
-            ready.clone(),
-            tls,
-        )?;
+        let webhooks = match settings.webhook_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(key) => Some(WebhookSettings {
+                secrets: SecretBox::from_hex(key).map_err(anyhow::Error::msg)?,
+                allow_insecure: settings.webhook_allow_insecure,
+                max_attempts: settings.webhook_max_attempts,
+                retry_base: settings.webhook_retry_base,
+            }),
+            None => None,
+        };
+        let statuses = if settings.reactors {
+            ReactorStatuses {
+                expiry: Some(FollowerStatus::default()),
+                webhooks: webhooks.as_ref().map(|_| FollowerStatus::default()),
+            }
+        } else {
+            ReactorStatuses::default()
+        };
+        let state = web::Data::new(AppState {
+            engine: Arc::new(Engine::new(store, settings.state_cache_mb)),
+            ready: ready.clone(),
+            max_open_orders: settings.max_open_orders_per_customer,
+            customer_locks: StreamLocks::default(),
+            webhooks: webhooks.clone(),
+            reactors: statuses.clone(),
+        });
+        let reactors = settings.reactors.then(|| {
+            Reactors::spawn(
+                &settings.database_url,
+                state.engine.clone(),
+                settings.payment_ttl,
+                webhooks,
+                &statuses,
+            )
+        });
+        let server = run(listener, state, authenticator, settings.workers, tls)?;
         Ok(Application {
             port: local.port(),
             address: local.to_string(),
             server,
             relay,
+            reactors,
             ready,
             drain: Duration::from_millis(settings.shutdown_drain_ms),
             watcher,
@@ -110,6 +142,9 @@ impl Application {
             let _ = stop.send(true);
             let _ = task.await;
         }
+        if let Some(reactors) = self.reactors {
+            reactors.stop().await;
+        }
         outcome
     }
 }
@@ -137,24 +172,30 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route("/orders", web::post().to(orders::place))
                 .route("/orders/{id}/pay", web::post().to(orders::pay))
                 .route("/orders/{id}/ship", web::post().to(orders::ship))
-                .route("/orders/{id}/cancel", web::post().to(orders::cancel)),
+                .route("/orders/{id}/cancel", web::post().to(orders::cancel))
+                .route("/webhooks", web::post().to(webhooks::create))
+                .route("/webhooks", web::get().to(webhooks::list))
+                .route("/webhooks/{id}", web::get().to(webhooks::get))
+                .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+                .route(
+                    "/webhooks/{id}/deliveries",
+                    web::get().to(webhooks::deliveries),
+                )
+                .route(
+                    "/webhooks/{id}/deliveries/{event_id}/retry",
+                    web::post().to(webhooks::retry),
+                ),
         );
 }
 
-/// Starts serving on `listener`: HTTPS with `tls`, else plain HTTP.
+/// Starts serving `state` on `listener`: HTTPS with `tls`, else plain HTTP.
 pub fn run(
     listener: TcpListener,
-    store: EventStore,
+    state: web::Data<AppState>,
     authenticator: Authenticator,
     workers: usize,
-    state_cache_mb: usize,
-    ready: Arc<AtomicBool>,
     tls: Option<platform::tls::ServerConfig>,
 ) -> std::io::Result<Server> {
-    let state = web::Data::new(AppState {
-        engine: Engine::new(store, state_cache_mb),
-        ready,
-    });
     let authenticator = web::Data::new(authenticator);
     let metrics = web::Data::new(metrics_handle());
     let mut server = HttpServer::new(move || {

@@ -64,15 +64,15 @@ BEGIN
     GRANT SELECT, INSERT, UPDATE, DELETE ON public.snapshots TO agora_writer;
     GRANT SELECT, INSERT, UPDATE ON public.relay_checkpoints TO agora_writer;
     -- Tables of later features (the log's sequence and checkpoints, reactors, webhooks)
-    -- belong to the write side too: the writer may insert and update them, never delete
-    -- from the log itself.
+    -- belong to the write side too: the writer keeps them (the log itself and the claims
+    -- stay append-only for it).
     FOR table_name IN
         SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
           AND c.relname NOT IN ('events', 'unique_claims', 'idempotency_keys', 'snapshots',
                                 'relay_checkpoints', 'refinery_schema_history')
     LOOP
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON public.%I TO agora_writer', table_name);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public.%I TO agora_writer', table_name);
         EXECUTE format('GRANT SELECT ON public.%I TO agora_auditor', table_name);
     END LOOP;
     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO agora_writer;

@@ -18,7 +18,7 @@ pub mod values;
 
 pub use error::{DomainError, EventDecodeError};
 pub use order::{Order, OrderCommand, OrderEvent, OrderStatus};
-pub use placement::{cancel_order, place_order, ship_order, PlacementEvents};
+pub use placement::{cancel_order, expire_order, place_order, ship_order, PlacementEvents};
 pub use product::{Product, ProductCommand, ProductEvent};
 pub use values::*;
 

@@ -1,5 +1,5 @@
 //! Domain services spanning an order and its products: placing (order + reservations),
-//! shipping (order + stock out) and cancelling (order + reservations released).
+//! shipping (order + stock out), cancelling and expiring (order + reservations released).
 //!
 //! They are pure: the caller loads the order and every product its lines name, calls one
 //! of these, and appends all returned events in one transaction, each stream at the
@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::error::DomainError;
-use crate::order::{Order, OrderCommand, OrderEvent};
+use crate::order::{Order, OrderCommand, OrderEvent, OrderStatus};
 use crate::product::{Product, ProductCommand, ProductEvent};
 use crate::values::{
     ActorId, CancelReason, Carrier, Currency, CustomerId, LineQuantity, OrderId, OrderLines,
@@ -145,6 +145,26 @@ pub fn cancel_order(
         order: order_events,
         products,
     })
+}
+
+/// Expires an unpaid order: a `placed` order is cancelled with reason `payment_timeout`
+/// and its reservations released, exactly like [`cancel_order`]. Any other status is
+/// `InvalidState`: a paid order is never expired (a payment that won the race stands), and
+/// an order cancelled already is not cancelled twice.
+pub fn expire_order(
+    order_id: OrderId,
+    order: &Order,
+    products: &HashMap<ProductId, Product>,
+) -> Result<PlacementEvents, DomainError> {
+    match order.status() {
+        Some(OrderStatus::Placed) => {
+            cancel_order(order_id, order, CancelReason::payment_timeout(), products)
+        }
+        Some(status) => Err(DomainError::invalid_state(format!(
+            "order is {status}; only a placed order expires"
+        ))),
+        None => Err(DomainError::NotFound { entity: "order" }),
+    }
 }
 
 fn lookup(

@@ -323,6 +323,16 @@ impl Default for CancelReason {
     }
 }
 
+impl CancelReason {
+    /// The reason recorded when the system cancels an order that was not paid in time.
+    pub const PAYMENT_TIMEOUT: &'static str = "payment_timeout";
+
+    /// [`CancelReason::PAYMENT_TIMEOUT`].
+    pub fn payment_timeout() -> Self {
+        Self(Self::PAYMENT_TIMEOUT.to_owned())
+    }
+}
+
 int_value!(
     /// A price in minor units (cents): 1 to 1,000,000,000,000.
     ///

@@ -7,16 +7,20 @@
 //!   ([`snapshot`], [`state`], through the one decoder, [`decode`]).
 //! - [`EventStore::read_log`]: the gap-free global log in `(transaction_id, position)` order.
 //! - [`hashchain`]: the per-stream SHA-256 chain over RFC 8785 canonical JSON.
+//! - [`follower`]: the one log follower (gap-free, leader by advisory lock, checkpointed)
+//!   that the relay and the reactors share.
 //! - [`relay`]: publishes the log to Kafka (the events table is the outbox).
 //! - [`connect::migrate`]: versioned migrations, applied at start.
 
 pub mod append;
+pub mod claims;
 pub mod connect;
 pub mod db_error;
 pub mod decode;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod follower;
 pub mod group_commit;
 pub mod hashchain;
 pub mod idempotency;

@@ -65,6 +65,18 @@ impl EventStore {
         rows.iter().map(decode_event).collect()
     }
 
+    /// The events at `positions` (those that exist), in position order.
+    pub async fn events_at(&self, positions: &[i64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE position = ANY($1) ORDER BY position"
+            ))
+            .await?;
+        let rows = client.query(&statement, &[&positions]).await?;
+        rows.iter().map(decode_event).collect()
+    }
+
     /// The checkpoint of the event at `position`, if there is one: where a reader resumes
     /// when a client pages with `after=<position>`.
     pub async fn checkpoint_of(&self, position: i64) -> Result<Option<LogCheckpoint>, StoreError> {

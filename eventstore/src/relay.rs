@@ -4,9 +4,9 @@
 //! publishes each event with the idempotent producer (`acks=all`), key = stream id, value =
 //! the envelope, headers `event_type`, `schema_version`, `event_id`, `correlation_id`, to
 //! topic `{prefix}.{stream_type}`, and saves its checkpoint only after the broker
-//! acknowledged the whole batch. Exactly one relay publishes: the holder of a session-level
-//! advisory lock; a standby retries the lock every second and takes over when the holder's
-//! session ends. A crash between publishing and checkpointing republishes a batch: Kafka may
+//! acknowledged the whole batch. Exactly one relay publishes: it is a
+//! [`crate::follower`] (advisory-lock leadership with a standby that takes over within
+//! seconds when the holder's session ends). A crash between publishing and checkpointing republishes a batch: Kafka may
 //! hold duplicates, which consumers drop by stream version.
 
 use std::time::Duration;
@@ -16,11 +16,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
+use tokio_postgres::Client;
+
 use crate::envelope::to_json_line;
-use crate::error::StoreError;
 use crate::event::RecordedEvent;
-use crate::listen::LogListener;
-use crate::log::LogCheckpoint;
+use crate::follower::{run_follower, BatchHandler, FollowerConfig, FollowerStatus};
 use crate::EventStore;
 
 /// Fixed key of the advisory lock that elects the active relay.
@@ -82,125 +82,58 @@ pub fn idempotent_producer(
 }
 
 /// Runs the relay until `shutdown` turns true: standby until it holds the lock, then
-/// publishes. Errors are logged and retried; this only returns on shutdown.
-pub async fn run_relay(
-    config: RelayConfig,
-    store: EventStore,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        if *shutdown.borrow() {
+/// publishes. Errors are logged and retried; this only returns on shutdown. The relay is a
+/// [`crate::follower`]: it saves its checkpoint only after the broker acknowledged.
+pub async fn run_relay(config: RelayConfig, store: EventStore, shutdown: watch::Receiver<bool>) {
+    let mut follower =
+        FollowerConfig::new(&config.database_url, &config.name, RELAY_LOCK_KEY, "relay");
+    follower.batch_size = config.batch_size;
+    follower.standby_retry = config.standby_retry;
+    follower.idle_wait = config.idle_wait;
+    let producer = match idempotent_producer(&config.brokers, config.delivery_timeout) {
+        Ok(producer) => producer,
+        Err(error) => {
+            tracing::error!(%error, "cannot create the Kafka producer; the relay does not run");
             return;
         }
-        match lead_while_possible(&config, &store, &mut shutdown).await {
-            Ok(()) => {}
-            Err(error) => tracing::warn!(%error, "relay interrupted; retrying"),
-        }
-        metrics::gauge!("relay_leader").set(0.0);
-        tokio::select! {
-            _ = tokio::time::sleep(config.standby_retry) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
+    };
+    let publisher = Publisher {
+        producer,
+        config: config.clone(),
+    };
+    run_follower(
+        follower,
+        store,
+        publisher,
+        FollowerStatus::default(),
+        shutdown,
+    )
+    .await;
 }
 
-/// One session: waits for the lock, then publishes until the session or shutdown ends it.
-async fn lead_while_possible(
-    config: &RelayConfig,
-    store: &EventStore,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), StoreError> {
-    let listener = LogListener::connect(&config.database_url).await?;
-    loop {
-        let row = listener
-            .client()
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK_KEY])
-            .await?;
-        if row.try_get::<_, bool>(0)? {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(config.standby_retry) => {}
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-    }
-    tracing::info!(relay = %config.name, "relay is now the active publisher");
-    metrics::gauge!("relay_leader").set(1.0);
-    let client = listener.client();
-    client
-        .execute(
-            "INSERT INTO relay_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-            &[&config.name],
-        )
-        .await?;
-    let row = client
-        .query_one(
-            "SELECT transaction_id, position FROM relay_checkpoints WHERE name = $1",
-            &[&config.name],
-        )
-        .await?;
-    let mut checkpoint = LogCheckpoint {
-        transaction_id: row.try_get::<_, i64>(0)? as u64,
-        position: row.try_get(1)?,
-    };
-    let save = client
-        .prepare(
-            "UPDATE relay_checkpoints SET transaction_id = $2, position = $3, updated_at = now() \
-             WHERE name = $1",
-        )
-        .await?;
-    let mut producer = idempotent_producer(&config.brokers, config.delivery_timeout)
-        .map_err(|e| StoreError::Config(format!("kafka producer: {e}")))?;
-    while !*shutdown.borrow() {
-        if listener.is_closed() {
-            return Err(StoreError::Config("the relay's session ended".into()));
-        }
-        let events = store.read_log(checkpoint, config.batch_size).await?;
-        let Some(last) = events.last() else {
-            metrics::gauge!("relay_lag_events").set(0.0);
-            metrics::gauge!("relay_lag_seconds").set(0.0);
-            tokio::select! {
-                _ = listener.wait(config.idle_wait) => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        };
-        if let Err(error) = publish(&producer, &config.topic_prefix, &events).await {
+/// The relay's batch handler: publishes and waits for the broker's acknowledgements.
+struct Publisher {
+    producer: FutureProducer,
+    config: RelayConfig,
+}
+
+impl BatchHandler for Publisher {
+    async fn handle<'a>(
+        &'a mut self,
+        _session: &'a Client,
+        events: &'a [RecordedEvent],
+    ) -> Result<(), String> {
+        if let Err(error) = publish(&self.producer, &self.config.topic_prefix, events).await {
             metrics::counter!("relay_publish_failures_total").increment(1);
-            tracing::warn!(%error, "publishing to Kafka failed; retrying the batch");
             // A fatal idempotence error leaves the producer unusable: start afresh.
-            producer = idempotent_producer(&config.brokers, config.delivery_timeout)
-                .map_err(|e| StoreError::Config(format!("kafka producer: {e}")))?;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
+            let _ = self.producer.flush(Duration::from_secs(1));
+            self.producer = idempotent_producer(&self.config.brokers, self.config.delivery_timeout)
+                .map_err(|e| format!("kafka producer: {e}"))?;
+            return Err(format!("publishing to Kafka failed: {error}"));
         }
-        let next = LogCheckpoint::after(last);
-        client
-            .execute(
-                &save,
-                &[&config.name, &(next.transaction_id as i64), &next.position],
-            )
-            .await?;
-        checkpoint = next;
         metrics::counter!("relay_events_published_total").increment(events.len() as u64);
-        let lag = (chrono::Utc::now() - last.occurred_at)
-            .num_milliseconds()
-            .max(0) as f64;
-        metrics::gauge!("relay_lag_seconds").set(lag / 1000.0);
-        metrics::gauge!("relay_lag_events").set(if events.len() as i64 == config.batch_size {
-            config.batch_size as f64
-        } else {
-            0.0
-        });
+        Ok(())
     }
-    let _ = producer.flush(Duration::from_secs(5));
-    Ok(())
 }
 
 /// Publishes a batch and waits until the broker acknowledged every message.

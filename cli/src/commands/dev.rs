@@ -41,6 +41,17 @@ pub struct DevArgs {
     /// development secret; the services refuse to start with it.
     #[arg(long, env = "AGORA_JWT_SECRET", hide_env_values = true, default_value = DEVELOPMENT_SECRET)]
     pub jwt_secret: String,
+    /// An unpaid order is cancelled by the system after this (`30m`, `90s`, ...).
+    #[arg(long, env = "AGORA_ORDER_PAYMENT_TTL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub payment_ttl: std::time::Duration,
+    /// The most orders one customer may hold in `placed` (0: no limit).
+    #[arg(long, env = "AGORA_MAX_OPEN_ORDERS_PER_CUSTOMER", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub max_open_orders_per_customer: u32,
+    /// The key webhook secrets are sealed with (64 hex digits; default: generated once and
+    /// kept in the data directory as `webhook.key`).
+    #[arg(long, env = "AGORA_WEBHOOK_KEY", hide_env_values = true)]
+    pub webhook_key: Option<String>,
 }
 
 /// How to tell the user to get PostgreSQL.
@@ -97,6 +108,10 @@ async fn serve(
 
     eventstore::migrate(&database_url).await?;
     readmodel::migrate(&database_url).await?;
+    let webhook_key = match &args.webhook_key {
+        Some(key) => key.clone(),
+        None => dev_webhook_key(data_dir)?,
+    };
     let command = command_api::startup::Application::build(command_api::config::Settings {
         database_url: database_url.clone(),
         addr: args.command_addr.clone(),
@@ -111,6 +126,13 @@ async fn serve(
         topic_prefix: "agora".into(),
         shutdown_drain_ms: 0,
         tls: Default::default(),
+        reactors: true,
+        payment_ttl: args.payment_ttl,
+        max_open_orders_per_customer: args.max_open_orders_per_customer,
+        webhook_key: Some(webhook_key),
+        webhook_allow_insecure: true,
+        webhook_max_attempts: 10,
+        webhook_retry_base: std::time::Duration::from_secs(5),
     })
     .await
     .with_context(|| {
@@ -199,6 +221,23 @@ async fn serve(
         Err(_) => eprintln!("the projector did not stop within {step:?}; going on"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The development webhook key: generated once, kept in `<data dir>/webhook.key` (owner
+/// read/write only) so subscriptions' secrets still open after a restart.
+fn dev_webhook_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("webhook.key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        return Ok(key.trim().to_owned());
+    }
+    let key = command_api::webhooks::secrets::SecretBox::generate_key();
+    std::fs::write(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(key)
 }
 
 fn is_root() -> bool {

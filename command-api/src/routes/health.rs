@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::reactors::ReactorReport;
 
 /// The answer of `/healthz` and `/readyz`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -17,10 +18,18 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = false, example = "ok")]
     pub database: Option<&'static str>,
+    /// The reactors of this process (readiness only): `active`, `standby` or
+    /// `disconnected` each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reactors: Option<ReactorReport>,
 }
 
 fn health(status: &'static str, database: Option<&'static str>) -> Health {
-    Health { status, database }
+    Health {
+        status,
+        database,
+        reactors: None,
+    }
 }
 
 /// `GET /healthz`.
@@ -63,7 +72,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().json(health("stopping", None));
     }
     if state.engine.store.is_reachable().await {
-        HttpResponse::Ok().json(health("ready", Some("ok")))
+        let mut ready = health("ready", Some("ok"));
+        ready.reactors = Some(state.reactors.report());
+        HttpResponse::Ok().json(ready)
     } else {
         HttpResponse::ServiceUnavailable().json(health("unready", Some("unreachable")))
     }

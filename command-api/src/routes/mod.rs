@@ -3,15 +3,26 @@
 pub mod health;
 pub mod orders;
 pub mod products;
+pub mod webhooks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::execution::Engine;
+use crate::execution::{Engine, StreamLocks};
+use crate::reactors::ReactorStatuses;
+use crate::webhooks::WebhookSettings;
 
 /// What every handler shares.
 pub struct AppState {
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     /// False once shutdown began: `/readyz` answers 503 so load balancers drain us.
     pub ready: Arc<AtomicBool>,
+    /// The most orders a customer may hold in `placed` (0: no limit).
+    pub max_open_orders: u32,
+    /// Serializes one customer's placements in this process (keyed by customer).
+    pub customer_locks: StreamLocks,
+    /// Webhooks, when `AGORA_WEBHOOK_KEY` is set.
+    pub webhooks: Option<WebhookSettings>,
+    /// The reactors running in this process.
+    pub reactors: ReactorStatuses,
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::{
-    cancel_order, place_order, ship_order, ActorId, CustomerId, Order, OrderCommand, OrderId,
-    PlacementEvents, Product, ProductId,
+    cancel_order, expire_order, place_order, ship_order, ActorId, CustomerId, Order, OrderCommand,
+    OrderId, PlacementEvents, Product, ProductId,
 };
 use eventstore::{StreamState, StreamWrite};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use crate::errors::domain_problem;
-use crate::execution::{execute, CommandContext, CommandStreams, Decision};
+use crate::execution::{execute, CommandContext, CommandStreams, Decision, Engine, Outcome};
 use crate::openapi::{
     Applied, CancelOrderRefused, CommandHeaders, Created, PayOrderRefused, PlaceOrderRefused,
     ShipOrderRefused, Unavailable, VersionMismatch,
@@ -78,22 +78,114 @@ pub async fn place(
         existing: body.lines.iter().map(|l| l.product_id.as_uuid()).collect(),
         created: vec![id],
     };
-    let outcome = execute(&state.engine, &context, &streams, |states: &States| {
-        let order_stream = state_of(states, id)?;
-        context.check_if_match(order_stream.version)?;
-        let products = products_of(states, &streams.existing)?;
-        let decided = place_order(
-            OrderId::from_uuid(id),
-            customer_id.clone(),
-            placed_by.clone(),
-            &body.lines,
-            &products,
-        )
-        .map_err(domain_problem)?;
-        decision(order_stream, states, decided)
-    })
-    .await?;
+    // With a limit, one customer's placements queue here (in this process), so they pick
+    // distinct open-order slots; another process picking the same slot loses at the append.
+    let limited = [open_orders::lock_key(&customer_id)];
+    let _customer = state
+        .customer_locks
+        .lock(if state.max_open_orders > 0 {
+            &limited
+        } else {
+            &[]
+        })
+        .await;
+    let mut slot_races = 0;
+    let outcome = loop {
+        let slot = open_orders::free_slot(&state, &customer_id, id).await?;
+        let placed = execute(&state.engine, &context, &streams, |states: &States| {
+            let order_stream = state_of(states, id)?;
+            context.check_if_match(order_stream.version)?;
+            let claim = slot
+                .clone()
+                .ok_or_else(|| open_orders::too_many(state.max_open_orders))?;
+            let products = products_of(states, &streams.existing)?;
+            let decided = place_order(
+                OrderId::from_uuid(id),
+                customer_id.clone(),
+                placed_by.clone(),
+                &body.lines,
+                &products,
+            )
+            .map_err(domain_problem)?;
+            let mut decided = decision(order_stream, states, decided)?;
+            decided.claims.extend(claim);
+            Ok(decided)
+        })
+        .await;
+        match placed {
+            // Another process took that slot first: pick again.
+            Err(problem) if problem.code == "conflict" && slot_races < 10 => slot_races += 1,
+            other => break other?,
+        }
+    };
     Ok(outcome.respond(&context))
+}
+
+/// The open-order limit: each order in `placed` holds one of its customer's
+/// `AGORA_MAX_OPEN_ORDERS_PER_CUSTOMER` slots, a unique claim taken in the statement that
+/// appends the order (atomic across processes) and released by the database in the
+/// transaction that records its payment or cancellation (migration `V20__reactors.sql`).
+mod open_orders {
+    use domain::CustomerId;
+    use eventstore::UniqueClaim;
+    use platform::Problem;
+    use sha2::{Digest, Sha256};
+    use uuid::Uuid;
+
+    use super::AppState;
+    use crate::errors::store_problem;
+
+    /// The claims' scope.
+    pub const SCOPE: &str = "open_order";
+
+    /// The key `customer`'s placements are serialized on in this process.
+    pub fn lock_key(customer: &CustomerId) -> Uuid {
+        let digest = Sha256::digest(customer.as_str().as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Uuid::from_bytes(bytes)
+    }
+
+    /// The claim for a free slot of `customer` for order `order` (`Some(None)` when there
+    /// is no limit), or `None` when every slot is held.
+    pub async fn free_slot(
+        state: &AppState,
+        customer: &CustomerId,
+        order: Uuid,
+    ) -> Result<Option<Option<UniqueClaim>>, Problem> {
+        if state.max_open_orders == 0 {
+            return Ok(Some(None));
+        }
+        let slots: Vec<String> = (0..state.max_open_orders)
+            .map(|n| format!("{}#{n}", customer.as_str()))
+            .collect();
+        let held = state
+            .engine
+            .store
+            .claimed_values(SCOPE, &slots)
+            .await
+            .map_err(store_problem)?;
+        Ok(slots
+            .into_iter()
+            .find(|slot| !held.contains(slot))
+            .map(|value| {
+                Some(UniqueClaim {
+                    scope: SCOPE.into(),
+                    value,
+                    stream_id: order,
+                })
+            }))
+    }
+
+    /// 422 `too_many_open_orders`.
+    pub fn too_many(limit: u32) -> Problem {
+        Problem::unprocessable(
+            "too_many_open_orders",
+            format!(
+                "this customer already has {limit} orders awaiting payment; pay or cancel one first"
+            ),
+        )
+    }
 }
 
 /// The order in `states` if the caller may act on it (404 otherwise).
@@ -288,6 +380,31 @@ pub async fn cancel(
     })
     .await?;
     Ok(outcome.respond(&context))
+}
+
+/// The actor recorded on commands the system sends by itself (reservation expiry).
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// Expires an unpaid order, without HTTP: the same command path as a cancel (the order
+/// and its products locked, loaded, decided by [`domain::expire_order`], appended in one
+/// transaction), by actor `system` with reason `payment_timeout`. Refused (422
+/// `invalid_state`) unless the order is still `placed`, so a payment that won the race
+/// stands and an order is never expired twice.
+pub async fn run_expiry(engine: &Engine, id: Uuid) -> Result<Outcome, Problem> {
+    let context = CommandContext::internal(SYSTEM_ACTOR, id);
+    let order = engine.streams.peek(id).await?.order();
+    let mut ids = vec![id];
+    ids.extend(order.lines().iter().map(|l| l.product_id.as_uuid()));
+    let streams = CommandStreams::existing(ids);
+    execute(engine, &context, &streams, |states: &States| {
+        let stream = state_of(states, id)?;
+        let order = stream.order();
+        let products = order_products(states, &order)?;
+        let decided =
+            expire_order(OrderId::from_uuid(id), &order, &products).map_err(domain_problem)?;
+        decision(stream, states, decided)
+    })
+    .await
 }
 
 /// The products of `ids`, folded.

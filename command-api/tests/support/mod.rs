@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use command_api::config::Settings;
 use command_api::startup::Application;
 use eventstore::testing::TestDatabase;
@@ -13,6 +15,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub const SECRET: &str = "command-api-test-secret-0123456789abcdef";
+/// The key webhook secrets are sealed with in tests (64 hex digits).
+pub const WEBHOOK_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 pub struct TestApp {
     pub address: String,
@@ -24,10 +28,16 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with the test settings changed by `configure` (no open-order limit by
+    /// default, so tests may place many orders for one customer).
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         let db = TestDatabase::create()
             .await
             .expect("the test PostgreSQL must be running (scripts/postgres.sh start)");
-        let settings = Settings {
+        let mut settings = Settings {
             database_url: db.url.clone(),
             addr: "127.0.0.1:0".into(),
             auth: platform::AuthSettings::hs256(SECRET),
@@ -41,7 +51,15 @@ impl TestApp {
             topic_prefix: "agora".into(),
             shutdown_drain_ms: 0,
             tls: Default::default(),
+            reactors: true,
+            payment_ttl: std::time::Duration::from_secs(30 * 60),
+            max_open_orders_per_customer: 0,
+            webhook_key: Some(WEBHOOK_KEY.into()),
+            webhook_allow_insecure: true,
+            webhook_max_attempts: 10,
+            webhook_retry_base: std::time::Duration::from_secs(5),
         };
+        configure(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -176,6 +194,11 @@ impl TestApp {
     /// Starts another command-api process on this app's database and waits until it
     /// answers.
     pub async fn another_process(&self) -> OtherProcess {
+        self.another_process_with(&[]).await
+    }
+
+    /// [`TestApp::another_process`] with extra environment variables.
+    pub async fn another_process_with(&self, env: &[(&str, &str)]) -> OtherProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -186,6 +209,8 @@ impl TestApp {
             .env("COMMAND_API_ADDR", format!("127.0.0.1:{port}"))
             .env("AGORA_HTTP_WORKERS", "2")
             .env("RUST_LOG", "warn")
+            .env("AGORA_MAX_OPEN_ORDERS_PER_CUSTOMER", "0")
+            .envs(env.iter().copied())
             .kill_on_drop(true)
             .spawn()
             .expect("the command-api binary starts");
@@ -306,6 +331,23 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Restocks `product` by one unit, `times` times, asserting 200 each.
+    pub async fn restock(&self, product: Uuid, times: usize) {
+        for _ in 0..times {
+            let path = format!("/v1/products/{product}/restock");
+            let response = self.post(&path, &self.admin, &json!({"quantity": 1})).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+
+    /// The single `count(*)`-like number `sql` returns.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let client = self.db.store.pool().get().await.expect("a connection");
+        client.query_one(sql, &[]).await.expect(sql).get(0)
+    }
+}
+
 /// The JSON body of a response.
 pub async fn body_of(response: Response) -> Value {
     response.json().await.expect("a JSON body")
@@ -344,7 +386,8 @@ fn base64url(bytes: &[u8]) -> String {
     out
 }
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+/// HMAC-SHA256 (RFC 2104) from SHA-256 alone, independent of the code under test.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));

@@ -431,6 +431,41 @@ fn cancel_of_a_shipped_or_cancelled_order_is_invalid_state() {
 }
 
 #[test]
+fn expiry_cancels_a_placed_order_with_reason_payment_timeout_and_releases_it() {
+    let mut products = catalog(&[(1, product(1299, "EUR", 10))]);
+    let mut order = placed(&mut products, &[(1, 4)]);
+    let events = expire_order(oid(1), &order, &products).unwrap();
+    assert_eq!(
+        events.order,
+        vec![OrderCancelled {
+            reason: CancelReason::payment_timeout(),
+            refunded_cents: 0,
+        }
+        .into()]
+    );
+    apply_all(&events, &mut order, &mut products);
+    assert_eq!(products[&pid(1)].available(), 10);
+    assert_eq!(order.status(), Some(OrderStatus::Cancelled));
+    // Expired once: a second expiry is refused.
+    let err = expire_order(oid(1), &order, &products).unwrap_err();
+    assert_eq!(err.code(), "invalid_state");
+}
+
+#[test]
+fn a_paid_order_never_expires() {
+    let mut products = catalog(&[(1, product(1299, "EUR", 10))]);
+    let mut order = placed(&mut products, &[(1, 2)]);
+    run_order(&mut order, pay_command(2598, "EUR"));
+    let err = expire_order(oid(1), &order, &products).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "order is paid; only a placed order expires"
+    );
+    let err = expire_order(oid(2), &Order::default(), &products).unwrap_err();
+    assert_eq!(err.code(), "not_found");
+}
+
+#[test]
 fn ship_or_cancel_with_a_missing_product_is_unknown_product() {
     let mut products = catalog(&[(1, product(1299, "EUR", 10))]);
     let order = placed(&mut products, &[(1, 2)]);

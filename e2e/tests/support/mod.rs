@@ -36,6 +36,13 @@ pub fn command_settings(
         topic_prefix,
         shutdown_drain_ms: 0,
         tls: Default::default(),
+        reactors: true,
+        payment_ttl: std::time::Duration::from_secs(30 * 60),
+        max_open_orders_per_customer: 0,
+        webhook_key: None,
+        webhook_allow_insecure: false,
+        webhook_max_attempts: 10,
+        webhook_retry_base: std::time::Duration::from_secs(5),
     }
 }
 
@@ -72,11 +79,28 @@ pub struct Stack {
 impl Stack {
     /// Starts everything; `kafka` routes events through the relay and a consumer group.
     pub async fn start(kafka: bool) -> anyhow::Result<Stack> {
-        Stack::start_with_auth(kafka, AuthSettings::hs256(SECRET)).await
+        Self::start_with(kafka, |_| {}).await
     }
 
     /// Starts everything with both APIs checking tokens as `auth` says.
     pub async fn start_with_auth(kafka: bool, auth: AuthSettings) -> anyhow::Result<Stack> {
+        let query_auth = auth.clone();
+        Self::start_configured(kafka, query_auth, |settings| settings.auth = auth).await
+    }
+
+    /// [`Stack::start`] with the command API's settings changed by `configure`.
+    pub async fn start_with(
+        kafka: bool,
+        configure: impl FnOnce(&mut command_api::config::Settings),
+    ) -> anyhow::Result<Stack> {
+        Self::start_configured(kafka, AuthSettings::hs256(SECRET), configure).await
+    }
+
+    async fn start_configured(
+        kafka: bool,
+        auth: AuthSettings,
+        configure: impl FnOnce(&mut command_api::config::Settings),
+    ) -> anyhow::Result<Stack> {
         let db = TestDatabase::create().await?;
         let brokers = kafka.then(e2e::kafka_brokers);
         let prefix = kafka.then(|| format!("e2e{}", Uuid::new_v4().simple()));
@@ -85,7 +109,7 @@ impl Stack {
             brokers.clone(),
             prefix.clone().unwrap_or_else(|| "agora".into()),
         );
-        settings.auth = auth.clone();
+        configure(&mut settings);
         let command = command_api::startup::Application::build(settings).await?;
         let command_url = format!("http://127.0.0.1:{}", command.port());
         tokio::spawn(command.run_until_stopped());

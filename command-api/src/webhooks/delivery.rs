@@ -1,0 +1,331 @@
+//! The webhook reactor.
+//!
+//! 1. **Fan-out**, a [`eventstore::follower`]: for each event of the log, one pending row
+//!    in `webhook_deliveries` per subscription whose `event_types` name it, written in the
+//!    same transaction as the follower's checkpoint (so exactly one row per subscription
+//!    and event, whatever crashes).
+//! 2. **Delivery**, on the active instance only: one worker per subscription, so a slow
+//!    or dead receiver holds up only its own deliveries. A worker takes the due heads of
+//!    its streams (the oldest pending delivery of each stream: per-stream order), POSTs
+//!    them concurrently (each stream one at a time), and records each attempt: 2xx within
+//!    10 s is `delivered`; anything else is retried after an exponential backoff with
+//!    jitter, until `max_attempts` marks it `failed` (which no longer holds its stream
+//!    back; an admin may retry it). At least once: a crash between a receiver's 2xx and
+//!    the record repeats that delivery, so receivers dedupe on `Agora-Event-Id`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use eventstore::follower::{BatchHandler, FollowerState, FollowerStatus};
+use eventstore::{EventStore, RecordedEvent};
+use futures::StreamExt;
+use tokio::sync::{watch, Notify};
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use super::signing::signature_header;
+use super::store::{self, Attempt, Due, Target};
+use super::WebhookSettings;
+
+/// How long a receiver has to answer.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries of one subscription in flight at once (each on its own stream).
+const IN_FLIGHT: usize = 64;
+/// The most deliveries one round takes (at most one per stream).
+const ROUND: i64 = 512;
+/// The longest backoff between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// The fan-out: the log follower's batch handler.
+pub struct FanOut {
+    pub wake: Arc<Notify>,
+}
+
+impl BatchHandler for FanOut {
+    async fn handle<'a>(
+        &'a mut self,
+        session: &'a Client,
+        events: &'a [RecordedEvent],
+    ) -> Result<(), String> {
+        let rows = session
+            .query("SELECT id, event_types FROM webhook_subscriptions", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut subscriptions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = row.try_get(0).map_err(|e| e.to_string())?;
+            let types: Vec<String> = row.try_get(1).map_err(|e| e.to_string())?;
+            subscriptions.push((id, types));
+        }
+        let (mut ids, mut event_ids, mut positions, mut streams) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for event in events {
+            for (id, types) in &subscriptions {
+                if types.iter().any(|t| t == &event.event_type) {
+                    ids.push(*id);
+                    event_ids.push(event.event_id);
+                    positions.push(event.position);
+                    streams.push(event.stream_id);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        session
+            .execute(
+                "INSERT INTO webhook_deliveries (subscription_id, event_id, position, stream_id) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[]) \
+                 ON CONFLICT (subscription_id, event_id) DO NOTHING",
+                &[&ids, &event_ids, &positions, &streams],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        metrics::counter!("webhook_deliveries_enqueued_total").increment(ids.len() as u64);
+        Ok(())
+    }
+
+    fn committed(&mut self) {
+        self.wake.notify_waiters();
+    }
+}
+
+/// Runs delivery workers while the fan-out `status` is active, until `shutdown`.
+pub async fn run_dispatcher(
+    store: EventStore,
+    settings: WebhookSettings,
+    status: FollowerStatus,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let http = match reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("Agora-Webhooks/1")
+        .build()
+    {
+        Ok(http) => http,
+        Err(error) => {
+            tracing::error!(%error, "cannot build the webhook HTTP client; no deliveries");
+            return;
+        }
+    };
+    let mut workers: HashMap<Uuid, tokio::task::JoinHandle<()>> = HashMap::new();
+    while !*shutdown.borrow() {
+        workers.retain(|_, worker| !worker.is_finished());
+        if status.get() == FollowerState::Active {
+            match store::list(store.pool()).await {
+                Ok(subscriptions) => {
+                    for subscription in subscriptions {
+                        workers.entry(subscription.id).or_insert_with(|| {
+                            tokio::spawn(deliver_for(
+                                subscription.id,
+                                store.clone(),
+                                http.clone(),
+                                settings.clone(),
+                                status.clone(),
+                                wake.clone(),
+                                shutdown.clone(),
+                            ))
+                        });
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot list webhook subscriptions"),
+            }
+            match store::pending_count(store.pool()).await {
+                Ok(pending) => metrics::gauge!("webhook_deliveries_pending").set(pending as f64),
+                Err(error) => tracing::debug!(%error, "cannot count pending deliveries"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    for (_, worker) in workers {
+        let _ = worker.await;
+    }
+}
+
+/// Delivers one subscription's events while it exists and this instance is active.
+async fn deliver_for(
+    id: Uuid,
+    store: EventStore,
+    http: reqwest::Client,
+    settings: WebhookSettings,
+    status: FollowerStatus,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() && status.get() == FollowerState::Active {
+        let woken = wake.notified();
+        let delivered = match deliver_due(id, &store, &http, &settings).await {
+            Ok(Some(count)) => count,
+            Ok(None) => return, // the subscription is gone
+            Err(error) => {
+                tracing::warn!(%error, subscription = %id, "webhook delivery round failed");
+                0
+            }
+        };
+        if delivered == 0 {
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+/// One round: the due heads of the subscription's streams, delivered concurrently. The
+/// number attempted, or `None` when the subscription no longer exists.
+async fn deliver_due(
+    id: Uuid,
+    store: &EventStore,
+    http: &reqwest::Client,
+    settings: &WebhookSettings,
+) -> Result<Option<usize>, String> {
+    let Some(target) = store::target(store.pool(), id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let secret = settings.secrets.open(id, &target.sealed)?;
+    let due = store::due(store.pool(), id, ROUND)
+        .await
+        .map_err(|e| e.to_string())?;
+    if due.is_empty() {
+        return Ok(Some(0));
+    }
+    let positions: Vec<i64> = due.iter().map(|d| d.position).collect();
+    let events: HashMap<i64, RecordedEvent> = store
+        .events_at(&positions)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|e| (e.position, e))
+        .collect();
+    let count = due.len();
+    let attempts = futures::stream::iter(due)
+        .map(|delivery| {
+            let event = events.get(&delivery.position);
+            attempt(http, &target, &secret, settings, delivery, event)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    let mut outcomes = Vec::with_capacity(attempts.len());
+    for (delivery, outcome) in attempts {
+        let label = match &outcome {
+            Attempt::Delivered { .. } => "delivered",
+            Attempt::Failed {
+                retry_at: Some(_), ..
+            } => "retried",
+            Attempt::Failed { retry_at: None, .. } => "failed",
+        };
+        metrics::counter!("webhook_deliveries_total", "outcome" => label).increment(1);
+        outcomes.push((delivery.id, outcome));
+    }
+    store::record(store.pool(), &outcomes)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some(count))
+}
+
+/// POSTs one event to the subscription's URL.
+async fn attempt(
+    http: &reqwest::Client,
+    target: &Target,
+    secret: &[u8],
+    settings: &WebhookSettings,
+    delivery: Due,
+    event: Option<&RecordedEvent>,
+) -> (Due, Attempt) {
+    let failed = |delivery: &Due, status_code: Option<i32>, error: String| {
+        let attempts = delivery.attempts + 1;
+        let retry_at = (attempts < settings.max_attempts as i32)
+            .then(|| Utc::now() + backoff(settings.retry_base, attempts));
+        Attempt::Failed {
+            status_code,
+            error,
+            retry_at,
+        }
+    };
+    let Some(event) = event else {
+        let outcome = failed(&delivery, None, "the event is not in the log".into());
+        return (delivery, outcome);
+    };
+    let body = match eventstore::envelope::to_json_line(event) {
+        Ok(body) => body,
+        Err(error) => {
+            let outcome = failed(&delivery, None, format!("cannot encode the event: {error}"));
+            return (delivery, outcome);
+        }
+    };
+    let timestamp = Utc::now().timestamp();
+    let sent = http
+        .post(target.subscription.url.as_str())
+        .header("Content-Type", "application/json")
+        .header("Agora-Event-Id", event.event_id.to_string())
+        .header("Agora-Event-Type", event.event_type.as_str())
+        .header(
+            "Agora-Signature",
+            signature_header(secret, timestamp, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await;
+    let outcome = match sent {
+        Ok(response) if response.status().is_success() => Attempt::Delivered {
+            status_code: i32::from(response.status().as_u16()),
+        },
+        Ok(response) => {
+            let code = response.status().as_u16();
+            failed(
+                &delivery,
+                Some(i32::from(code)),
+                format!("the receiver answered {code}"),
+            )
+        }
+        Err(error) => {
+            let reason = if error.is_timeout() {
+                "no answer within 10 s".to_owned()
+            } else {
+                let text = error.to_string();
+                text.chars().take(500).collect()
+            };
+            failed(&delivery, None, reason)
+        }
+    };
+    (delivery, outcome)
+}
+
+/// The wait before attempt `attempts + 1`: `base * 2^(attempts - 1)`, at most an hour,
+/// times a random factor in [0.5, 1] (so retries of many deliveries spread out).
+pub fn backoff(base: Duration, attempts: i32) -> chrono::TimeDelta {
+    let exponent = (attempts.max(1) - 1).min(30) as u32;
+    let full = base
+        .saturating_mul(1u32 << exponent.min(20))
+        .min(MAX_BACKOFF);
+    let jittered = full.mul_f64(rand::random_range(0.5..=1.0));
+    chrono::TimeDelta::from_std(jittered).unwrap_or(chrono::TimeDelta::hours(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(2);
+        for attempts in 1..=5 {
+            let full = 2_000i64 << (attempts - 1);
+            let wait = backoff(base, attempts).num_milliseconds();
+            assert!(wait >= full / 2 && wait <= full, "{attempts}: {wait}");
+        }
+        assert!(backoff(base, 40).num_seconds() <= 3600);
+    }
+}

@@ -1,0 +1,358 @@
+//! Webhooks against a real HTTP receiver the test runs: signed deliveries (the signature
+//! recomputed here, independently), per-stream order, retries until a receiver recovers,
+//! a hanging receiver that holds up no one else, `failed` after the limit and a manual
+//! retry; and the admin API's rules.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use eventstore::testing::eventually;
+use platform::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::receiver::{Behaviour, Received, Receiver};
+use support::{assert_problem, body_of, hmac_sha256, TestApp};
+use uuid::Uuid;
+
+const HOOK_SECRET: &str = "whsec-test-0123456789";
+
+/// A test app whose failed deliveries are retried quickly.
+async fn app(max_attempts: u32) -> TestApp {
+    TestApp::spawn_with(|settings| {
+        settings.webhook_max_attempts = max_attempts;
+        settings.webhook_retry_base = Duration::from_millis(50);
+    })
+    .await
+}
+
+/// Subscribes `url` to `event_types`; the subscription's id.
+async fn subscribe(app: &TestApp, url: &str, event_types: &[&str]) -> Uuid {
+    let response = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            &json!({"url": url, "event_types": event_types, "secret": HOOK_SECRET}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body = body_of(response).await;
+    assert!(
+        body.get("secret").is_none(),
+        "the secret is never returned: {body}"
+    );
+    body["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("an id")
+}
+
+async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
+    let response = app
+        .http
+        .get(format!("{}{path}", app.address))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("the app answers");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Checks `Agora-Signature: t=…,v1=…` against the raw body and a recent `t`.
+fn assert_signed(received: &Received) {
+    let mut t = None;
+    let mut v1 = None;
+    for part in received.signature.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        panic!("malformed signature header {:?}", received.signature);
+    };
+    assert!(
+        (chrono::Utc::now().timestamp() - t).abs() < 60,
+        "t is recent"
+    );
+    let mut message = format!("{t}.").into_bytes();
+    message.extend_from_slice(&received.body);
+    assert_eq!(
+        v1,
+        hex::encode(hmac_sha256(HOOK_SECRET.as_bytes(), &message)),
+        "the signature verifies"
+    );
+}
+
+/// The envelope of a delivery.
+fn envelope(received: &Received) -> Value {
+    serde_json::from_slice(&received.body).expect("a JSON envelope")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_signed_and_arrive_in_per_stream_order() {
+    let app = app(10).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let types = [
+        "OrderPlaced",
+        "OrderPaid",
+        "OrderCancelled",
+        "StockReserved",
+        "StockReleased",
+    ];
+    subscribe(&app, &receiver.url, &types).await;
+    let product = app.create_product("W-1", 500, 1000).await;
+    let alice = app.token("alice", &[Role::Customer]);
+    let mut expected = 0;
+    for n in 0..10 {
+        let order = app
+            .placed_order(&alice, json!([{"product_id": product, "quantity": 1}]))
+            .await;
+        expected += 2; // OrderPlaced, StockReserved
+        let (path, body) = if n % 2 == 0 {
+            (
+                format!("/v1/orders/{order}/pay"),
+                json!({"amount_cents": 500, "currency": "EUR", "payment_ref": format!("p-{n}")}),
+            )
+        } else {
+            (
+                format!("/v1/orders/{order}/cancel"),
+                json!({"reason": "no"}),
+            )
+        };
+        assert!(app.post(&path, &alice, &body).await.status().is_success());
+        expected += if n % 2 == 0 { 1 } else { 2 }; // OrderPaid | OrderCancelled + StockReleased
+    }
+    eventually("every event delivered", Duration::from_secs(30), || async {
+        receiver.received().len() >= expected
+    })
+    .await;
+    let received = receiver.received();
+    assert_eq!(
+        received.len(),
+        expected,
+        "each event once (no failures, no repeats)"
+    );
+    let mut last_version: HashMap<String, i64> = HashMap::new();
+    for delivery in &received {
+        assert_signed(delivery);
+        let event = envelope(delivery);
+        assert_eq!(
+            delivery.event_id,
+            event["event_id"].as_str().unwrap_or_default()
+        );
+        assert_eq!(
+            delivery.event_type,
+            event["event_type"].as_str().unwrap_or_default()
+        );
+        assert!(types.contains(&delivery.event_type.as_str()));
+        let stream = event["stream_id"].as_str().unwrap_or_default().to_owned();
+        let version = event["version"].as_i64().unwrap_or_default();
+        let previous = last_version.insert(stream.clone(), version).unwrap_or(0);
+        assert!(
+            version > previous,
+            "stream {stream}: version {version} after {previous}"
+        );
+    }
+    // A tampered body does not verify.
+    let mut forged = received[0].clone();
+    forged.body = br#"{"forged":true}"#.to_vec();
+    let result = std::panic::catch_unwind(|| assert_signed(&forged));
+    assert!(result.is_err(), "a changed body fails verification");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_fails_then_recovers_gets_every_event_in_order() {
+    let app = app(20).await;
+    let receiver = Receiver::start(Behaviour::FailNext(4)).await;
+    let hook = subscribe(&app, &receiver.url, &["StockAdded"]).await;
+    let product = app.create_product("R-1", 500, 0).await;
+    app.restock(product, 5).await;
+    eventually(
+        "all five restocks delivered",
+        Duration::from_secs(30),
+        || async { receiver.received().len() >= 5 },
+    )
+    .await;
+    let versions: Vec<i64> = receiver
+        .received()
+        .iter()
+        .map(|r| envelope(r)["version"].as_i64().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        versions,
+        vec![2, 3, 4, 5, 6],
+        "one stream, in order, despite the failures"
+    );
+    assert!(receiver.attempts() >= 9, "the 500s were retried");
+    let delivered = format!("/v1/webhooks/{hook}/deliveries?status=delivered");
+    // The log is written after each round's answers are in.
+    eventually(
+        "the log to record five deliveries",
+        Duration::from_secs(5),
+        || async {
+            get(&app, &delivered).await.1["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 5)
+        },
+    )
+    .await;
+    let (status, log) = get(&app, &delivered).await;
+    assert_eq!(status, StatusCode::OK);
+    let items = log["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        items.iter().any(|d| d["attempts"].as_i64() > Some(1)),
+        "{log}"
+    );
+    assert!(items.iter().all(|d| d["last_status_code"] == 200), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_delay_another_subscriber() {
+    let app = app(10).await;
+    let hanging = Receiver::start(Behaviour::Hang).await;
+    let healthy = Receiver::start(Behaviour::Accept).await;
+    subscribe(&app, &hanging.url, &["ProductCreated", "StockAdded"]).await;
+    subscribe(&app, &healthy.url, &["ProductCreated", "StockAdded"]).await;
+    let product = app.create_product("H-1", 500, 0).await;
+    eventually(
+        "the hanging receiver to be called",
+        Duration::from_secs(10),
+        || async { hanging.attempts() >= 1 },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    app.restock(product, 3).await;
+    eventually(
+        "the healthy subscriber's deliveries",
+        Duration::from_secs(5),
+        || async { healthy.received().len() >= 4 },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "delivered while the other receiver hangs (10 s timeout)"
+    );
+    assert!(hanging.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_is_failed_after_the_limit_and_a_manual_retry_delivers_it() {
+    let app = app(3).await;
+    let receiver = Receiver::start(Behaviour::FailAlways).await;
+    let hook = subscribe(&app, &receiver.url, &["ProductCreated"]).await;
+    let product = app.create_product("F-1", 500, 0).await;
+    let failed_path = format!("/v1/webhooks/{hook}/deliveries?status=failed");
+    eventually("the delivery to fail", Duration::from_secs(20), || async {
+        get(&app, &failed_path).await.1["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 1)
+    })
+    .await;
+    let (_, log) = get(&app, &failed_path).await;
+    let failed = &log["items"][0];
+    assert_eq!(failed["attempts"], 3, "{log}");
+    assert_eq!(failed["last_status_code"], 500, "{log}");
+    assert!(failed["last_error"].is_string(), "{log}");
+    assert_eq!(receiver.attempts(), 3, "no attempt after the limit");
+    let event_id = failed["event_id"].as_str().unwrap_or_default().to_owned();
+
+    receiver.set(Behaviour::Accept);
+    let retry = format!("/v1/webhooks/{hook}/deliveries/{event_id}/retry");
+    let customer = app.token("carl", &[Role::Customer]);
+    assert_problem(
+        app.post(&retry, &customer, &json!({})).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let response = app.post(&retry, &app.admin, &json!({})).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    eventually("the retried delivery", Duration::from_secs(10), || async {
+        receiver.received().len() == 1
+    })
+    .await;
+    let delivered = &receiver.received()[0];
+    assert_eq!(delivered.event_id, event_id);
+    assert_eq!(envelope(delivered)["stream_id"], product.to_string());
+    eventually(
+        "the log to say delivered",
+        Duration::from_secs(5),
+        || async {
+            get(
+                &app,
+                &format!("/v1/webhooks/{hook}/deliveries?status=delivered"),
+            )
+            .await
+            .1["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 1)
+        },
+    )
+    .await;
+    let unknown = format!("/v1/webhooks/{hook}/deliveries/{}/retry", Uuid::now_v7());
+    assert_problem(
+        app.post(&unknown, &app.admin, &json!({})).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_admin_api_validates_subscriptions_and_hides_secrets() {
+    let app = TestApp::spawn_with(|settings| settings.webhook_allow_insecure = false).await;
+    let create = |body: Value| {
+        let app = &app;
+        async move { app.post("/v1/webhooks", &app.admin, &body).await }
+    };
+    for body in [
+        json!({"url": "http://hooks.example.com/x", "event_types": ["OrderPaid"], "secret": HOOK_SECRET}),
+        json!({"url": "https://127.0.0.1/x", "event_types": ["OrderPaid"], "secret": HOOK_SECRET}),
+        json!({"url": "https://hooks.example.com/x", "event_types": ["NoSuchEvent"], "secret": HOOK_SECRET}),
+        json!({"url": "https://hooks.example.com/x", "event_types": [], "secret": HOOK_SECRET}),
+        json!({"url": "https://hooks.example.com/x", "event_types": ["OrderPaid"], "secret": "short"}),
+        json!({"url": "https://hooks.example.com/x", "event_types": ["OrderPaid"], "secret": HOOK_SECRET, "extra": 1}),
+    ] {
+        assert_problem(create(body).await, 400, "invalid_request").await;
+    }
+    let customer = app.token("carl", &[Role::Customer]);
+    let good = json!({"url": "https://hooks.example.com/x", "event_types": ["OrderPaid"], "secret": HOOK_SECRET});
+    assert_problem(
+        app.post("/v1/webhooks", &customer, &good).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let response = create(good).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created = body_of(response).await;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let (status, listed) = get(&app, "/v1/webhooks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    assert!(!listed.to_string().contains(HOOK_SECRET), "{listed}");
+    // At rest the secret is sealed: a database reader does not find it.
+    let client = app.db.store.pool().get().await.expect("a connection");
+    let row = client
+        .query_one("SELECT secret_sealed FROM webhook_subscriptions", &[])
+        .await
+        .expect("the subscription row");
+    let sealed: Vec<u8> = row.get(0);
+    assert!(!sealed
+        .windows(HOOK_SECRET.len())
+        .any(|w| w == HOOK_SECRET.as_bytes()));
+    let response = app
+        .http
+        .delete(format!("{}/v1/webhooks/{id}", app.address))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("the app answers");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = get(&app, &format!("/v1/webhooks/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
