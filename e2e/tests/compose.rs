@@ -714,6 +714,7 @@ fn check(inputs: &Inputs) -> Vec<String> {
     check_listen_addresses_and_healthchecks(&mut stack);
     check_depends_on(&mut stack);
     check_load_balancers(inputs, &mut stack);
+    check_tls_at_load_balancers(inputs, &mut stack);
     check_volumes(inputs, &mut stack);
     check_dockerfile(inputs, &mut stack);
     stack.problems
@@ -1760,6 +1761,82 @@ fn check_load_balancers(inputs: &Inputs, stack: &mut Stack) {
 }
 
 /// Named volumes are declared; bind-mounted files exist.
+/// TLS ends at the load balancers: each one's published port listens with `ssl`, its
+/// certificate and key are named, they live in a volume the load balancer mounts, and a
+/// one-shot it waits for writes that volume (making a certificate when none is there).
+fn check_tls_at_load_balancers(inputs: &Inputs, stack: &mut Stack) {
+    let mut problems = Vec::new();
+    for (_, lb_name, published) in LOAD_BALANCED {
+        let Some(lb) = stack.service(lb_name) else {
+            continue;
+        };
+        let Some(container_port) = published_ports(lb)
+            .iter()
+            .find(|(host, _)| *host == Some(*published))
+            .map(|(_, container)| *container)
+        else {
+            continue;
+        };
+        let mounts = volumes(lb);
+        let Some(text) = mounts
+            .iter()
+            .find(|(source, target, _)| is_bind_source(source) && target.starts_with("/etc/nginx/"))
+            .and_then(|(source, _, _)| inputs.read(source))
+        else {
+            continue;
+        };
+        let statements: Vec<Vec<&str>> = text
+            .lines()
+            .map(|line| line.split('#').next().unwrap_or_default())
+            .flat_map(|line| line.split(';'))
+            .map(|statement| statement.split_whitespace().collect())
+            .collect();
+        let listens_with_tls = statements.iter().any(|words| {
+            words.first() == Some(&"listen")
+                && words.get(1).and_then(|address| address.rsplit(':').next())
+                    == Some(container_port.to_string().as_str())
+                && words.contains(&"ssl")
+        });
+        if !listens_with_tls {
+            problems.push(format!(
+                "`{lb_name}` publishes container port {container_port} without TLS (`listen {container_port} ssl`)"
+            ));
+        }
+        for directive in ["ssl_certificate", "ssl_certificate_key"] {
+            let Some(path) = statements
+                .iter()
+                .find(|words| words.first() == Some(&directive))
+                .and_then(|words| words.get(1))
+            else {
+                problems.push(format!("`{lb_name}`'s nginx config names no {directive}"));
+                continue;
+            };
+            let Some((volume, _, _)) = mounts.iter().find(|(source, target, _)| {
+                !is_bind_source(source) && path.starts_with(&format!("{target}/"))
+            }) else {
+                problems.push(format!(
+                    "`{lb_name}`: {directive} {path} is in no volume the load balancer mounts"
+                ));
+                continue;
+            };
+            let made_by = depends_on(lb).into_iter().any(|(target, condition)| {
+                condition == "service_completed_successfully"
+                    && stack.service(&target).is_some_and(|maker| {
+                        volumes(maker)
+                            .iter()
+                            .any(|(source, _, read_only)| source == volume && !read_only)
+                    })
+            });
+            if !made_by {
+                problems.push(format!(
+                    "`{lb_name}` waits for no one-shot that writes the `{volume}` volume ({directive})"
+                ));
+            }
+        }
+    }
+    stack.problems.extend(problems);
+}
+
 fn check_volumes(inputs: &Inputs, stack: &mut Stack) {
     let mut problems = Vec::new();
     for (name, service) in &stack.services {
@@ -1978,6 +2055,20 @@ fn collect_rust_sources(path: &Path, out: &mut String) {
 
 /// Each mutation: (file, text to find, replacement, a word the report must mention).
 const MUTATIONS: &[(&str, &str, &str, &str)] = &[
+    // A load balancer that serves plain HTTP to clients.
+    (
+        "deploy/nginx/command-api.conf",
+        "listen 8080 ssl;",
+        "listen 8080;",
+        "without TLS",
+    ),
+    // Nobody makes the certificate the load balancer waits for.
+    (
+        "docker-compose.yml",
+        "      - tls:/tls\n",
+        "",
+        "waits for no one-shot",
+    ),
     // A misspelled variable name in a shared fragment.
     (
         "docker-compose.yml",
