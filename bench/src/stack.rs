@@ -94,6 +94,8 @@ impl Stack {
                 kafka_brokers: brokers.clone(),
                 topic_prefix: topic_prefix.clone(),
                 shutdown_drain_ms: 0,
+                log_signing_key: None,
+                checkpoint_interval: std::time::Duration::from_secs(10),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());

@@ -1,5 +1,8 @@
 //! Configuration from the environment (flags override), as in DESIGN.md.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use clap::Parser;
 
 /// Settings of the command API.
@@ -45,4 +48,13 @@ pub struct Settings {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "AGORA_HTTP_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// The verifiable log's Ed25519 signing key, a PKCS#8 PEM file (never stored in the
+    /// database). Unset: events are still sequenced into the Merkle tree, but no
+    /// checkpoint is signed.
+    #[arg(long, env = "AGORA_LOG_SIGNING_KEY", value_name = "PEM_FILE")]
+    pub log_signing_key: Option<PathBuf>,
+    /// The least time between two signed checkpoints (made only when the log grew), e.g.
+    /// `10s`, `500ms`, `1m`.
+    #[arg(long, env = "AGORA_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub checkpoint_interval: Duration,
 }

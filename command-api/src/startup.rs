@@ -9,7 +9,9 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use eventstore::checkpoint::LogSigningKey;
 use eventstore::relay::{run_relay, RelayConfig};
+use eventstore::sequencer::{run_sequencer, SequencerConfig};
 use eventstore::{connect_pool, migrate, EventStore, GroupCommitLimits};
 use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
 use platform::{http, JwtKeys};
@@ -26,6 +28,7 @@ pub struct Application {
     address: String,
     server: Server,
     relay: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    sequencer: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
     ready: Arc<AtomicBool>,
     drain: Duration,
     watcher: tokio::task::JoinHandle<()>,
@@ -57,6 +60,26 @@ impl Application {
                 let task = tokio::spawn(run_relay(config, store.clone(), stopped));
                 (stop, task)
             });
+        let signing_key = settings
+            .log_signing_key
+            .as_deref()
+            .map(LogSigningKey::from_pem_file)
+            .transpose()
+            .map_err(|error| anyhow::anyhow!("AGORA_LOG_SIGNING_KEY: {error}"))?;
+        if signing_key.is_none() {
+            tracing::warn!(
+                "AGORA_LOG_SIGNING_KEY is unset: the log is sequenced, but no checkpoint is signed"
+            );
+        }
+        let sequencer = {
+            let mut config = SequencerConfig::new(&settings.database_url, signing_key);
+            config.checkpoint_interval = settings.checkpoint_interval;
+            let (stop, stopped) = watch::channel(false);
+            (
+                stop,
+                tokio::spawn(run_sequencer(config, store.clone(), stopped)),
+            )
+        };
         let ready = Arc::new(AtomicBool::new(true));
         let watcher = tokio::spawn(watch_open_transactions(store.clone()));
         let server = run(
@@ -72,6 +95,7 @@ impl Application {
             address: local.to_string(),
             server,
             relay,
+            sequencer,
             ready,
             drain: Duration::from_millis(settings.shutdown_drain_ms),
             watcher,
@@ -103,7 +127,7 @@ impl Application {
         let outcome = self.server.await;
         signals.abort();
         self.watcher.abort();
-        if let Some((stop, task)) = self.relay {
+        for (stop, task) in self.relay.into_iter().chain([self.sequencer]) {
             let _ = stop.send(true);
             let _ = task.await;
         }

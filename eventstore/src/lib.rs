@@ -7,10 +7,13 @@
 //!   ([`snapshot`], [`state`], through the one decoder, [`decode`]).
 //! - [`EventStore::read_log`]: the gap-free global log in `(transaction_id, position)` order.
 //! - [`hashchain`]: the per-stream SHA-256 chain over RFC 8785 canonical JSON.
+//! - [`sequencer`], [`merkle`], [`tree`], [`checkpoint`]: the verifiable log (a dense
+//!   sequence, an RFC 9162 Merkle tree over it, signed checkpoints, proofs).
 //! - [`relay`]: publishes the log to Kafka (the events table is the outbox).
 //! - [`connect::migrate`]: versioned migrations, applied at start.
 
 pub mod append;
+pub mod checkpoint;
 pub mod connect;
 pub mod decode;
 pub mod envelope;
@@ -22,12 +25,16 @@ pub mod idempotency;
 pub mod listen;
 pub mod load;
 pub mod log;
+pub mod logverify;
+pub mod merkle;
 pub mod relay;
 pub mod row;
+pub mod sequencer;
 pub mod snapshot;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tree;
 pub mod verify;
 pub mod xid8;
 

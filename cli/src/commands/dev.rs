@@ -94,6 +94,7 @@ async fn serve(
 
     eventstore::migrate(&database_url).await?;
     readmodel::migrate(&database_url).await?;
+    let signing_key = ensure_signing_key(data_dir)?;
     let command = command_api::startup::Application::build(command_api::config::Settings {
         database_url: database_url.clone(),
         addr: args.command_addr.clone(),
@@ -107,6 +108,8 @@ async fn serve(
         kafka_brokers: args.kafka.clone(),
         topic_prefix: "agora".into(),
         shutdown_drain_ms: 0,
+        log_signing_key: Some(signing_key),
+        checkpoint_interval: std::time::Duration::from_secs(10),
     })
     .await
     .with_context(|| {
@@ -153,6 +156,10 @@ async fn serve(
     println!("  projector    http://127.0.0.1:{}/metrics", projector.port);
     println!("  PostgreSQL   {database_url}");
     println!(
+        "  log key      {} (signs the audit log's checkpoints)",
+        signing_key_path(data_dir).display()
+    );
+    println!(
         "  source       {}",
         args.kafka
             .as_deref()
@@ -193,6 +200,33 @@ async fn serve(
         Err(_) => eprintln!("the projector did not stop within {step:?}; going on"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `agora dev` keeps the log's signing key.
+fn signing_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("log-signing-key.pem")
+}
+
+/// The log's signing key file in `data_dir`, generated (readable by its owner only) on the
+/// first run, so checkpoints signed across restarts verify with one key.
+fn ensure_signing_key(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = signing_key_path(data_dir);
+    if !path.exists() {
+        let pem = eventstore::checkpoint::LogSigningKey::generate()
+            .to_pem()
+            .map_err(anyhow::Error::msg)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        file.write_all(pem.as_bytes())?;
+    }
+    Ok(path)
 }
 
 fn is_root() -> bool {

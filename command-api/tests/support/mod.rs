@@ -40,6 +40,8 @@ impl TestApp {
             kafka_brokers: None,
             topic_prefix: "agora".into(),
             shutdown_drain_ms: 0,
+            log_signing_key: None,
+            checkpoint_interval: std::time::Duration::from_secs(10),
         };
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());

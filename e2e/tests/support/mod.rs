@@ -44,6 +44,8 @@ impl Stack {
             kafka_brokers: brokers.clone(),
             topic_prefix: prefix.clone().unwrap_or_else(|| "agora".into()),
             shutdown_drain_ms: 0,
+            log_signing_key: None,
+            checkpoint_interval: std::time::Duration::from_secs(10),
         })
         .await?;
         let command_url = format!("http://127.0.0.1:{}", command.port());
