@@ -22,7 +22,7 @@ use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::hashchain::Hash;
 use crate::merkle::{self, leaf_hash, CompactRange};
-use crate::row::{decode_event, EVENT_COLUMNS};
+use crate::row::{decode_event, EVENT_COLUMNS, EVENT_COLUMN_COUNT};
 use crate::EventStore;
 
 /// One difference between the log and what it should be.

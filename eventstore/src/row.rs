@@ -12,6 +12,10 @@ pub const EVENT_COLUMNS: &str = "position, transaction_id, event_id, stream_type
      version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash, \
      sequence";
 
+/// How many columns [`EVENT_COLUMNS`] names (queries that select more after them start
+/// there).
+pub const EVENT_COLUMN_COUNT: usize = 14;
+
 /// Reads one row selected with [`EVENT_COLUMNS`].
 pub fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get(0)?;
@@ -45,4 +49,14 @@ pub fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
         sequence: row.try_get(13)?,
         stored_metadata,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_count_is_that_of_the_column_list() {
+        assert_eq!(EVENT_COLUMNS.split(", ").count(), EVENT_COLUMN_COUNT);
+    }
 }
