@@ -37,6 +37,17 @@ pub struct Application {
 impl Application {
     /// Migrates the store, connects, and binds `settings.addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let signing_key = settings
+            .log_signing_key
+            .as_deref()
+            .map(LogSigningKey::from_pem_file)
+            .transpose()
+            .map_err(|error| anyhow::anyhow!("AGORA_LOG_SIGNING_KEY: {error}"))?;
+        if signing_key.is_none() {
+            tracing::warn!(
+                "AGORA_LOG_SIGNING_KEY is unset: the log is sequenced, but no checkpoint is signed"
+            );
+        }
         migrate(&settings.database_url).await?;
         let mut store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?)
             .notifying_followers();
@@ -60,17 +71,6 @@ impl Application {
                 let task = tokio::spawn(run_relay(config, store.clone(), stopped));
                 (stop, task)
             });
-        let signing_key = settings
-            .log_signing_key
-            .as_deref()
-            .map(LogSigningKey::from_pem_file)
-            .transpose()
-            .map_err(|error| anyhow::anyhow!("AGORA_LOG_SIGNING_KEY: {error}"))?;
-        if signing_key.is_none() {
-            tracing::warn!(
-                "AGORA_LOG_SIGNING_KEY is unset: the log is sequenced, but no checkpoint is signed"
-            );
-        }
         let sequencer = {
             let mut config = SequencerConfig::new(&settings.database_url, signing_key);
             config.checkpoint_interval = settings.checkpoint_interval;

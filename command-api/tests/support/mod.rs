@@ -24,10 +24,15 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns the app with settings changed by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         let db = TestDatabase::create()
             .await
             .expect("the test PostgreSQL must be running (scripts/postgres.sh start)");
-        let settings = Settings {
+        let mut settings = Settings {
             database_url: db.url.clone(),
             addr: "127.0.0.1:0".into(),
             jwt_secret: SECRET.into(),
@@ -43,6 +48,7 @@ impl TestApp {
             log_signing_key: None,
             checkpoint_interval: std::time::Duration::from_secs(10),
         };
+        configure(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
