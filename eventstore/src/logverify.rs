@@ -257,7 +257,7 @@ impl EventStore {
             pin_mut!(rows);
             while let Some(row) = rows.try_next().await? {
                 let stored_leaf = row
-                    .try_get::<_, Option<&[u8]>>(14)?
+                    .try_get::<_, Option<&[u8]>>(EVENT_COLUMN_COUNT)?
                     .and_then(Hash::from_slice);
                 match decode_event(&row) {
                     Ok(event) => verifier.check(&event, stored_leaf, ""),
