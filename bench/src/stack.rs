@@ -105,6 +105,8 @@ impl Stack {
                 webhook_allow_insecure: options.webhook_key.is_some(),
                 webhook_max_attempts: 10,
                 webhook_retry_base: std::time::Duration::from_secs(5),
+                log_signing_key: None,
+                checkpoint_interval: std::time::Duration::from_secs(10),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());

@@ -50,6 +50,36 @@ pub async fn fresh_database() -> Result<TestDatabase> {
 
 /// Drops scratch databases by name (after their pools are done; `WITH (FORCE)` ends any
 /// connection still open).
+/// The release `agora` binary: `explicit`, else the one next to the running benchmark.
+pub fn agora_binary(explicit: Option<&std::path::Path>) -> Result<std::path::PathBuf> {
+    let agora = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark's directory")?
+            .join("agora"),
+    };
+    if !agora.is_file() {
+        anyhow::bail!(
+            "{} is missing: build it with `cargo build --release -p agora` (or pass --agora)",
+            agora.display()
+        );
+    }
+    Ok(agora)
+}
+
+/// Drops a benchmark's scratch database and removes its files, unless `keep`.
+pub async fn clean_up(keep: bool, database: String, path: &std::path::Path) {
+    if keep {
+        println!("kept database {database} and {}", path.display());
+        return;
+    }
+    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+    if let Err(error) = drop_databases(&[database]).await {
+        eprintln!("warning: could not drop the scratch database: {error:#}");
+    }
+}
+
 pub async fn drop_databases(names: &[String]) -> Result<()> {
     let (client, connection) = tokio_postgres::connect(&admin_url(), NoTls).await?;
     let driver = tokio::spawn(connection);

@@ -4,7 +4,8 @@
 //! agora token --sub alice --role customer        mint a development JWT
 //! agora migrate                                  apply event-store and read-model migrations
 //! agora audit export [--after P] [--out FILE]    the event log as NDJSON, in log order
-//! agora audit verify [--file FILE]               check the hash chain of the store or an export
+//! agora audit verify [--file FILE] [--checkpoint CP]  check the chains and the Merkle tree
+//! agora audit checkpoint [--out FILE]            save the newest signed checkpoint
 //! agora projections list | rebuild NAME          read models: state, zero-downtime rebuild
 //! agora dev [--kafka BROKERS]                    everything on this machine, one process
 //! ```

@@ -1,5 +1,6 @@
 //! Configuration from the environment (flags override), as in DESIGN.md.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -77,4 +78,13 @@ pub struct Settings {
     /// The first retry's delay; each further retry doubles it (at most 1 h), with jitter.
     #[arg(long, env = "AGORA_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub webhook_retry_base: Duration,
+    /// The verifiable log's Ed25519 signing key, a PKCS#8 PEM file (never stored in the
+    /// database). Unset: events are still sequenced into the Merkle tree, but no
+    /// checkpoint is signed.
+    #[arg(long, env = "AGORA_LOG_SIGNING_KEY", value_name = "PEM_FILE")]
+    pub log_signing_key: Option<PathBuf>,
+    /// The least time between two signed checkpoints (made only when the log grew), e.g.
+    /// `10s`, `500ms`, `1m`.
+    #[arg(long, env = "AGORA_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub checkpoint_interval: Duration,
 }

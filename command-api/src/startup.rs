@@ -9,7 +9,9 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use eventstore::checkpoint::LogSigningKey;
 use eventstore::relay::{run_relay, RelayConfig};
+use eventstore::sequencer::{run_sequencer, SequencerConfig};
 use eventstore::{connect_pool, migrate, EventStore, GroupCommitLimits};
 use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
 use platform::{http, Authenticator};
@@ -31,6 +33,7 @@ pub struct Application {
     server: Server,
     relay: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     reactors: Option<Reactors>,
+    sequencer: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
     ready: Arc<AtomicBool>,
     drain: Duration,
     watcher: tokio::task::JoinHandle<()>,
@@ -40,6 +43,17 @@ impl Application {
     /// Migrates the store, connects, and binds `settings.addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let authenticator = settings.auth.authenticator()?;
+        let signing_key = settings
+            .log_signing_key
+            .as_deref()
+            .map(LogSigningKey::from_pem_file)
+            .transpose()
+            .map_err(|error| anyhow::anyhow!("AGORA_LOG_SIGNING_KEY: {error}"))?;
+        if signing_key.is_none() {
+            tracing::warn!(
+                "AGORA_LOG_SIGNING_KEY is unset: the log is sequenced, but no checkpoint is signed"
+            );
+        }
         migrate(&settings.database_url).await?;
         let mut store = EventStore::new(connect_pool(&settings.database_url, settings.pool_size)?)
             .notifying_followers();
@@ -64,6 +78,15 @@ impl Application {
                 let task = tokio::spawn(run_relay(config, store.clone(), stopped));
                 (stop, task)
             });
+        let sequencer = {
+            let mut config = SequencerConfig::new(&settings.database_url, signing_key);
+            config.checkpoint_interval = settings.checkpoint_interval;
+            let (stop, stopped) = watch::channel(false);
+            (
+                stop,
+                tokio::spawn(run_sequencer(config, store.clone(), stopped)),
+            )
+        };
         let ready = Arc::new(AtomicBool::new(true));
         let watcher = tokio::spawn(watch_open_transactions(store.clone()));
         let webhooks = match settings.webhook_key.as_deref().filter(|k| !k.is_empty()) {
@@ -107,6 +130,7 @@ impl Application {
             server,
             relay,
             reactors,
+            sequencer,
             ready,
             drain: Duration::from_millis(settings.shutdown_drain_ms),
             watcher,
@@ -138,7 +162,7 @@ impl Application {
         let outcome = self.server.await;
         signals.abort();
         self.watcher.abort();
-        if let Some((stop, task)) = self.relay {
+        for (stop, task) in self.relay.into_iter().chain([self.sequencer]) {
             let _ = stop.send(true);
             let _ = task.await;
         }

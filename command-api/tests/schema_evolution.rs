@@ -94,7 +94,7 @@ async fn exported(app: &TestApp, stream_id: Uuid, count: usize) -> Vec<Envelope>
         let envelopes: Vec<Envelope> = log
             .iter()
             .filter(|e| e.stream_id == stream_id)
-            .map(Envelope::from)
+            .map(|event| Envelope::of(event).expect("an envelope"))
             .collect();
         if envelopes.len() >= count {
             return envelopes;

@@ -404,6 +404,7 @@ fn prepare(request: &AppendRequest) -> Result<Vec<RecordedEvent>, AppendError> {
                     occurred_at,
                     payload: &event.payload,
                     metadata: &request.metadata,
+                    stored_metadata: None,
                 },
             )
             .map_err(StoreError::from)?;
@@ -421,6 +422,8 @@ fn prepare(request: &AppendRequest) -> Result<Vec<RecordedEvent>, AppendError> {
                 occurred_at,
                 prev_hash,
                 hash,
+                sequence: None,
+                stored_metadata: None,
             });
             prev_hash = hash;
         }

@@ -60,4 +60,37 @@ pub struct RecordedEvent {
     pub occurred_at: DateTime<Utc>,
     pub prev_hash: Hash,
     pub hash: Hash,
+    /// The event's place in the verifiable log (1, 2, 3, ... in log order), once the
+    /// sequencer assigned it.
+    pub sequence: Option<i64>,
+    /// The metadata document exactly as stored, when it is *not* the canonical form of
+    /// `metadata` (a member added or removed behind the store's back); `None` for every
+    /// event the store wrote. Hashes and exports use this when it is set, so nothing stored
+    /// escapes verification.
+    pub stored_metadata: Option<Value>,
+}
+
+impl RecordedEvent {
+    /// The metadata document as stored: `stored_metadata`, or the canonical form of
+    /// `metadata`.
+    pub fn metadata_document(&self) -> Result<Value, serde_json::Error> {
+        match &self.stored_metadata {
+            Some(stored) => Ok(stored.clone()),
+            None => serde_json::to_value(&self.metadata),
+        }
+    }
+}
+
+impl EventMetadata {
+    /// Parses a stored metadata document: the metadata, and the document itself when it is
+    /// not exactly the canonical form of that metadata.
+    pub fn from_stored(stored: Value) -> Result<(EventMetadata, Option<Value>), serde_json::Error> {
+        let metadata = EventMetadata::deserialize(&stored)?;
+        let canonical = serde_json::to_value(&metadata)?;
+        Ok(if canonical == stored {
+            (metadata, None)
+        } else {
+            (metadata, Some(stored))
+        })
+    }
 }

@@ -67,6 +67,9 @@ pub struct HashedFields<'a> {
     pub occurred_at: DateTime<Utc>,
     pub payload: &'a Value,
     pub metadata: &'a EventMetadata,
+    /// The metadata document as stored when it is not the canonical form of `metadata`:
+    /// then it is what is hashed.
+    pub stored_metadata: Option<&'a Value>,
 }
 
 impl<'a> From<&'a RecordedEvent> for HashedFields<'a> {
@@ -81,6 +84,7 @@ impl<'a> From<&'a RecordedEvent> for HashedFields<'a> {
             occurred_at: event.occurred_at,
             payload: &event.payload,
             metadata: &event.metadata,
+            stored_metadata: event.stored_metadata.as_ref(),
         }
     }
 }
@@ -98,6 +102,10 @@ pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The RFC 8785 canonical JSON of the hashed document.
 pub fn canonical_document(fields: &HashedFields<'_>) -> Result<Vec<u8>, serde_json::Error> {
+    let metadata = match fields.stored_metadata {
+        Some(stored) => stored.clone(),
+        None => serde_json::to_value(fields.metadata)?,
+    };
     let document = json!({
         "event_id": fields.event_id,
         "stream_type": fields.stream_type,
@@ -107,7 +115,7 @@ pub fn canonical_document(fields: &HashedFields<'_>) -> Result<Vec<u8>, serde_js
         "schema_version": fields.schema_version,
         "occurred_at": format_timestamp(fields.occurred_at),
         "payload": fields.payload,
-        "metadata": fields.metadata,
+        "metadata": metadata,
     });
     serde_jcs::to_vec(&document)
 }
@@ -119,6 +127,14 @@ pub fn chain_hash(prev_hash: &Hash, fields: &HashedFields<'_>) -> Result<Hash, s
     hasher.update(prev_hash.0);
     hasher.update(&document);
     Ok(Hash(hasher.finalize().into()))
+}
+
+/// The failure of an event whose stored metadata is not what the store wrote.
+pub fn metadata_not_as_written(stored: &Value) -> String {
+    format!(
+        "metadata as stored {stored} is not what the store writes (exactly actor, \
+         correlation_id, causation_id, command_id): it was altered after the append"
+    )
 }
 
 /// Why one event breaks its stream's chain.
@@ -159,7 +175,9 @@ impl ChainVerifier {
             version: event.version,
             reason,
         };
-        if event.version != expected_version {
+        if let Some(stored) = &event.stored_metadata {
+            self.failures.push(fail(metadata_not_as_written(stored)));
+        } else if event.version != expected_version {
             self.failures.push(fail(format!(
                 "expected version {expected_version}, found {}",
                 event.version
@@ -214,6 +232,7 @@ mod tests {
             occurred_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().unwrap(),
             payload: &payload,
             metadata: &meta,
+            stored_metadata: None,
         };
         let text = String::from_utf8(canonical_document(&fields).unwrap()).unwrap();
         assert_eq!(
@@ -243,6 +262,7 @@ mod tests {
             occurred_at: at,
             payload,
             metadata: &meta,
+            stored_metadata: None,
         };
         let a = chain_hash(&Hash::GENESIS, &mk(&p1)).unwrap();
         let b = chain_hash(&Hash::GENESIS, &mk(&p2)).unwrap();

@@ -9,10 +9,13 @@
 //! - [`hashchain`]: the per-stream SHA-256 chain over RFC 8785 canonical JSON.
 //! - [`follower`]: the one log follower (gap-free, leader by advisory lock, checkpointed)
 //!   that the relay and the reactors share.
+//! - [`sequencer`], [`merkle`], [`tree`], [`checkpoint`]: the verifiable log (a dense
+//!   sequence, an RFC 9162 Merkle tree over it, signed checkpoints, proofs).
 //! - [`relay`]: publishes the log to Kafka (the events table is the outbox).
 //! - [`connect::migrate`]: versioned migrations, applied at start.
 
 pub mod append;
+pub mod checkpoint;
 pub mod claims;
 pub mod connect;
 pub mod db_error;
@@ -28,13 +31,17 @@ pub mod kafka;
 pub mod listen;
 pub mod load;
 pub mod log;
+pub mod logverify;
+pub mod merkle;
 pub mod relay;
 pub mod row;
+pub mod sequencer;
 pub mod snapshot;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
+pub mod tree;
 pub mod verify;
 pub mod xid8;
 

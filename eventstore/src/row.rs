@@ -9,14 +9,19 @@ use crate::xid8::Xid8;
 
 /// The columns every event query selects, in the order [`decode_event`] reads them.
 pub const EVENT_COLUMNS: &str = "position, transaction_id, event_id, stream_type, stream_id, \
-     version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash";
+     version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash, \
+     sequence";
+
+/// How many columns [`EVENT_COLUMNS`] names (queries that select more after them start
+/// there).
+pub const EVENT_COLUMN_COUNT: usize = 14;
 
 /// Reads one row selected with [`EVENT_COLUMNS`].
 pub fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get(0)?;
     let transaction_id: Xid8 = row.try_get(1)?;
     let metadata: serde_json::Value = row.try_get(9)?;
-    let metadata: EventMetadata = serde_json::from_value(metadata).map_err(|error| {
+    let (metadata, stored_metadata) = EventMetadata::from_stored(metadata).map_err(|error| {
         StoreError::Corrupt(format!("event at position {position}: metadata: {error}"))
     })?;
     let hash_at = |index: usize, name: &str| -> Result<Hash, StoreError> {
@@ -41,5 +46,17 @@ pub fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
         occurred_at: row.try_get(10)?,
         prev_hash: hash_at(11, "prev_hash")?,
         hash: hash_at(12, "hash")?,
+        sequence: row.try_get(13)?,
+        stored_metadata,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_count_is_that_of_the_column_list() {
+        assert_eq!(EVENT_COLUMNS.split(", ").count(), EVENT_COLUMN_COUNT);
+    }
 }

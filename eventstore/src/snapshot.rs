@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::hashchain::Hash;
-use crate::row::{decode_event, EVENT_COLUMNS};
+use crate::row::{decode_event, EVENT_COLUMNS, EVENT_COLUMN_COUNT};
 use crate::state::{fold_version, AggregateState, StreamState};
 use crate::EventStore;
 
@@ -66,7 +66,7 @@ fn load_sql() -> String {
     )
 }
 
-const SNAPSHOT_ID: usize = 13;
+const SNAPSHOT_ID: usize = EVENT_COLUMN_COUNT;
 
 impl EventStore {
     /// The state of each of `stream_ids` (every requested id is in the result): the newest

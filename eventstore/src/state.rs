@@ -229,6 +229,8 @@ mod tests {
             occurred_at: Utc::now(),
             prev_hash: Hash::GENESIS,
             hash: Hash::GENESIS,
+            sequence: None,
+            stored_metadata: None,
         }
     }
 

@@ -51,6 +51,8 @@ fn recorded(stream_type: &str, stream_id: Uuid, events: &[NewEvent]) -> Vec<Reco
                 occurred_at: Utc::now(),
                 prev_hash,
                 hash,
+                sequence: None,
+                stored_metadata: None,
             };
             prev_hash = hash;
             recorded

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
 use uuid::Uuid;
 
 use crate::pagination::Page;
-use crate::routes::{audit, dashboard, health, orders, products};
+use crate::routes::{audit, dashboard, health, orders, products, verifiable};
 
 /// The document.
 #[derive(OpenApi)]
@@ -39,6 +39,10 @@ use crate::routes::{audit, dashboard, health, orders, products};
         audit::stream_events,
         audit::stream_state,
         audit::verify,
+        verifiable::checkpoint,
+        verifiable::public_key,
+        verifiable::inclusion,
+        verifiable::consistency,
         health::healthz,
         health::readyz,
         platform::telemetry::metrics_endpoint,
@@ -63,6 +67,10 @@ use crate::routes::{audit, dashboard, health, orders, products};
             audit::StreamState,
             audit::Verification,
             audit::Failure,
+            verifiable::SignedCheckpoint,
+            verifiable::LogPublicKey,
+            verifiable::InclusionProof,
+            verifiable::ConsistencyProof,
             health::Health,
         ),
         responses(
@@ -178,6 +186,7 @@ pub enum StreamType {
 #[schema(example = json!({
     "event_id": "0190f5b4-0c1d-7e2f-8a3b-4c5d6e7f8091",
     "position": 1417,
+    "sequence": 1417,
     "stream_type": "product",
     "stream_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37",
     "version": 2,
@@ -200,6 +209,10 @@ pub struct Envelope {
     /// Identifies the event in the global log (not monotonic in log order).
     #[schema(minimum = 1)]
     pub position: i64,
+    /// The event's place in the verifiable log: 1, 2, 3, ... in log order without gaps,
+    /// its leaf index + 1 in the Merkle tree; `null` until assigned (shortly after commit).
+    #[schema(minimum = 1, required = true)]
+    pub sequence: Option<i64>,
     pub stream_type: StreamType,
     /// The product or order id.
     pub stream_id: Uuid,
@@ -307,13 +320,15 @@ mod tests {
             occurred_at: Utc::now(),
             prev_hash: Hash::GENESIS,
             hash: Hash::GENESIS,
+            sequence: None,
+            stored_metadata: None,
         }
     }
 
     #[test]
     fn the_envelope_schema_matches_the_stored_envelope() {
         let document = document();
-        let line = serde_json::to_value(StoredEnvelope::from(&recorded())).unwrap();
+        let line = serde_json::to_value(StoredEnvelope::of(&recorded()).unwrap()).unwrap();
         assert_eq!(properties(&document, "Envelope"), keys(&line));
         assert_eq!(
             properties(&document, "EventMetadata"),

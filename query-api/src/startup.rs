@@ -15,7 +15,7 @@ use crate::audit::store::connect_read_only;
 use crate::config::Settings;
 use crate::consistency::Consistency;
 use crate::db::ReadModel;
-use crate::routes::{audit, dashboard, health, orders, products, AppState};
+use crate::routes::{audit, dashboard, health, orders, products, verifiable, AppState};
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -102,7 +102,17 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     "/audit/streams/{stream_id}/state",
                     web::get().to(audit::stream_state),
                 )
-                .route("/audit/verify", web::get().to(audit::verify)),
+                .route("/audit/verify", web::get().to(audit::verify))
+                .route("/audit/checkpoint", web::get().to(verifiable::checkpoint))
+                .route("/audit/public-key", web::get().to(verifiable::public_key))
+                .route(
+                    "/audit/proofs/inclusion",
+                    web::get().to(verifiable::inclusion),
+                )
+                .route(
+                    "/audit/proofs/consistency",
+                    web::get().to(verifiable::consistency),
+                ),
         );
 }
 

@@ -23,8 +23,8 @@ use anyhow::{bail, Context, Result};
 use bench::shop::{fill, FillConfig};
 use bench::stack::{Stack, StackOptions};
 use bench::support::{
-    budget_line, drop_databases, fresh_database, group, http_client, init_logging_if_asked, load1,
-    load_average, load_span, median, print_header, Goal,
+    agora_binary, budget_line, clean_up, fresh_database, group, http_client, init_logging_if_asked,
+    load1, load_average, load_span, median, print_header, Goal,
 };
 use clap::Parser;
 use eventstore::LogCheckpoint;
@@ -65,33 +65,14 @@ async fn main() -> Result<()> {
     if args.rounds == 0 || args.page == 0 {
         bail!("--rounds and --page must be positive");
     }
-    let agora = match &args.agora {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("the benchmark's directory")?
-            .join("agora"),
-    };
-    if !agora.is_file() {
-        bail!(
-            "{} is missing: build it with `cargo build --release -p agora` (or pass --agora)",
-            agora.display()
-        );
-    }
+    let agora = agora_binary(args.agora.as_deref())?;
     init_logging_if_asked();
     print_header("audit-bench").await?;
     let db = fresh_database().await?;
     let name = db.name.clone();
     let out = std::env::temp_dir().join(format!("{name}.ndjson"));
     let outcome = run(&args, &agora, db, &out).await;
-    if !args.keep {
-        let _ = std::fs::remove_file(&out);
-        if let Err(error) = drop_databases(&[name]).await {
-            eprintln!("warning: could not drop the scratch database: {error:#}");
-        }
-    } else {
-        println!("kept database {name} and {}", out.display());
-    }
+    clean_up(args.keep, name, &out).await;
     println!("== load average at end: {}", load_average());
     outcome
 }

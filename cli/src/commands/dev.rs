@@ -112,6 +112,7 @@ async fn serve(
         Some(key) => key.clone(),
         None => dev_webhook_key(data_dir)?,
     };
+    let signing_key = ensure_signing_key(data_dir)?;
     let command = command_api::startup::Application::build(command_api::config::Settings {
         database_url: database_url.clone(),
         addr: args.command_addr.clone(),
@@ -133,6 +134,8 @@ async fn serve(
         webhook_allow_insecure: true,
         webhook_max_attempts: 10,
         webhook_retry_base: std::time::Duration::from_secs(5),
+        log_signing_key: Some(signing_key),
+        checkpoint_interval: std::time::Duration::from_secs(10),
     })
     .await
     .with_context(|| {
@@ -180,6 +183,10 @@ async fn serve(
     println!("  query API    {query_url}");
     println!("  projector    http://127.0.0.1:{}/metrics", projector.port);
     println!("  PostgreSQL   {database_url}");
+    println!(
+        "  log key      {} (signs the audit log's checkpoints)",
+        signing_key_path(data_dir).display()
+    );
     println!(
         "  source       {}",
         args.kafka
@@ -238,6 +245,33 @@ fn dev_webhook_key(data_dir: &Path) -> anyhow::Result<String> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(key)
+}
+
+/// Where `agora dev` keeps the log's signing key.
+fn signing_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("log-signing-key.pem")
+}
+
+/// The log's signing key file in `data_dir`, generated (readable by its owner only) on the
+/// first run, so checkpoints signed across restarts verify with one key.
+fn ensure_signing_key(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = signing_key_path(data_dir);
+    if !path.exists() {
+        let pem = eventstore::checkpoint::LogSigningKey::generate()
+            .to_pem()
+            .map_err(anyhow::Error::msg)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        file.write_all(pem.as_bytes())?;
+    }
+    Ok(path)
 }
 
 fn is_root() -> bool {

@@ -26,6 +26,35 @@ pub struct TestApp {
     pub admin: String,
 }
 
+/// The test settings of the command API on `database_url` (no open-order limit, so tests
+/// may place many orders for one customer).
+pub fn settings(database_url: &str) -> Settings {
+    Settings {
+        database_url: database_url.to_owned(),
+        addr: "127.0.0.1:0".into(),
+        auth: platform::AuthSettings::hs256(SECRET),
+        pool_size: 20,
+        workers: 2,
+        state_cache_mb: 64,
+        group_commit: true,
+        group_commit_max_commands: 256,
+        group_commit_in_flight: 2,
+        kafka_brokers: None,
+        topic_prefix: "agora".into(),
+        shutdown_drain_ms: 0,
+        tls: Default::default(),
+        reactors: true,
+        payment_ttl: std::time::Duration::from_secs(30 * 60),
+        max_open_orders_per_customer: 0,
+        webhook_key: Some(WEBHOOK_KEY.into()),
+        webhook_allow_insecure: true,
+        webhook_max_attempts: 10,
+        webhook_retry_base: std::time::Duration::from_secs(5),
+        log_signing_key: None,
+        checkpoint_interval: std::time::Duration::from_secs(10),
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(|_| {}).await
@@ -37,28 +66,7 @@ impl TestApp {
         let db = TestDatabase::create()
             .await
             .expect("the test PostgreSQL must be running (scripts/postgres.sh start)");
-        let mut settings = Settings {
-            database_url: db.url.clone(),
-            addr: "127.0.0.1:0".into(),
-            auth: platform::AuthSettings::hs256(SECRET),
-            pool_size: 20,
-            workers: 2,
-            state_cache_mb: 64,
-            group_commit: true,
-            group_commit_max_commands: 256,
-            group_commit_in_flight: 2,
-            kafka_brokers: None,
-            topic_prefix: "agora".into(),
-            shutdown_drain_ms: 0,
-            tls: Default::default(),
-            reactors: true,
-            payment_ttl: std::time::Duration::from_secs(30 * 60),
-            max_open_orders_per_customer: 0,
-            webhook_key: Some(WEBHOOK_KEY.into()),
-            webhook_allow_insecure: true,
-            webhook_max_attempts: 10,
-            webhook_retry_base: std::time::Duration::from_secs(5),
-        };
+        let mut settings = settings(&db.url);
         configure(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -43,6 +43,8 @@ pub fn command_settings(
         webhook_allow_insecure: false,
         webhook_max_attempts: 10,
         webhook_retry_base: std::time::Duration::from_secs(5),
+        log_signing_key: None,
+        checkpoint_interval: std::time::Duration::from_secs(10),
     }
 }
 

@@ -16,7 +16,7 @@ use futures::{Stream, TryStreamExt};
 use tokio::task::{JoinError, JoinHandle};
 use uuid::Uuid;
 
-use super::store::stream_page;
+use super::store::{sequence_page, stream_page};
 
 /// The most events read from the store at a time.
 pub const PAGE_SIZE: i64 = 1000;
@@ -28,6 +28,8 @@ pub enum Cursor {
     Log(LogCheckpoint),
     /// In one stream, after this version (version order).
     Stream { stream_id: Uuid, version: i64 },
+    /// In the sequenced log, after this sequence (sequence order).
+    Sequence(i64),
 }
 
 impl Cursor {
@@ -41,6 +43,7 @@ impl Cursor {
             Cursor::Stream { stream_id, version } => {
                 stream_page(store.pool(), stream_id, version, limit).await
             }
+            Cursor::Sequence(after) => sequence_page(store.pool(), after, limit).await,
         }
     }
 
@@ -48,6 +51,7 @@ impl Cursor {
         match self {
             Cursor::Log(checkpoint) => *checkpoint = LogCheckpoint::after(last),
             Cursor::Stream { version, .. } => *version = last.version,
+            Cursor::Sequence(after) => *after = last.sequence.unwrap_or(*after),
         }
     }
 }

@@ -63,3 +63,20 @@ pub async fn stream_page(
         .await?;
     rows.iter().map(decode_event).collect()
 }
+
+/// Up to `limit` events with a `sequence` above `after_sequence`, in sequence order. The
+/// sequence is dense and assigned in log order, so pages by sequence never skip an event.
+pub async fn sequence_page(
+    pool: &Pool,
+    after_sequence: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+        ))
+        .await?;
+    let rows = client.query(&statement, &[&after_sequence, &limit]).await?;
+    rows.iter().map(decode_event).collect()
+}

@@ -40,6 +40,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
+use eventstore::checkpoint::Checkpoint;
 use eventstore::{AggregateState, DecodeError, EventStore, LogCheckpoint};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
@@ -66,7 +67,7 @@ pub const NDJSON: &str = "application/x-ndjson";
 pub const AUDIT_CACHE_CONTROL: &str = "private, no-store";
 
 /// The event store, or 503 when this query API runs without one.
-fn event_store(state: &AppState) -> Result<&EventStore, Problem> {
+pub(crate) fn event_store(state: &AppState) -> Result<&EventStore, Problem> {
     state.events.as_ref().ok_or_else(|| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -94,6 +95,11 @@ pub struct EventsQuery {
     /// order. Absent or `0`: from the start. A position no event has is 404.
     #[param(minimum = 0, example = 1417)]
     pub after: Option<i64>,
+    /// The `sequence` of the last event received: the export continues with the next
+    /// sequence (sequenced events only, in sequence order; it can never skip one). `0`: from
+    /// the start. Not with `after`.
+    #[param(minimum = 0, example = 1417)]
+    pub after_sequence: Option<i64>,
     /// The most events to answer.
     #[param(minimum = 1, maximum = 10000, default = 1000)]
     pub limit: Option<i64>,
@@ -110,7 +116,9 @@ pub struct EventsQuery {
                    itself, in log order (the one order every reader sees, gap-free and \
                    stable): NDJSON, one envelope per line, streamed. `position` is not \
                    monotonic in log order: to read on, pass the `position` of the last line \
-                   as the next `after`. Fewer lines than `limit`: caught up with the log.",
+                   as the next `after`, or better the `sequence` of the last line as \
+                   `after_sequence` (sequenced events in sequence order; never skips). Fewer \
+                   lines than `limit`: caught up with the log.",
     security(("bearer" = [])),
     params(EventsQuery),
     responses(
@@ -140,6 +148,23 @@ pub async fn events(
         )));
     }
     let store = event_store(&state)?;
+    if let Some(after_sequence) = query.after_sequence {
+        if query.after.is_some() {
+            return Err(Problem::invalid_request(
+                "pass either after or after_sequence, not both",
+            ));
+        }
+        if after_sequence < 0 {
+            return Err(Problem::invalid_request(format!(
+                "after_sequence must be the sequence of an event (or 0 for the start), got \
+                 {after_sequence}"
+            )));
+        }
+        let pages = Pages::start(store.clone(), Cursor::Sequence(after_sequence), limit)
+            .await
+            .map_err(page_error)?;
+        return Ok(ndjson(pages));
+    }
     let start = match query.after {
         None | Some(0) => LogCheckpoint::START,
         Some(after) => store
@@ -427,14 +452,65 @@ fn undecodable(error: DecodeError) -> Problem {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
-    /// Verify only this stream (no events: 404). Absent: every stream.
+    /// Verify only this stream's chain (no events: 404). Absent: every stream, and the
+    /// Merkle tree of the whole log.
     pub stream_id: Option<Uuid>,
+    /// A checkpoint the auditor kept (all five fields of `GET /v1/audit/checkpoint`, or
+    /// none): the log must be an honest extension of it.
+    #[param(minimum = 1)]
+    pub tree_size: Option<u64>,
+    /// The kept checkpoint's `root_hash` (hex).
+    pub root_hash: Option<String>,
+    /// The kept checkpoint's `timestamp`.
+    pub timestamp: Option<String>,
+    /// The kept checkpoint's `key_id`.
+    pub key_id: Option<String>,
+    /// The kept checkpoint's `signature` (base64; percent-encode `+`, `/`, `=`).
+    pub signature: Option<String>,
+}
+
+impl VerifyQuery {
+    /// The kept checkpoint, when one was passed.
+    fn kept(&self) -> Result<Option<Checkpoint>, Problem> {
+        match (
+            self.tree_size,
+            &self.root_hash,
+            &self.timestamp,
+            &self.key_id,
+            &self.signature,
+        ) {
+            (None, None, None, None, None) => Ok(None),
+            (Some(tree_size), Some(root_hash), Some(timestamp), Some(key_id), Some(signature)) => {
+                let checkpoint = Checkpoint {
+                    tree_size,
+                    root_hash: root_hash.clone(),
+                    timestamp: timestamp.clone(),
+                    key_id: key_id.clone(),
+                    signature: signature.clone(),
+                };
+                checkpoint.root().map_err(Problem::invalid_request)?;
+                if self.stream_id.is_some() {
+                    return Err(Problem::invalid_request(
+                        "a checkpoint covers the whole log: pass it without stream_id",
+                    ));
+                }
+                Ok(Some(checkpoint))
+            }
+            _ => Err(Problem::invalid_request(
+                "a checkpoint is tree_size, root_hash, timestamp, key_id and signature \
+                 together",
+            )),
+        }
+    }
 }
 
 /// The verify endpoint's answer.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
-    "ok": true, "streams_checked": 42, "events_checked": 1417, "failures": []
+    "ok": true, "streams_checked": 42, "events_checked": 1417, "failures": [],
+    "tree_size": 1417,
+    "root_hash": "5d1c0e6b2f3a4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5",
+    "consistency_proof": null
 }))]
 pub struct Verification {
     /// True exactly when `failures` is empty.
@@ -442,18 +518,29 @@ pub struct Verification {
     pub streams_checked: u64,
     pub events_checked: u64,
     pub failures: Vec<Failure>,
+    /// The sequenced events (absent with `stream_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_size: Option<u64>,
+    /// The Merkle root recomputed from them (hex; absent with `stream_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_hash: Option<String>,
+    /// With a kept checkpoint: the RFC 9162 consistency proof from it to `tree_size`
+    /// (hex), already checked; null otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency_proof: Option<Vec<String>>,
 }
 
-/// One event that breaks its stream's chain.
+/// One difference: an event that breaks its stream's chain or the tree, or (`stream_id`
+/// and `version` null) a difference of the log as a whole.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "stream_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "version": 3,
     "reason": "stored hash 5d1c0e… does not match the recomputed 0b7e42…"
 }))]
 pub struct Failure {
-    pub stream_id: Uuid,
-    pub version: i64,
-    /// What is wrong with the event.
+    pub stream_id: Option<Uuid>,
+    pub version: Option<i64>,
+    /// What is wrong.
     pub reason: String,
 }
 
@@ -463,9 +550,13 @@ pub struct Failure {
     path = "/v1/audit/verify",
     operation_id = "verifyLog",
     tag = "audit",
-    summary = "Verify the hash chains",
+    summary = "Verify the hash chains and the Merkle tree",
     description = "Role `auditor`. Recomputes the hash chain of every stream (or of \
-                   `stream_id`) from the event store and reports each event that breaks it.",
+                   `stream_id`) from the event store and reports each event that breaks it. \
+                   Without `stream_id` it also recomputes the Merkle tree of the sequenced \
+                   log from the events as stored and checks it against the stored tree, the \
+                   newest signed checkpoint and, when given, a checkpoint the auditor kept \
+                   (its signature, its root, and the consistency proof to the current tree).",
     security(("bearer" = [])),
     params(VerifyQuery),
     responses(
@@ -484,25 +575,48 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     caller.require_any(AUDIT_ROLES)?;
+    let kept = query.kept()?;
     let store = event_store(&state)?;
     let report = store.verify(query.stream_id).await.map_err(store_error)?;
     if let (Some(stream_id), 0) = (query.stream_id, report.streams_checked) {
         return Err(no_events(stream_id));
     }
-    let body = Verification {
-        ok: report.ok(),
+    let mut failures: Vec<Failure> = report
+        .failures
+        .into_iter()
+        .map(|failure| Failure {
+            stream_id: Some(failure.stream_id),
+            version: Some(failure.version),
+            reason: failure.reason,
+        })
+        .collect();
+    let mut body = Verification {
+        ok: false,
         streams_checked: report.streams_checked,
         events_checked: report.events_checked,
-        failures: report
-            .failures
-            .into_iter()
-            .map(|failure| Failure {
-                stream_id: failure.stream_id,
-                version: failure.version,
-                reason: failure.reason,
-            })
-            .collect(),
+        failures: Vec::new(),
+        tree_size: None,
+        root_hash: None,
+        consistency_proof: None,
     };
+    if query.stream_id.is_none() {
+        let log = store
+            .verify_log(kept.as_ref(), None)
+            .await
+            .map_err(store_error)?;
+        failures.extend(log.tree.failures.into_iter().map(|failure| Failure {
+            stream_id: failure.stream_id,
+            version: failure.version,
+            reason: failure.reason,
+        }));
+        body.tree_size = Some(log.tree.tree_size);
+        body.root_hash = Some(log.tree.root.to_hex());
+        body.consistency_proof = log
+            .consistency_proof
+            .map(|proof| proof.iter().map(|hash| hash.to_hex()).collect());
+    }
+    body.ok = failures.is_empty();
+    body.failures = failures;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, AUDIT_CACHE_CONTROL))
         .json(body))

@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod health;
 pub mod orders;
 pub mod products;
+pub mod verifiable;
 
 use crate::consistency::Consistency;
 

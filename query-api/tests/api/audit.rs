@@ -496,6 +496,7 @@ async fn the_export_is_the_log_line_for_line() {
             "position",
             "prev_hash",
             "schema_version",
+            "sequence",
             "stream_id",
             "stream_type",
             "version"
@@ -642,6 +643,7 @@ async fn slow_writer(url: &str, rounds: usize) {
                 occurred_at,
                 payload: &payload,
                 metadata: &meta,
+                stored_metadata: None,
             },
         )
         .unwrap();
@@ -900,9 +902,17 @@ async fn verify_names_exactly_the_tampered_event() {
 
     let report = app.get_json("/v1/audit/verify", &app.auditor).await;
     assert_eq!(
-        report,
-        json!({"ok": true, "streams_checked": 3, "events_checked": 13, "failures": []})
+        (
+            &report["ok"],
+            &report["streams_checked"],
+            &report["events_checked"],
+            &report["failures"]
+        ),
+        (&json!(true), &json!(3), &json!(13), &json!([])),
+        "{report}"
     );
+    // No sequencer runs here: the tree is empty, and says so.
+    assert_eq!(report["tree_size"], 0, "{report}");
 
     // Someone with write access changes the price the mug was repriced to.
     app.execute(
@@ -1021,6 +1031,17 @@ async fn bad_parameters_are_400_and_unknown_positions_404() {
         state_path(mug, "?at=2026-03-01T10:00:00Z"),
         "/v1/audit/verify?stream_id=42".to_owned(),
         "/v1/audit/verify?stream=x".to_owned(),
+        "/v1/audit/events?after_sequence=-1".to_owned(),
+        "/v1/audit/events?after=1&after_sequence=1".to_owned(),
+        "/v1/audit/verify?tree_size=1".to_owned(),
+        "/v1/audit/verify?tree_size=1&root_hash=00&timestamp=t&key_id=k&signature=s".to_owned(),
+        "/v1/audit/proofs/inclusion?sequence=0&tree_size=1".to_owned(),
+        "/v1/audit/proofs/inclusion?sequence=2&tree_size=1".to_owned(),
+        "/v1/audit/proofs/inclusion?sequence=-1&tree_size=1".to_owned(),
+        "/v1/audit/proofs/inclusion?sequence=1".to_owned(),
+        "/v1/audit/proofs/consistency?from=2&to=1".to_owned(),
+        "/v1/audit/proofs/consistency?from=0&to=1".to_owned(),
+        "/v1/audit/proofs/consistency?from=1".to_owned(),
     ];
     for path in &bad {
         let problem =
@@ -1037,7 +1058,14 @@ async fn bad_parameters_are_400_and_unknown_positions_404() {
 #[tokio::test]
 async fn without_an_event_store_the_audit_endpoints_are_503() {
     let app = TestApp::spawn_with(|settings| settings.database_url = None).await;
-    for path in ["/v1/audit/events", "/v1/audit/verify"] {
+    for path in [
+        "/v1/audit/events",
+        "/v1/audit/verify",
+        "/v1/audit/checkpoint",
+        "/v1/audit/public-key",
+        "/v1/audit/proofs/inclusion?sequence=1&tree_size=1",
+        "/v1/audit/proofs/consistency?from=1&to=1",
+    ] {
         assert_problem(app.get_anonymous(path).await, 401, "unauthenticated").await;
         assert_problem(app.get(path, &app.admin).await, 403, "forbidden").await;
         let problem = assert_problem(

@@ -265,7 +265,7 @@ const AUDIT: &[&str] = &["database_unavailable", "event_store_not_configured"];
 const JSON: &str = "application/json";
 const NDJSON: &str = "application/x-ndjson";
 
-const EXPECTED: [Expected; 10] = [
+const EXPECTED: [Expected; 12] = [
     Expected {
         path: "/v1/products",
         query: &["limit", "cursor"],
@@ -310,7 +310,7 @@ const EXPECTED: [Expected; 10] = [
     },
     Expected {
         path: "/v1/audit/events",
-        query: &["after", "limit"],
+        query: &["after", "after_sequence", "limit"],
         media_type: NDJSON,
         unavailable: AUDIT,
         not_found: true,
@@ -331,7 +331,28 @@ const EXPECTED: [Expected; 10] = [
     },
     Expected {
         path: "/v1/audit/verify",
-        query: &["stream_id"],
+        query: &[
+            "stream_id",
+            "tree_size",
+            "root_hash",
+            "timestamp",
+            "key_id",
+            "signature",
+        ],
+        media_type: JSON,
+        unavailable: AUDIT,
+        not_found: true,
+    },
+    Expected {
+        path: "/v1/audit/checkpoint",
+        query: &[],
+        media_type: JSON,
+        unavailable: AUDIT,
+        not_found: true,
+    },
+    Expected {
+        path: "/v1/audit/public-key",
+        query: &[],
         media_type: JSON,
         unavailable: AUDIT,
         not_found: true,
@@ -490,6 +511,7 @@ async fn the_document_lists_every_query_and_audit_route_of_the_contract() {
             "version",
             "event_type",
             "schema_version",
+            "sequence",
             "occurred_at",
             "payload",
             "metadata",

@@ -1,7 +1,9 @@
 //! The JSON report of a verification, the shape of `GET /v1/audit/verify`:
-//! `{"ok", "streams_checked", "events_checked", "failures": [{"stream_id", "version", "reason"}]}`.
+//! `{"ok", "streams_checked", "events_checked", "failures": [{"stream_id", "version", "reason"}],
+//! "tree_size", "root_hash", "consistency_proof"}` (the last three when the tree was checked).
 
-use eventstore::{ChainFailure, VerifyReport};
+use eventstore::logverify::{TreeFailure, TreeOutcome};
+use eventstore::{ChainFailure, Hash, VerifyReport};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -24,6 +26,16 @@ impl From<ChainFailure> for Failure {
     }
 }
 
+impl From<TreeFailure> for Failure {
+    fn from(failure: TreeFailure) -> Self {
+        Failure {
+            stream_id: failure.stream_id,
+            version: failure.version,
+            reason: failure.reason,
+        }
+    }
+}
+
 /// The outcome of a verification, as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -31,6 +43,28 @@ pub struct Report {
     pub streams_checked: u64,
     pub events_checked: u64,
     pub failures: Vec<Failure>,
+    /// The sequenced events, when the Merkle tree was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_size: Option<u64>,
+    /// The Merkle root recomputed from them (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_hash: Option<String>,
+    /// The checked consistency proof from the kept checkpoint to `tree_size` (live store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency_proof: Option<Vec<String>>,
+}
+
+impl Report {
+    /// Adds what a pass over the Merkle tree found.
+    pub fn add_tree(&mut self, tree: TreeOutcome, consistency_proof: Option<Vec<Hash>>) {
+        self.failures
+            .extend(tree.failures.into_iter().map(Failure::from));
+        self.ok = self.failures.is_empty();
+        self.tree_size = Some(tree.tree_size);
+        self.root_hash = Some(tree.root.to_hex());
+        self.consistency_proof =
+            consistency_proof.map(|proof| proof.iter().map(Hash::to_hex).collect());
+    }
 }
 
 impl From<VerifyReport> for Report {
@@ -40,6 +74,9 @@ impl From<VerifyReport> for Report {
             streams_checked: report.streams_checked,
             events_checked: report.events_checked,
             failures: report.failures.into_iter().map(Failure::from).collect(),
+            tree_size: None,
+            root_hash: None,
+            consistency_proof: None,
         }
     }
 }

@@ -8,6 +8,13 @@
 //! one more, `prev_hash` equal to the previous hash (32 zero bytes for version 1), and `hash`
 //! equal to the recomputed `SHA-256(prev_hash || JCS(document))`. Each stream's first
 //! failure is reported; a line that is not an envelope is a failure naming its line number.
+//!
+//! Without `--stream-id` it also checks the verifiable log: the sequence is dense, every
+//! leaf recomputed from the event as stored, the Merkle root folded from them; with
+//! `--checkpoint FILE` (kept from `agora audit checkpoint`), the checkpoint's signature
+//! must verify with the log's public key (`--public-key`, or for the live store the key it
+//! publishes) and its root must be the root of the first `tree_size` events; for the live
+//! store, the RFC 9162 consistency proof from the checkpoint to the current tree must hold.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -18,8 +25,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use eventstore::hashchain::{chain_hash, format_timestamp, HashedFields};
-use eventstore::{connect_pool, Envelope, EventStore, Hash};
+use eventstore::checkpoint::{Checkpoint, PublicKey, PublicKeyDocument};
+use eventstore::hashchain::{chain_hash, format_timestamp, metadata_not_as_written, HashedFields};
+use eventstore::logverify::TreeVerifier;
+use eventstore::{connect_pool, Envelope, EventStore, Hash, RecordedEvent};
 use uuid::Uuid;
 
 use super::report::{Failure, Report};
@@ -35,17 +44,80 @@ pub struct VerifyArgs {
     // a DATABASE_URL in the environment would forbid --file.
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Verify only this stream.
+    /// Verify only this stream (its chain; the tree covers the whole log).
     #[arg(long, value_name = "ID")]
     pub stream_id: Option<Uuid>,
+    /// A checkpoint kept earlier (`agora audit checkpoint --out FILE`): the log must be an
+    /// honest extension of it.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// The log's public key: base64 of its 32 bytes, or a file holding that or the JSON of
+    /// `GET /v1/audit/public-key`. Needed with --checkpoint and --file; for the live store
+    /// the default is the key the store publishes.
+    #[arg(long, value_name = "KEY|FILE")]
+    pub public_key: Option<String>,
+}
+
+/// Reads a kept checkpoint file.
+fn read_checkpoint(path: &PathBuf) -> anyhow::Result<Checkpoint> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
+    let checkpoint: Checkpoint = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a checkpoint", path.display()))?;
+    checkpoint
+        .root()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(checkpoint)
+}
+
+/// `--public-key`: base64, or a file holding base64 or the public-key JSON document.
+fn read_public_key(value: &str) -> anyhow::Result<PublicKey> {
+    let path = std::path::Path::new(value);
+    let text = if path.is_file() {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {value}"))?
+    } else {
+        value.to_owned()
+    };
+    let base64 = match serde_json::from_str::<PublicKeyDocument>(&text) {
+        Ok(document) => document.public_key,
+        Err(_) => text.trim().to_owned(),
+    };
+    PublicKey::from_base64(&base64).map_err(|error| anyhow::anyhow!("--public-key: {error}"))
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let kept = args.checkpoint.as_ref().map(read_checkpoint).transpose()?;
+    let key = args
+        .public_key
+        .as_deref()
+        .map(read_public_key)
+        .transpose()?;
+    if kept.is_some() && args.stream_id.is_some() {
+        anyhow::bail!("a checkpoint covers the whole log: pass --checkpoint without --stream-id");
+    }
     let report = match (&args.file, &args.database_url) {
         (Some(path), _) => {
+            let mut tree = None;
+            if args.stream_id.is_none() {
+                let mut verifier = TreeVerifier::new();
+                if let Some(kept) = &kept {
+                    let key = key.as_ref().context(
+                        "--checkpoint with --file needs the log's --public-key (an export \
+                         does not carry it)",
+                    )?;
+                    if let Err(reason) = kept.verify(key) {
+                        verifier.unreadable(None, None, format!("the kept checkpoint: {reason}"));
+                    }
+                    verifier
+                        .expect(kept, "the kept checkpoint")
+                        .map_err(anyhow::Error::msg)?;
+                }
+                tree = Some(verifier);
+            }
             let path = path.clone();
             let stream_id = args.stream_id;
-            tokio::task::spawn_blocking(move || verify_file(&path, stream_id))
+            tokio::task::spawn_blocking(move || verify_file(&path, stream_id, tree))
                 .await
                 .context("the verification task failed")??
         }
@@ -55,7 +127,15 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 .verify(args.stream_id)
                 .await
                 .context("cannot read the event store")?;
-            Report::from(report)
+            let mut report = Report::from(report);
+            if args.stream_id.is_none() {
+                let log = store
+                    .verify_log(kept.as_ref(), key)
+                    .await
+                    .context("cannot read the event store")?;
+                report.add_tree(log.tree, log.consistency_proof);
+            }
+            report
         }
         (None, None) => anyhow::bail!(
             "nothing to verify: pass --file FILE, or --database-url URL (or set DATABASE_URL)"
@@ -70,7 +150,11 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn verify_file(path: &PathBuf, stream_id: Option<Uuid>) -> anyhow::Result<Report> {
+fn verify_file(
+    path: &PathBuf,
+    stream_id: Option<Uuid>,
+    tree: Option<TreeVerifier>,
+) -> anyhow::Result<Report> {
     let input: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
@@ -78,6 +162,7 @@ fn verify_file(path: &PathBuf, stream_id: Option<Uuid>) -> anyhow::Result<Report
     };
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut verifier = ExportVerifier::new(stream_id);
+    verifier.tree = tree;
     let mut line = Vec::new();
     let mut number = 0u64;
     loop {
@@ -110,6 +195,8 @@ pub struct ExportVerifier {
     streams: HashMap<Uuid, StreamState>,
     events_checked: u64,
     failures: Vec<Failure>,
+    /// The Merkle tree check of the whole log (not with `only`).
+    tree: Option<TreeVerifier>,
 }
 
 impl ExportVerifier {
@@ -135,11 +222,11 @@ impl ExportVerifier {
                 let (stream_id, version) = identify(line);
                 if self.wanted(stream_id) {
                     self.events_checked += 1;
-                    self.fail_line(
-                        stream_id,
-                        version,
-                        format!("line {number}: not an event envelope: {error}"),
-                    );
+                    let reason = format!("line {number}: not an event envelope: {error}");
+                    if let Some(tree) = &mut self.tree {
+                        tree.unreadable(stream_id, version, reason.clone());
+                    }
+                    self.fail_line(stream_id, version, reason);
                 }
                 return;
             }
@@ -148,7 +235,11 @@ impl ExportVerifier {
             return;
         }
         self.events_checked += 1;
-        let problem = self.problem_with(&envelope);
+        let event = envelope.to_recorded();
+        if let (Some(tree), Ok(event)) = (&mut self.tree, &event) {
+            tree.check(event, None, &format!("line {number}: "));
+        }
+        let problem = self.problem_with(&envelope, event);
         // Chain on from what the file says, so one altered event is reported once.
         let state = self
             .streams
@@ -173,12 +264,19 @@ impl ExportVerifier {
 
     /// The report so far.
     pub fn finish(self) -> Report {
-        Report {
+        let mut report = Report {
             ok: self.failures.is_empty(),
             streams_checked: self.streams.len() as u64,
             events_checked: self.events_checked,
             failures: self.failures,
+            tree_size: None,
+            root_hash: None,
+            consistency_proof: None,
+        };
+        if let Some(tree) = self.tree {
+            report.add_tree(tree.finish(), None);
         }
+        report
     }
 
     fn wanted(&self, stream_id: Option<Uuid>) -> bool {
@@ -190,7 +288,11 @@ impl ExportVerifier {
     }
 
     /// Why `envelope` does not chain onto its stream, if it does not.
-    fn problem_with(&self, envelope: &Envelope) -> Option<String> {
+    fn problem_with(
+        &self,
+        envelope: &Envelope,
+        event: Result<RecordedEvent, String>,
+    ) -> Option<String> {
         let (expected_version, expected_prev) = match self.streams.get(&envelope.stream_id) {
             Some(state) => (state.version + 1, state.hash),
             None => (1, Hash::GENESIS),
@@ -201,10 +303,13 @@ impl ExportVerifier {
                 envelope.version
             ));
         }
-        let event = match envelope.to_recorded() {
+        let event = match event {
             Ok(event) => event,
             Err(error) => return Some(error),
         };
+        if let Some(stored) = &event.stored_metadata {
+            return Some(metadata_not_as_written(stored));
+        }
         // The hash covers the timestamp's one textual form; another spelling of the same
         // instant is not what was hashed (and independent verifiers hash the text as is).
         if format_timestamp(event.occurred_at) != envelope.occurred_at {

@@ -1,0 +1,112 @@
+//! The command API runs the verifiable log's sequencer: every event it appends gets the
+//! next sequence, in log order, and with a signing key the log is checkpointed and signed.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use eventstore::checkpoint::LogSigningKey;
+use eventstore::LogCheckpoint;
+use serde_json::json;
+use support::TestApp;
+
+/// A scratch key file, removed when dropped.
+struct KeyFile(std::path::PathBuf);
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn key_file(pem: &str) -> KeyFile {
+    let path = std::env::temp_dir().join(format!("agora-log-key-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&path, pem).expect("write the key");
+    KeyFile(path)
+}
+
+#[tokio::test]
+async fn appended_events_are_sequenced_in_log_order_and_checkpoints_signed() {
+    let key = LogSigningKey::generate();
+    let file = key_file(&key.to_pem().expect("pem"));
+    let path = file.0.clone();
+    let app = TestApp::spawn_with(|settings| {
+        settings.log_signing_key = Some(path);
+        settings.checkpoint_interval = Duration::from_millis(100);
+    })
+    .await;
+    let mug = app.create_product("MUG-1", 1299, 10).await;
+    app.create_product("CAP-1", 1500, 3).await;
+    let customer = app.token("alice", &[platform::Role::Customer]);
+    let placed = app
+        .place_order(&customer, json!([{"product_id": mug, "quantity": 2}]))
+        .await;
+    assert_eq!(placed.status(), 201);
+    let events = app.event_count().await as u64;
+    assert_eq!(events, 4);
+
+    let store = &app.db.store;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let checkpoint = loop {
+        if let Some(latest) = store.latest_checkpoint().await.expect("read") {
+            if latest.tree_size == events {
+                break latest;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of all {events} events"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(checkpoint.verify(&key.public_key()), Ok(()));
+    assert_eq!(
+        store.published_key().await.expect("read"),
+        Some(key.public_key())
+    );
+    let log = store
+        .read_log(LogCheckpoint::START, 100)
+        .await
+        .expect("read");
+    let sequences: Vec<Option<i64>> = log.iter().map(|event| event.sequence).collect();
+    assert_eq!(sequences, (1..=4).map(Some).collect::<Vec<_>>());
+    let verified = store.verify_log(None, None).await.expect("verify");
+    assert_eq!(verified.tree.failures, vec![], "{verified:?}");
+    assert_eq!(verified.tree.root.to_hex(), checkpoint.root_hash);
+}
+
+#[tokio::test]
+async fn without_a_key_events_are_sequenced_but_nothing_is_signed() {
+    let app = TestApp::spawn().await;
+    app.create_product("MUG-1", 1299, 10).await;
+    let store = &app.db.store;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.tree_size().await.expect("read") < 1 {
+        assert!(Instant::now() < deadline, "the event was not sequenced");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(store.latest_checkpoint().await.expect("read"), None);
+}
+
+#[tokio::test]
+async fn a_bad_signing_key_file_stops_the_start_with_a_clear_error() {
+    for contents in [
+        "",
+        "not a key",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    ] {
+        let file = key_file(contents);
+        let db = eventstore::testing::TestDatabase::create()
+            .await
+            .expect("db");
+        let settings = command_api::config::Settings {
+            log_signing_key: Some(file.0.clone()),
+            ..support::settings(&db.url)
+        };
+        let error = match command_api::startup::Application::build(settings).await {
+            Ok(_) => panic!("a bad key file {contents:?} was accepted"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("AGORA_LOG_SIGNING_KEY"), "{error}");
+    }
+}
