@@ -125,6 +125,8 @@ impl Stack {
                 consistency_wait_ms: 10_000,
                 pool_size: options.pool_size,
                 workers: options.workers,
+                max_live_subscribers: 10_000,
+                sse_heartbeat_secs: 15,
             })
             .await?;
             query = format!("http://127.0.0.1:{}", app.port());

@@ -88,6 +88,24 @@ impl JwtKeys {
     }
 }
 
+impl JwtKeys {
+    /// The caller a bearer token names: 401 `unauthenticated` for a bad, expired or
+    /// foreign token (also for tokens that arrive outside a header, such as a WebSocket's
+    /// `connection_init` payload).
+    pub fn caller(&self, token: &str) -> Result<Caller, Problem> {
+        let claims = self
+            .verify(token)
+            .map_err(|error| Problem::unauthenticated(format!("invalid token: {error}")))?;
+        if claims.sub.is_empty() {
+            return Err(Problem::unauthenticated("the token has an empty sub"));
+        }
+        Ok(Caller {
+            id: claims.sub,
+            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+        })
+    }
+}
+
 /// An authenticated caller: extracting it answers 401 for a missing or bad token.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -133,16 +151,7 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, Problem> {
         .ok_or_else(|| {
             Problem::unauthenticated("the Authorization header must be Bearer <token>")
         })?;
-    let claims = keys
-        .verify(token)
-        .map_err(|error| Problem::unauthenticated(format!("invalid token: {error}")))?;
-    if claims.sub.is_empty() {
-        return Err(Problem::unauthenticated("the token has an empty sub"));
-    }
-    Ok(Caller {
-        id: claims.sub,
-        roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-    })
+    keys.caller(token)
 }
 
 impl FromRequest for Caller {

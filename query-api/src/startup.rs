@@ -14,7 +14,10 @@ use tracing_actix_web::TracingLogger;
 use crate::audit::store::connect_read_only;
 use crate::config::Settings;
 use crate::db::ReadModel;
-use crate::routes::{audit, dashboard, health, orders, products, AppState};
+use crate::graphql::{self, AgoraSchema};
+use crate::live::Live;
+use crate::progress::Progress;
+use crate::routes::{audit, dashboard, health, orders, page, products, stream, AppState};
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -42,15 +45,25 @@ impl Application {
                 None
             }
         };
+        let progress = Progress::listen(read_url.to_owned());
+        let live = Live::start(
+            ReadModel::new(read.clone()),
+            &progress,
+            settings.max_live_subscribers,
+        );
+        let schema = graphql::schema(live.clone());
         let state = AppState {
             read: ReadModel::new(read),
             events,
             consistency_wait: settings.consistency_wait(),
+            progress,
+            live,
+            heartbeat: settings.sse_heartbeat(),
         };
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
         let keys = JwtKeys::hs256(settings.jwt_secret.as_bytes());
-        let server = run(listener, state, keys, settings.workers)?;
+        let server = run(listener, state, schema, keys, settings.workers)?;
         Ok(Application {
             port: local.port(),
             address: local.to_string(),
@@ -73,10 +86,21 @@ impl Application {
 }
 
 /// The routes of API.md's query API, plus health, metrics, the OpenAPI document
-/// (`/openapi.json`) and Swagger UI (`/docs/`).
+/// (`/openapi.json`), Swagger UI (`/docs/`), GraphQL with GraphiQL (`/graphql`) and the
+/// dashboard page (`/dashboard/`).
 pub fn configure(config: &mut web::ServiceConfig) {
     crate::openapi::docs().configure(config);
     config
+        .route("/graphql", web::post().to(graphql::execute))
+        .route("/graphql", web::get().to(graphql::graphiql))
+        .route("/graphql/ws", web::get().to(graphql::subscriptions))
+        .route(
+            "/graphql/assets/{file}",
+            web::get().to(graphql::graphiql_asset),
+        )
+        .route("/dashboard", web::get().to(page::to_index))
+        .route("/dashboard/", web::get().to(page::index))
+        .route("/dashboard/{file}", web::get().to(page::asset))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics_endpoint))
@@ -91,6 +115,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     "/dashboard/top-products",
                     web::get().to(dashboard::top_products),
                 )
+                .route("/dashboard/stream", web::get().to(stream::stream))
                 .route("/audit/events", web::get().to(audit::events))
                 .route(
                     "/audit/streams/{stream_id}/events",
@@ -108,10 +133,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
 pub fn run(
     listener: TcpListener,
     state: AppState,
+    schema: AgoraSchema,
     keys: JwtKeys,
     workers: usize,
 ) -> std::io::Result<Server> {
     let state = std::sync::Arc::new(state);
+    let schema = web::Data::new(schema);
     let keys = web::Data::new(keys);
     let metrics = web::Data::new(metrics_handle());
     let mut server = HttpServer::new(move || {
@@ -121,7 +148,9 @@ pub fn run(
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.for_worker()))
             .app_data(keys.clone())
+            .app_data(schema.clone())
             .app_data(metrics.clone())
+            .app_data(http::json_config())
             .app_data(http::path_config())
             .app_data(http::query_config())
             .configure(configure)

@@ -123,6 +123,8 @@ async fn serve(
         consistency_wait_ms: 5000,
         pool_size: 16,
         workers: 2,
+        max_live_subscribers: 10_000,
+        sse_heartbeat_secs: 15,
     })
     .await
     .with_context(|| {

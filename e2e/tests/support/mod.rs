@@ -66,6 +66,8 @@ impl Stack {
             consistency_wait_ms: 10_000,
             pool_size: 16,
             workers: 2,
+            max_live_subscribers: 10_000,
+            sse_heartbeat_secs: 15,
         })
         .await?;
         let query_url = format!("http://127.0.0.1:{}", query.port());

@@ -5,7 +5,9 @@ pub mod audit;
 pub mod dashboard;
 pub mod health;
 pub mod orders;
+pub mod page;
 pub mod products;
+pub mod stream;
 
 use std::time::Duration;
 
@@ -17,6 +19,8 @@ use serde::Serialize;
 
 use crate::db::ReadModel;
 use crate::etag::{etag, if_none_match};
+use crate::live::Live;
+use crate::progress::Progress;
 
 /// Every role: what "any role" in API.md admits.
 pub const ANY_ROLE: &[Role] = &[Role::Admin, Role::Customer, Role::Viewer, Role::Auditor];
@@ -38,6 +42,12 @@ pub struct AppState {
     pub events: Option<EventStore>,
     /// The longest a `?min_version=N` request waits.
     pub consistency_wait: Duration,
+    /// Read-model progress, as the projector reports it.
+    pub progress: Progress,
+    /// The live dashboards' fan-out.
+    pub live: Live,
+    /// The pause between two SSE heartbeats.
+    pub heartbeat: Duration,
 }
 
 impl AppState {
@@ -48,6 +58,9 @@ impl AppState {
             read: ReadModel::new(self.read.pool().clone()),
             events: self.events.clone(),
             consistency_wait: self.consistency_wait,
+            progress: self.progress.clone(),
+            live: self.live.clone(),
+            heartbeat: self.heartbeat,
         }
     }
 }

@@ -51,6 +51,8 @@ impl TestApp {
             consistency_wait_ms: 5000,
             pool_size: 8,
             workers: 2,
+            max_live_subscribers: 10_000,
+            sse_heartbeat_secs: 15,
         };
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");
