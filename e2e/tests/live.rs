@@ -34,6 +34,17 @@ async fn graphql_ws(stack: &Stack, init: Value) -> Socket {
     socket
 }
 
+/// Opens `/graphql/ws` with `token` and expects `connection_ack`.
+async fn connected(stack: &Stack, token: &str) -> Socket {
+    let mut socket = graphql_ws(stack, json!({"Authorization": format!("Bearer {token}")})).await;
+    let ack = receive(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(
+        ack.map(|m| m["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    socket
+}
+
 async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::text(message.to_string()))
@@ -107,12 +118,7 @@ async fn a_paid_order_reaches_sse_and_graphql_subscribers_within_a_second() -> a
         .expect("the current top products");
     assert!(!sells(&first, "LIVE-MUG"), "nothing is paid yet: {first}");
 
-    let mut socket = graphql_ws(&stack, json!({"Authorization": format!("Bearer {viewer}")})).await;
-    let ack = receive(&mut socket, Duration::from_secs(5)).await;
-    assert_eq!(
-        ack.map(|m| m["type"].clone()),
-        Some(json!("connection_ack"))
-    );
+    let mut socket = connected(&stack, &viewer).await;
     send(
         &mut socket,
         json!({"id": "1", "type": "subscribe", "payload": {"query":
@@ -203,12 +209,7 @@ async fn subscriptions_need_a_dashboard_token() -> anyhow::Result<()> {
     );
     // A customer: connected, but the subscription is refused as forbidden.
     let alice = stack.token("alice", &[Role::Customer]);
-    let mut socket = graphql_ws(&stack, json!({"Authorization": format!("Bearer {alice}")})).await;
-    let ack = receive(&mut socket, Duration::from_secs(5)).await;
-    assert_eq!(
-        ack.map(|m| m["type"].clone()),
-        Some(json!("connection_ack"))
-    );
+    let mut socket = connected(&stack, &alice).await;
     send(
         &mut socket,
         json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { sales { buckets { start } } }"}}),

@@ -27,6 +27,7 @@ pub mod pagination;
 pub mod progress;
 pub mod routes;
 pub mod startup;
+pub mod static_files;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timestamp;

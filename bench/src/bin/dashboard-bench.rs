@@ -65,8 +65,7 @@ const PRODUCT_QUERY: &str = "query($id: UUID!) { product(id: $id) { id sku name 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.concurrency == 0 || args.products == 0 || args.rounds == 0 || args.subscribers == 0
-    {
+    if args.concurrency == 0 || args.products == 0 || args.rounds == 0 || args.subscribers == 0 {
         bail!("--concurrency, --products, --subscribers and --rounds must be positive");
     }
     init_logging_if_asked();

@@ -27,6 +27,7 @@ pub use subscription::Subscription;
 
 use crate::live::Live;
 use crate::routes::AppState;
+use crate::static_files::{self, StaticFile};
 
 /// The query API's GraphQL schema.
 pub type AgoraSchema = Schema<Query, EmptyMutation, Subscription>;
@@ -143,28 +144,28 @@ fn init_token(init: &serde_json::Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// GraphiQL's page and its vendored files (`query-api/assets/graphiql/`).
-const GRAPHIQL_FILES: &[(&str, &str, &[u8])] = &[
-    (
-        "graphiql.min.js",
-        "text/javascript",
-        include_bytes!("../../assets/graphiql/graphiql.min.js"),
-    ),
-    (
-        "graphiql.min.css",
-        "text/css",
-        include_bytes!("../../assets/graphiql/graphiql.min.css"),
-    ),
-    (
-        "react.production.min.js",
-        "text/javascript",
-        include_bytes!("../../assets/graphiql/react.production.min.js"),
-    ),
-    (
-        "react-dom.production.min.js",
-        "text/javascript",
-        include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
-    ),
+/// GraphiQL's vendored files (`query-api/assets/graphiql/`).
+const GRAPHIQL_FILES: &[StaticFile] = &[
+    StaticFile {
+        name: "graphiql.min.js",
+        content_type: "text/javascript",
+        body: include_bytes!("../../assets/graphiql/graphiql.min.js"),
+    },
+    StaticFile {
+        name: "graphiql.min.css",
+        content_type: "text/css",
+        body: include_bytes!("../../assets/graphiql/graphiql.min.css"),
+    },
+    StaticFile {
+        name: "react.production.min.js",
+        content_type: "text/javascript",
+        body: include_bytes!("../../assets/graphiql/react.production.min.js"),
+    },
+    StaticFile {
+        name: "react-dom.production.min.js",
+        content_type: "text/javascript",
+        body: include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+    },
 ];
 
 /// `GET /graphql`: GraphiQL.
@@ -176,14 +177,7 @@ pub async fn graphiql() -> HttpResponse {
 
 /// `GET /graphql/assets/{file}`: GraphiQL's scripts and styles.
 pub async fn graphiql_asset(file: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let (_, content_type, body) = GRAPHIQL_FILES
-        .iter()
-        .find(|(name, _, _)| *name == file.as_str())
-        .ok_or_else(|| Problem::not_found(format!("no GraphiQL file {file}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type(*content_type)
-        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
-        .body(*body))
+    static_files::serve(GRAPHIQL_FILES, &file, "public, max-age=86400", "GraphiQL")
 }
 
 #[cfg(test)]

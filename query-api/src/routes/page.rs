@@ -8,18 +8,20 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use platform::Problem;
 
-/// The page's files: name, content type, contents.
-const FILES: &[(&str, &str, &str)] = &[
-    (
-        "dashboard.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/dashboard/dashboard.js"),
-    ),
-    (
-        "dashboard.css",
-        "text/css; charset=utf-8",
-        include_str!("../../assets/dashboard/dashboard.css"),
-    ),
+use crate::static_files::{self, StaticFile};
+
+/// The page's scripts and styles.
+const FILES: &[StaticFile] = &[
+    StaticFile {
+        name: "dashboard.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/dashboard/dashboard.js"),
+    },
+    StaticFile {
+        name: "dashboard.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../assets/dashboard/dashboard.css"),
+    },
 ];
 
 /// The page may load its own files only, and talk only to its own origin.
@@ -44,12 +46,5 @@ pub async fn to_index() -> HttpResponse {
 
 /// `GET /dashboard/{file}`.
 pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let (_, content_type, body) = FILES
-        .iter()
-        .find(|(name, _, _)| *name == file.as_str())
-        .ok_or_else(|| Problem::not_found(format!("no dashboard file {file}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type(*content_type)
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(*body))
+    static_files::serve(FILES, &file, "no-cache", "dashboard")
 }

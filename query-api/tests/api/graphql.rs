@@ -12,16 +12,23 @@ use crate::support::{assert_problem, at, TestApp};
 /// Where the schema is committed.
 const SCHEMA_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
 
-/// Runs a GraphQL query; returns the whole response body (200 expected).
-async fn graphql(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
-    let response = app
+/// POSTs `body` (JSON text) to `/graphql`, with a bearer token when given.
+async fn post_graphql(app: &TestApp, token: Option<&str>, body: &str) -> reqwest::Response {
+    let mut request = app
         .http
         .post(format!("{}/graphql", app.address))
-        .bearer_auth(token)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .expect("the request reaches the app");
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("the request reaches the app")
+}
+
+/// Runs a GraphQL query; returns the whole response body (200 expected).
+async fn graphql(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
+    let body = json!({"query": query, "variables": variables}).to_string();
+    let response = post_graphql(app, Some(token), &body).await;
     assert_eq!(response.status(), 200);
     response.json().await.expect("a JSON body")
 }
@@ -150,7 +157,7 @@ async fn graphql_answers_equal_rest_for_every_role() {
         // Orders: the list and each order, or the same refusal.
         let query = format!("{{ orders(first: 500) {{ nodes {{ {SUMMARY_FIELDS} }} }} }}");
         let body = graphql(&app, token, &query, json!({})).await;
-        let rest = app.get(&"/v1/orders?limit=500".to_string(), token).await;
+        let rest = app.get("/v1/orders?limit=500", token).await;
         if rest.status() == 200 {
             let rest: Value = rest.json().await.unwrap();
             assert_eq!(snake_keys(&body["data"]["orders"]["nodes"]), rest["items"]);
@@ -346,33 +353,17 @@ async fn queries_over_the_depth_or_complexity_limit_are_refused() {
 async fn bad_requests_get_clear_errors_that_leak_nothing() {
     let app = TestApp::spawn().await;
     // No token, a bad token: 401 problem+json, like /v1.
-    let response = app
-        .http
-        .post(format!("{}/graphql", app.address))
-        .json(&json!({"query": "{ products { nodes { id } } }"}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 401, "unauthenticated").await;
-    let response = app
-        .http
-        .post(format!("{}/graphql", app.address))
-        .bearer_auth("not-a-token")
-        .json(&json!({"query": "{ products { nodes { id } } }"}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 401, "unauthenticated").await;
+    let query = json!({"query": "{ products { nodes { id } } }"}).to_string();
+    assert_problem(
+        post_graphql(&app, None, &query).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let bad = post_graphql(&app, Some("not-a-token"), &query).await;
+    assert_problem(bad, 401, "unauthenticated").await;
     // A body that is not a GraphQL request: 400 problem+json.
-    let response = app
-        .http
-        .post(format!("{}/graphql", app.address))
-        .bearer_auth(&app.viewer)
-        .header("content-type", "application/json")
-        .body("{\"query\": ")
-        .send()
-        .await
-        .unwrap();
+    let response = post_graphql(&app, Some(&app.viewer), "{\"query\": ").await;
     assert_problem(response, 400, "invalid_request").await;
 
     for (query, code) in [
