@@ -4,12 +4,15 @@
 # Usage: scripts/test.sh [extra `cargo test` arguments, e.g. -- --nocapture]
 #
 # 1. Installs what is missing: PostgreSQL (apt, via scripts/postgres.sh), Java/Maven and the
-#    Kafka jars (via scripts/kafka.sh), a C toolchain (apt; rdkafka builds librdkafka), and the
-#    rustfmt/clippy components (rustup).
-# 2. Starts PostgreSQL, Kafka and an OpenID provider (Ory Hydra, built once from the Go module
-#    proxy by scripts/hydra.sh) (idempotent; they stay running afterwards) and exports
-#    AGORA_TEST_DATABASE_URL, AGORA_TEST_KAFKA_BROKERS, AGORA_TEST_OIDC_ISSUER and
-#    AGORA_TEST_OIDC_ADMIN for the tests.
+#    Kafka jars (via scripts/kafka.sh), a C toolchain (apt; rdkafka builds librdkafka), the
+#    rustfmt/clippy components (rustup), OpenSSL (librdkafka's TLS/SASL), and
+#    (scripts/tools.sh) Chromium + chromedriver (apt) for the dashboard's browser test and
+#    promtool (Go module proxy, cached) for deploy/.
+# 2. Starts PostgreSQL (and a second, TLS-only cluster), Kafka (with a SASL_SSL listener) and
+#    an OpenID provider (Ory Hydra, built once from the Go module proxy by scripts/hydra.sh)
+#    (idempotent; they stay running afterwards) and exports AGORA_TEST_DATABASE_URL,
+#    AGORA_TEST_TLS_DATABASE_URL, AGORA_TEST_TLS_DIR, AGORA_TEST_KAFKA_BROKERS,
+#    AGORA_TEST_OIDC_ISSUER and AGORA_TEST_OIDC_ADMIN for the tests.
 # 3. Runs cargo fmt --check, cargo clippy -D warnings and cargo test on the whole workspace.
 #    Every check runs even when an earlier one failed; the exit code is non-zero if any did.
 #
@@ -93,6 +96,25 @@ info "AGORA_TEST_DATABASE_URL=$AGORA_TEST_DATABASE_URL"
 info "AGORA_TEST_KAFKA_BROKERS=$AGORA_TEST_KAFKA_BROKERS"
 info "AGORA_TEST_OIDC_ISSUER=$AGORA_TEST_OIDC_ISSUER (admin $AGORA_TEST_OIDC_ADMIN)"
 info "services ready in $((SECONDS - services_started)) s"
+
+# --- tools the dashboard and operator tests drive -------------------------------------------
+section "Tools (Chromium + chromedriver, promtool)"
+tools_started=$SECONDS
+# A tool that cannot be installed fails the tests that need it (they never skip); the
+# install failure is reported in the summary too.
+if AGORA_CHROMEDRIVER="$(scripts/tools.sh browser)"; then
+  export AGORA_CHROMEDRIVER
+  info "AGORA_CHROMEDRIVER=$AGORA_CHROMEDRIVER"
+else
+  failed+=("install Chromium and chromedriver")
+fi
+if AGORA_PROMTOOL="$(scripts/tools.sh promtool)"; then
+  export AGORA_PROMTOOL
+  info "AGORA_PROMTOOL=$AGORA_PROMTOOL"
+else
+  failed+=("build promtool")
+fi
+info "tools ready in $((SECONDS - tools_started)) s"
 
 # --- checks ----------------------------------------------------------------------------------
 step "cargo fmt" cargo fmt --all -- --check

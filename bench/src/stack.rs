@@ -140,6 +140,8 @@ impl Stack {
                 pool_size: options.pool_size,
                 workers: options.workers,
                 tls: Default::default(),
+                max_live_subscribers: 10_000,
+                sse_heartbeat_secs: 15,
             })
             .await?;
             query = format!("http://127.0.0.1:{}", app.port());

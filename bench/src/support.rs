@@ -483,6 +483,27 @@ pub fn http_client(concurrency: usize) -> Result<reqwest::Client> {
         .build()?)
 }
 
+/// Prints a load run: its rate and latency percentiles (and errors); returns the percentiles.
+pub fn report(what: &str, run: &LoadRun, load_before: &str) -> Option<Percentiles> {
+    let mut latencies = run.latencies.clone();
+    let p = Percentiles::of(&mut latencies);
+    println!(
+        "{what}: {} ok, {} failed in {:.2} s: {} /s (load {load_before} before, {} after)",
+        group(run.ok as f64),
+        run.failed,
+        run.elapsed.as_secs_f64(),
+        group(run.rate()),
+        load1()
+    );
+    if let Some(p) = p {
+        println!("  latency: {}", p.line());
+    }
+    if !run.errors.is_empty() {
+        println!("  errors: {:?}", run.errors);
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,6 +109,8 @@ impl Audited {
             pool_size: 4,
             workers: 1,
             tls: Default::default(),
+            max_live_subscribers: 16,
+            sse_heartbeat_secs: 15,
         })
         .await
         .expect("the query API starts");

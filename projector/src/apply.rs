@@ -302,6 +302,7 @@ async fn apply_target(
         return Ok(());
     }
     let name = target.projection.name();
+    readmodel::notify_progress(tx, name).await?;
     let mut poisoned: Vec<(EventFacts, String)> = Vec::new();
     let mut decoded: Vec<(&EventFacts, &ProjectedEvent)> = Vec::with_capacity(fresh.len());
     for item in &fresh {

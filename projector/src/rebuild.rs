@@ -184,6 +184,7 @@ pub async fn rebuild(
         &[&name, &next],
     )
     .await?;
+    readmodel::notify_progress(&tx, name).await?;
     tx.commit().await?;
     progress(RebuildProgress { applied, total });
     tracing::info!(

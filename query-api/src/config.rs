@@ -40,6 +40,12 @@ pub struct Settings {
     /// HTTPS: `AGORA_TLS_CERT` and `AGORA_TLS_KEY` (plain HTTP without them).
     #[command(flatten)]
     pub tls: platform::tls::TlsSettings,
+    /// Live subscribers (SSE streams and GraphQL subscriptions) one process serves at once.
+    #[arg(long, env = "AGORA_MAX_LIVE_SUBSCRIBERS", default_value_t = 10_000)]
+    pub max_live_subscribers: usize,
+    /// Seconds between two heartbeats of `GET /v1/dashboard/stream`.
+    #[arg(long, env = "AGORA_SSE_HEARTBEAT_SECS", default_value_t = 15)]
+    pub sse_heartbeat_secs: u64,
 }
 
 impl Settings {
@@ -54,6 +60,11 @@ impl Settings {
     /// The longest a `?min_version=N` request waits.
     pub fn consistency_wait(&self) -> Duration {
         Duration::from_millis(self.consistency_wait_ms)
+    }
+
+    /// The pause between two heartbeats of the SSE stream (at least a second).
+    pub fn sse_heartbeat(&self) -> Duration {
+        Duration::from_secs(self.sse_heartbeat_secs.max(1))
     }
 }
 
@@ -72,6 +83,8 @@ mod tests {
             pool_size: 4,
             workers: 1,
             tls: Default::default(),
+            max_live_subscribers: 10,
+            sse_heartbeat_secs: 15,
         }
     }
 

@@ -10,13 +10,24 @@
 //!
 //! The OpenAPI document is generated from the handlers and served at `GET /openapi.json`,
 //! with Swagger UI at `/docs/` (see [`openapi`]).
+//!
+//! For dashboards: GraphQL at `/graphql` (see [`graphql`]), live updates over SSE
+//! (`/v1/dashboard/stream`) and GraphQL subscriptions, fanned out by [`live`] when
+//! [`progress`] hears the projector's NOTIFY, and a page for people at `/dashboard/`.
 
 pub mod audit;
 pub mod config;
 pub mod consistency;
 pub mod db;
 pub mod etag;
+pub mod graphql;
+pub mod live;
 pub mod openapi;
 pub mod pagination;
+pub mod progress;
 pub mod routes;
 pub mod startup;
+pub mod static_files;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod timestamp;

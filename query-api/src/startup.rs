@@ -15,7 +15,12 @@ use crate::audit::store::connect_read_only;
 use crate::config::Settings;
 use crate::consistency::Consistency;
 use crate::db::ReadModel;
-use crate::routes::{audit, dashboard, health, orders, products, verifiable, AppState};
+use crate::graphql::{self, AgoraSchema};
+use crate::live::Live;
+use crate::progress::Progress;
+use crate::routes::{
+    audit, dashboard, health, orders, page, products, stream, verifiable, AppState,
+};
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -41,6 +46,13 @@ impl Application {
                 None
             }
         };
+        let progress = Progress::listen(read_url.to_owned());
+        let live = Live::start(
+            ReadModel::new(read.clone()),
+            &progress,
+            settings.max_live_subscribers,
+        );
+        let schema = graphql::schema(live.clone());
         let state = AppState {
             read: ReadModel::new(read),
             events,
@@ -48,11 +60,21 @@ impl Application {
                 settings.consistency_wait(),
                 settings.consistency_max_waiters,
             ),
+            progress,
+            live,
+            heartbeat: settings.sse_heartbeat(),
         };
         let tls = settings.tls.server_config()?;
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
-        let server = run(listener, state, authenticator, settings.workers, tls)?;
+        let server = run(
+            listener,
+            state,
+            schema,
+            authenticator,
+            settings.workers,
+            tls,
+        )?;
         Ok(Application {
             port: local.port(),
             address: local.to_string(),
@@ -75,10 +97,21 @@ impl Application {
 }
 
 /// The routes of API.md's query API, plus health, metrics, the OpenAPI document
-/// (`/openapi.json`) and Swagger UI (`/docs/`).
+/// (`/openapi.json`), Swagger UI (`/docs/`), GraphQL with GraphiQL (`/graphql`) and the
+/// dashboard page (`/dashboard/`).
 pub fn configure(config: &mut web::ServiceConfig) {
     crate::openapi::docs().configure(config);
     config
+        .route("/graphql", web::post().to(graphql::execute))
+        .route("/graphql", web::get().to(graphql::graphiql))
+        .route("/graphql/ws", web::get().to(graphql::subscriptions))
+        .route(
+            "/graphql/assets/{file}",
+            web::get().to(graphql::graphiql_asset),
+        )
+        .route("/dashboard", web::get().to(page::to_index))
+        .route("/dashboard/", web::get().to(page::index))
+        .route("/dashboard/{file}", web::get().to(page::asset))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics_endpoint))
@@ -93,6 +126,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     "/dashboard/top-products",
                     web::get().to(dashboard::top_products),
                 )
+                .route("/dashboard/stream", web::get().to(stream::stream))
                 .route("/audit/events", web::get().to(audit::events))
                 .route(
                     "/audit/streams/{stream_id}/events",
@@ -120,11 +154,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
 pub fn run(
     listener: TcpListener,
     state: AppState,
+    schema: AgoraSchema,
     authenticator: Authenticator,
     workers: usize,
     tls: Option<platform::tls::ServerConfig>,
 ) -> std::io::Result<Server> {
     let state = std::sync::Arc::new(state);
+    let schema = web::Data::new(schema);
     let authenticator = web::Data::new(authenticator);
     let metrics = web::Data::new(metrics_handle());
     let mut server = HttpServer::new(move || {
@@ -135,7 +171,9 @@ pub fn run(
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.for_worker()))
             .app_data(authenticator.clone())
+            .app_data(schema.clone())
             .app_data(metrics.clone())
+            .app_data(http::json_config())
             .app_data(http::path_config())
             .app_data(http::query_config())
             .configure(configure)

@@ -35,7 +35,7 @@ use bench::shop::create_products;
 use bench::stack::{Stack, StackOptions};
 use bench::support::{
     budget_line, closed_loop, drop_databases, group, http_client, init_logging_if_asked, load1,
-    load_average, load_span, median, ms, open_loop, print_header, Goal, LoadRun, Percentiles,
+    load_average, load_span, median, ms, open_loop, print_header, report, Goal,
 };
 use clap::Parser;
 use serde_json::json;
@@ -386,26 +386,6 @@ async fn restock(client: &reqwest::Client, url: &str, token: &str) -> Result<()>
         bail!("restock: {status} {}", String::from_utf8_lossy(&body));
     }
     Ok(())
-}
-
-fn report(what: &str, run: &LoadRun, load_before: &str) -> Option<Percentiles> {
-    let mut latencies = run.latencies.clone();
-    let p = Percentiles::of(&mut latencies);
-    println!(
-        "{what}: {} ok, {} failed in {:.2} s: {} /s (load {load_before} before, {} after)",
-        group(run.ok as f64),
-        run.failed,
-        run.elapsed.as_secs_f64(),
-        group(run.rate()),
-        load1()
-    );
-    if let Some(p) = p {
-        println!("  latency: {}", p.line());
-    }
-    if !run.errors.is_empty() {
-        println!("  errors: {:?}", run.errors);
-    }
-    p
 }
 
 /// The Lua scripts wrk runs, in a temporary directory removed on drop.

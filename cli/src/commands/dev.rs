@@ -154,6 +154,8 @@ async fn serve(
         pool_size: 16,
         workers: 2,
         tls: Default::default(),
+        max_live_subscribers: 10_000,
+        sse_heartbeat_secs: 15,
     })
     .await
     .with_context(|| {

@@ -64,6 +64,8 @@ pub fn query_settings(
         pool_size: 16,
         workers: 2,
         tls: Default::default(),
+        max_live_subscribers: 10_000,
+        sse_heartbeat_secs: 15,
     }
 }
 

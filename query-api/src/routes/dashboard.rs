@@ -12,6 +12,7 @@
 //! units sold, then product id.
 
 use actix_web::{web, HttpResponse};
+use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, TimeDelta, Utc};
 use platform::openapi::{Forbidden, InvalidRequest, Unauthenticated};
 use platform::{Caller, Problem};
@@ -21,9 +22,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{list_response, AppState, DASHBOARD_ROLES};
-use crate::db;
+use crate::db::{self, ReadModel};
 use crate::openapi::ReadModelUnavailable;
 use crate::pagination;
+use crate::timestamp::Timestamp;
 
 /// The most buckets one sales request may span.
 pub const MAX_BUCKETS: i64 = 5_000;
@@ -32,7 +34,7 @@ pub const TOP_DEFAULT_LIMIT: i64 = 10;
 pub const TOP_MAX_LIMIT: i64 = 100;
 
 /// The width of a sales bucket, aligned to UTC: `hour` or `day`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema, Enum)]
 #[serde(rename_all = "lowercase")]
 pub enum Bucket {
     #[default]
@@ -173,14 +175,15 @@ fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, Problem> {
 }
 
 /// One sales bucket.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
 #[schema(example = json!({
     "start": "2024-05-01T10:00:00Z", "orders_placed": 3, "orders_paid": 2,
     "revenue_cents": 5196, "units_sold": 4
 }))]
 pub struct SalesBucket {
     /// The bucket's start (RFC 3339 UTC); it ends where the next one starts.
-    pub start: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub start: Timestamp,
     /// Orders placed in the bucket (counted at placing time).
     pub orders_placed: i64,
     /// Orders paid in the bucket (counted at paying time).
@@ -194,7 +197,7 @@ pub struct SalesBucket {
 impl SalesBucket {
     fn empty(start: DateTime<Utc>) -> SalesBucket {
         SalesBucket {
-            start,
+            start: Timestamp(start),
             orders_placed: 0,
             orders_paid: 0,
             revenue_cents: 0,
@@ -204,7 +207,7 @@ impl SalesBucket {
 
     fn from_row(row: &Row) -> Result<SalesBucket, tokio_postgres::Error> {
         Ok(SalesBucket {
-            start: row.try_get("start")?,
+            start: Timestamp(row.try_get("start")?),
             orders_placed: row.try_get("orders_placed")?,
             orders_paid: row.try_get("orders_paid")?,
             revenue_cents: row.try_get("revenue_cents")?,
@@ -221,7 +224,7 @@ impl SalesBucket {
 }
 
 /// The sales answer.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
 pub struct Sales {
     /// Every bucket overlapping `[from, to)`, ascending, zero-filled: the first may start
     /// before `from`; `from == to` gives none.
@@ -266,13 +269,18 @@ pub async fn sales(
         .map(|v| parse_time("to", v))
         .transpose()?;
     let range = SalesRange::resolve(query.bucket.unwrap_or_default(), from, to, Utc::now())?;
+    Ok(list_response(&sales_in(&state.read, &range).await?))
+}
 
+/// The sales buckets of `range`: what `GET /v1/dashboard/sales`, GraphQL's `sales` and
+/// the live stream answer.
+pub async fn sales_in(read: &ReadModel, range: &SalesRange) -> Result<Sales, Problem> {
     let mut buckets: Vec<SalesBucket> = (0..range.count)
         .map(|index| SalesBucket::empty(range.start(index)))
         .collect();
     if range.count > 0 {
         let rows = db::query(
-            &state.read,
+            read,
             "SELECT start, orders_placed, orders_paid, revenue_cents, units_sold \
              FROM read_model.sales WHERE bucket = $1 AND start >= $2 AND start < $3 \
              ORDER BY start",
@@ -283,12 +291,12 @@ pub async fn sales(
         for row in &rows {
             // Rows are aligned by the projector; should one not be, it still counts in
             // the bucket that holds it.
-            if let Some(bucket) = range.index_of(row.start).and_then(|i| buckets.get_mut(i)) {
+            if let Some(bucket) = range.index_of(row.start.0).and_then(|i| buckets.get_mut(i)) {
                 bucket.add(row);
             }
         }
     }
-    Ok(list_response(&Sales { buckets }))
+    Ok(Sales { buckets })
 }
 
 /// `GET /v1/dashboard/top-products` query string.
@@ -302,7 +310,7 @@ pub struct TopProductsQuery {
 }
 
 /// One of the best-selling products.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
 #[schema(example = json!({
     "product_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "sku": "A-1", "name": "Mug",
     "units_sold": 12, "revenue_cents": 15588
@@ -330,7 +338,7 @@ impl TopProduct {
 }
 
 /// The top-products answer.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
 pub struct TopProducts {
     /// By revenue, then units sold, then product id; paid orders only.
     pub items: Vec<TopProduct>,
@@ -363,8 +371,14 @@ pub async fn top_products(
 ) -> Result<HttpResponse, Problem> {
     caller.require_any(DASHBOARD_ROLES)?;
     let limit = pagination::limit(query.limit, TOP_DEFAULT_LIMIT, TOP_MAX_LIMIT)?;
+    Ok(list_response(&top_products_of(&state.read, limit).await?))
+}
+
+/// The `limit` (already checked) best-selling products: what
+/// `GET /v1/dashboard/top-products`, GraphQL's `topProducts` and the live stream answer.
+pub async fn top_products_of(read: &ReadModel, limit: i64) -> Result<TopProducts, Problem> {
     let items = db::query(
-        &state.read,
+        read,
         "SELECT product_id, sku, name, units_sold, revenue_cents FROM read_model.top_products \
          WHERE units_sold > 0 OR revenue_cents > 0 \
          ORDER BY revenue_cents DESC, units_sold DESC, product_id LIMIT $1",
@@ -372,7 +386,7 @@ pub async fn top_products(
         TopProduct::from_row,
     )
     .await?;
-    Ok(list_response(&TopProducts { items }))
+    Ok(TopProducts { items })
 }
 
 #[cfg(test)]

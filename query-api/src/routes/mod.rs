@@ -5,10 +5,12 @@ pub mod audit;
 pub mod dashboard;
 pub mod health;
 pub mod orders;
+pub mod page;
 pub mod products;
+pub mod stream;
 pub mod verifiable;
 
-use crate::consistency::Consistency;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
@@ -16,8 +18,11 @@ use eventstore::EventStore;
 use platform::Role;
 use serde::Serialize;
 
+use crate::consistency::Consistency;
 use crate::db::ReadModel;
 use crate::etag::{etag, if_none_match};
+use crate::live::Live;
+use crate::progress::Progress;
 
 /// Every role: what "any role" in API.md admits.
 pub const ANY_ROLE: &[Role] = &[Role::Admin, Role::Customer, Role::Viewer, Role::Auditor];
@@ -39,6 +44,12 @@ pub struct AppState {
     pub events: Option<EventStore>,
     /// Read-your-writes waits (`?min_version=N`): their length and cap.
     pub consistency: Consistency,
+    /// Read-model progress, as the projector reports it.
+    pub progress: Progress,
+    /// The live dashboards' fan-out.
+    pub live: Live,
+    /// The pause between two SSE heartbeats.
+    pub heartbeat: Duration,
 }
 
 impl AppState {
@@ -49,6 +60,9 @@ impl AppState {
             read: ReadModel::new(self.read.pool().clone()),
             events: self.events.clone(),
             consistency: self.consistency.clone(),
+            progress: self.progress.clone(),
+            live: self.live.clone(),
+            heartbeat: self.heartbeat,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! which then waits and answers 503), so ids leak nothing.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Datelike, Utc};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
@@ -18,9 +19,10 @@ use uuid::Uuid;
 
 use super::{entity_response, list_response, AppState};
 use crate::consistency::{EntityQuery, Versioned};
-use crate::db;
+use crate::db::{self, ReadModel};
 use crate::openapi::{EntityHeaders, EntityUnavailable, NotModified, ReadModelUnavailable};
 use crate::pagination::{self, CursorKey, Page, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::timestamp::Timestamp;
 
 const SUMMARY_COLUMNS: &str =
     "id, customer_id, status, total_cents, currency, placed_at, updated_at, version";
@@ -29,7 +31,7 @@ const DETAIL_COLUMNS: &str = "id, customer_id, status, total_cents, currency, pl
 
 /// Which orders a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Scope {
+pub enum Scope {
     /// `admin`, `viewer`: every order.
     All,
     /// `customer`: the orders whose `customer_id` is theirs.
@@ -38,7 +40,7 @@ enum Scope {
 
 impl Scope {
     /// 403 for callers who may see no order at all.
-    fn of(caller: &Caller) -> Result<Scope, Problem> {
+    pub fn of(caller: &Caller) -> Result<Scope, Problem> {
         if caller.has(Role::Admin) || caller.has(Role::Viewer) {
             Ok(Scope::All)
         } else if caller.has(Role::Customer) {
@@ -52,7 +54,7 @@ impl Scope {
 }
 
 /// An order's status: `placed` → `paid` → `shipped`; `placed` or `paid` → `cancelled`.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema, Enum)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Placed,
@@ -62,7 +64,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Placed => "placed",
             Status::Paid => "paid",
@@ -73,7 +75,7 @@ impl Status {
 }
 
 /// An order in a list.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
 #[schema(example = json!({
     "id": "0190f5b3-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "customer_id": "alice", "status": "paid",
     "total_cents": 2598, "currency": "EUR", "placed_at": "2024-05-01T10:00:00.123456Z",
@@ -92,9 +94,11 @@ pub struct OrderSummary {
     #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// When the order was placed (RFC 3339 UTC).
-    pub placed_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub placed_at: Timestamp,
     /// When it last changed (RFC 3339 UTC).
-    pub updated_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
     /// The order stream's version this reflects (also the `ETag` of the order).
     #[schema(minimum = 1)]
     pub version: i64,
@@ -108,15 +112,15 @@ impl OrderSummary {
             status: row.try_get("status")?,
             total_cents: row.try_get("total_cents")?,
             currency: row.try_get("currency")?,
-            placed_at: row.try_get("placed_at")?,
-            updated_at: row.try_get("updated_at")?,
+            placed_at: Timestamp(row.try_get("placed_at")?),
+            updated_at: Timestamp(row.try_get("updated_at")?),
             version: row.try_get("version")?,
         })
     }
 }
 
 /// One line of an order.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, SimpleObject)]
 pub struct OrderLine {
     pub product_id: Uuid,
     #[schema(minimum = 1)]
@@ -126,7 +130,7 @@ pub struct OrderLine {
 }
 
 /// One order with its lines, payment, shipment and refund.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
 #[schema(example = json!({
     "id": "0190f5b3-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "customer_id": "alice", "status": "paid",
     "total_cents": 2598, "currency": "EUR", "placed_at": "2024-05-01T10:00:00.123456Z",
@@ -137,6 +141,7 @@ pub struct OrderLine {
 }))]
 pub struct OrderDetail {
     #[serde(flatten)]
+    #[graphql(flatten)]
     pub summary: OrderSummary,
     pub lines: Vec<OrderLine>,
     /// The payment's reference, once paid.
@@ -164,6 +169,17 @@ impl OrderDetail {
             tracking_number: row.try_get("tracking_number")?,
             refunded_cents: row.try_get("refunded_cents")?,
         })
+    }
+}
+
+impl OrderSummary {
+    fn cursor_key(&self) -> OrderCursor {
+        OrderCursor(self.placed_at.0.timestamp_micros(), self.id)
+    }
+
+    /// The cursor that resumes a walk after this order (a GraphQL edge's cursor).
+    pub fn cursor(&self) -> String {
+        pagination::encode(&self.cursor_key())
     }
 }
 
@@ -283,26 +299,65 @@ pub async fn list(
     let scope = Scope::of(&caller)?;
     let query = query.into_inner();
     let limit = pagination::limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let customer = match (scope, query.customer_id) {
-        (Scope::All, wanted) => wanted,
-        (Scope::OwnedBy(me), Some(wanted)) if wanted != me => {
-            return Ok(list_response(&Page::<OrderSummary>::empty()))
-        }
-        (Scope::OwnedBy(me), _) => Some(me),
+    let filter = OrderFilter {
+        status: query.status,
+        customer_id: query.customer_id,
+    };
+    let page = list_page(&state.read, &scope, &filter, limit, query.cursor.as_deref()).await?;
+    Ok(list_response(&page))
+}
+
+/// What an order list may be narrowed to.
+#[derive(Debug, Default)]
+pub struct OrderFilter {
+    pub status: Option<Status>,
+    pub customer_id: Option<String>,
+}
+
+/// A page of at most `limit` (already checked) orders after `cursor` that `scope` may
+/// see: what `GET /v1/orders` and GraphQL's `orders` answer.
+pub async fn list_page(
+    read: &ReadModel,
+    scope: &Scope,
+    filter: &OrderFilter,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Page<OrderSummary>, Problem> {
+    let after = cursor.map(decode_cursor).transpose()?;
+    let customer = match (scope, &filter.customer_id) {
+        (Scope::All, wanted) => wanted.clone(),
+        (Scope::OwnedBy(me), Some(wanted)) if wanted != me => return Ok(Page::empty()),
+        (Scope::OwnedBy(me), _) => Some(me.clone()),
     };
     let filter = ListFilter {
-        status: query.status.map(Status::as_str),
+        status: filter.status.map(Status::as_str),
         customer,
         after,
         fetch: limit + 1,
     };
     let (sql, params) = filter.statement();
-    let rows = db::query(&state.read, &sql, &params, OrderSummary::from_row).await?;
-    let page = Page::from_rows(rows, limit, |order: &OrderSummary| {
-        OrderCursor(order.placed_at.timestamp_micros(), order.id)
-    });
-    Ok(list_response(&page))
+    let rows = db::query(read, &sql, &params, OrderSummary::from_row).await?;
+    Ok(Page::from_rows(rows, limit, OrderSummary::cursor_key))
+}
+
+/// One order, `None` if there is no such order or `scope` may not see it.
+pub async fn find(
+    read: &ReadModel,
+    scope: &Scope,
+    id: Uuid,
+) -> Result<Option<OrderDetail>, Problem> {
+    match scope {
+        Scope::All => {
+            let sql = format!("SELECT {DETAIL_COLUMNS} FROM read_model.orders WHERE id = $1");
+            db::query_opt(read, &sql, &[&id], OrderDetail::from_row).await
+        }
+        Scope::OwnedBy(customer) => {
+            let sql = format!(
+                "SELECT {DETAIL_COLUMNS} FROM read_model.orders WHERE id = $1 AND customer_id = $2"
+            );
+            db::query_opt(read, &sql, &[&id, customer], OrderDetail::from_row).await
+        }
+    }
 }
 
 /// `GET /v1/orders/{id}`.
@@ -342,29 +397,9 @@ pub async fn get(
     let scope = Scope::of(&caller)?;
     let min_version = query.min_version()?;
     let id = id.into_inner();
-    let order = match &scope {
-        Scope::All => {
-            let sql = format!("SELECT {DETAIL_COLUMNS} FROM read_model.orders WHERE id = $1");
-            let params: [&(dyn ToSql + Sync); 1] = [&id];
-            state
-                .consistency
-                .fetch("order", min_version, || {
-                    db::query_opt(&state.read, &sql, &params, OrderDetail::from_row)
-                })
-                .await?
-        }
-        Scope::OwnedBy(customer) => {
-            let sql = format!(
-                "SELECT {DETAIL_COLUMNS} FROM read_model.orders WHERE id = $1 AND customer_id = $2"
-            );
-            let params: [&(dyn ToSql + Sync); 2] = [&id, customer];
-            state
-                .consistency
-                .fetch("order", min_version, || {
-                    db::query_opt(&state.read, &sql, &params, OrderDetail::from_row)
-                })
-                .await?
-        }
-    };
+    let order = state
+        .consistency
+        .fetch("order", min_version, || find(&state.read, &scope, id))
+        .await?;
     Ok(entity_response(&request, order.summary.version, &order))
 }

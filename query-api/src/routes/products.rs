@@ -3,17 +3,17 @@
 //! The list is ordered by `(sku, id)`: SKUs are unique, the id only makes the order total.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use async_graphql::SimpleObject;
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{entity_response, list_response, AppState, ANY_ROLE};
 use crate::consistency::{EntityQuery, Versioned};
-use crate::db;
+use crate::db::{self, ReadModel};
 use crate::openapi::{EntityHeaders, EntityUnavailable, NotModified, ReadModelUnavailable};
 use crate::pagination::{self, CursorKey, Page, DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -21,7 +21,7 @@ const COLUMNS: &str =
     "id, sku, name, price_cents, currency, on_hand, reserved, discontinued, version";
 
 /// A product as the query API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, SimpleObject)]
 #[schema(example = json!({
     "id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "sku": "A-1", "name": "Mug",
     "price_cents": 1299, "currency": "EUR", "on_hand": 10, "reserved": 3, "available": 7,
@@ -69,6 +69,17 @@ impl Product {
             discontinued: row.try_get("discontinued")?,
             version: row.try_get("version")?,
         })
+    }
+}
+
+impl Product {
+    fn cursor_key(&self) -> ProductCursor {
+        ProductCursor(self.sku.clone(), self.id)
+    }
+
+    /// The cursor that resumes a walk after this product (a GraphQL edge's cursor).
+    pub fn cursor(&self) -> String {
+        pagination::encode(&self.cursor_key())
     }
 }
 
@@ -127,9 +138,18 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     caller.require_any(ANY_ROLE)?;
     let limit = pagination::limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let after = query
-        .cursor
-        .as_deref()
+    let page = list_page(&state.read, limit, query.cursor.as_deref()).await?;
+    Ok(list_response(&page))
+}
+
+/// A page of at most `limit` (already checked) products after `cursor`: what
+/// `GET /v1/products` and GraphQL's `products` answer.
+pub async fn list_page(
+    read: &ReadModel,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Page<Product>, Problem> {
+    let after = cursor
         .map(pagination::decode::<ProductCursor>)
         .transpose()?;
     let fetch = limit + 1;
@@ -137,20 +157,23 @@ pub async fn list(
         None => {
             let sql =
                 format!("SELECT {COLUMNS} FROM read_model.products ORDER BY sku, id LIMIT $1");
-            db::query(&state.read, &sql, &[&fetch], Product::from_row).await?
+            db::query(read, &sql, &[&fetch], Product::from_row).await?
         }
         Some(ProductCursor(sku, id)) => {
             let sql = format!(
                 "SELECT {COLUMNS} FROM read_model.products \
                  WHERE (sku, id) > ($1, $2) ORDER BY sku, id LIMIT $3"
             );
-            db::query(&state.read, &sql, &[sku, id, &fetch], Product::from_row).await?
+            db::query(read, &sql, &[sku, id, &fetch], Product::from_row).await?
         }
     };
-    let page = Page::from_rows(rows, limit, |p: &Product| {
-        ProductCursor(p.sku.clone(), p.id)
-    });
-    Ok(list_response(&page))
+    Ok(Page::from_rows(rows, limit, Product::cursor_key))
+}
+
+/// One product, `None` if there is no such product.
+pub async fn find(read: &ReadModel, id: Uuid) -> Result<Option<Product>, Problem> {
+    let sql = format!("SELECT {COLUMNS} FROM read_model.products WHERE id = $1");
+    db::query_opt(read, &sql, &[&id], Product::from_row).await
 }
 
 /// `GET /v1/products/{id}`.
@@ -189,13 +212,9 @@ pub async fn get(
     caller.require_any(ANY_ROLE)?;
     let min_version = query.min_version()?;
     let id = id.into_inner();
-    let sql = format!("SELECT {COLUMNS} FROM read_model.products WHERE id = $1");
-    let params: [&(dyn ToSql + Sync); 1] = [&id];
     let product = state
         .consistency
-        .fetch("product", min_version, || {
-            db::query_opt(&state.read, &sql, &params, Product::from_row)
-        })
+        .fetch("product", min_version, || find(&state.read, id))
         .await?;
     Ok(entity_response(&request, product.version, &product))
 }

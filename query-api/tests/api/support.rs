@@ -53,6 +53,8 @@ impl TestApp {
             pool_size: 8,
             workers: 2,
             tls: Default::default(),
+            max_live_subscribers: 10_000,
+            sse_heartbeat_secs: 15,
         };
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");
