@@ -381,6 +381,18 @@ fn is_bind_source(source: &str) -> bool {
 }
 
 /// Published ports: (host port, container port). Short and long syntax.
+/// Whether every port `service` publishes is bound to the host's loopback
+/// (`127.0.0.1:HOST:CONTAINER`, or `host_ip: 127.0.0.1`).
+fn loopback_only(service: &Value) -> bool {
+    let Some(items) = service.get("ports").and_then(Value::as_sequence) else {
+        return true;
+    };
+    items.iter().all(|item| match item {
+        Value::Mapping(_) => item.get("host_ip").and_then(scalar).as_deref() == Some("127.0.0.1"),
+        other => scalar(other).is_some_and(|text| text.starts_with("127.0.0.1:")),
+    })
+}
+
 fn published_ports(service: &Value) -> Vec<(Option<u16>, u16)> {
     let Some(items) = service.get("ports").and_then(Value::as_sequence) else {
         return Vec::new();
@@ -1738,11 +1750,13 @@ fn check_load_balancers(inputs: &Inputs, stack: &mut Stack) {
             }
         }
     }
-    // Only the load balancers publish ports; host ports are published once.
+    // Only the load balancers publish ports to the network; the operators' consoles
+    // (Prometheus, Grafana) are published on the host's loopback only. Host ports are
+    // published once.
     let mut seen = BTreeMap::new();
     for (name, service) in &stack.services {
         let load_balancer = LOAD_BALANCED.iter().any(|(_, lb, _)| lb == name);
-        if !load_balancer && !published_ports(service).is_empty() {
+        if !load_balancer && !published_ports(service).is_empty() && !loopback_only(service) {
             problems.push(format!(
                 "service `{name}` publishes ports: only the load balancers may"
             ));
@@ -2055,6 +2069,13 @@ fn collect_rust_sources(path: &Path, out: &mut String) {
 
 /// Each mutation: (file, text to find, replacement, a word the report must mention).
 const MUTATIONS: &[(&str, &str, &str, &str)] = &[
+    // An operators' console published to the network instead of the host's loopback.
+    (
+        "docker-compose.yml",
+        "\"127.0.0.1:${AGORA_GRAFANA_PORT:-3000}:3000\"",
+        "\"${AGORA_GRAFANA_PORT:-3000}:3000\"",
+        "only the load balancers may",
+    ),
     // A load balancer that serves plain HTTP to clients.
     (
         "deploy/nginx/command-api.conf",
