@@ -1,10 +1,12 @@
 //! Read-your-writes: `?min_version=N` on an entity waits until the read model reflects at
 //! least version N of its stream.
 //!
-//! The wait polls the read model, first after 2 ms and then backing off to every 20 ms,
-//! until the row is there at version N or more, or until `AGORA_CONSISTENCY_WAIT_MS` has
-//! passed: then 503 `not_yet_consistent` with `Retry-After: 1`. A row that does not exist
-//! yet is waited for the same way. Between polls the request holds no connection.
+//! A waiting request reads the row again each time the projector reports progress (its
+//! NOTIFY after a batch commits, through [`Progress`]), and at least every second, until
+//! the row is there at version N or more, or until `AGORA_CONSISTENCY_WAIT_MS` has passed:
+//! then 503 `not_yet_consistent` with `Retry-After: 1`. A row that does not exist yet is
+//! waited for the same way. While it waits the request holds no connection and sends no
+//! query. (Without a progress feed, as in unit tests, it polls: 2 ms, backing off to 20 ms.)
 //!
 //! At most `AGORA_CONSISTENCY_MAX_WAITERS` requests of a process wait at once: one more is
 //! answered 503 `not_yet_consistent` at once, so waits for versions that never come (ids
@@ -16,13 +18,18 @@ use std::time::{Duration, Instant};
 
 use platform::Problem;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use utoipa::IntoParams;
+
+use crate::progress::{Changes, Progress};
 
 /// The first pause between two polls.
 const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// The longest pause between two polls.
 const MAX_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// The longest a waiter sleeps without a progress report (a lost notification costs at
+/// most this).
+const PROGRESS_FALLBACK_INTERVAL: Duration = Duration::from_secs(1);
 /// `Retry-After` of a `not_yet_consistent` answer, in seconds.
 const RETRY_AFTER_SECONDS: u64 = 1;
 
@@ -62,14 +69,17 @@ impl EntityQuery {
 pub struct Consistency {
     wait: Duration,
     waiters: Arc<Semaphore>,
+    progress: Option<Progress>,
 }
 
 impl Consistency {
-    /// Waits of at most `wait`, at most `max_waiters` at once.
-    pub fn new(wait: Duration, max_waiters: usize) -> Consistency {
+    /// Waits of at most `wait`, at most `max_waiters` at once, woken by `progress` (or
+    /// polling without it).
+    pub fn new(wait: Duration, max_waiters: usize, progress: Option<Progress>) -> Consistency {
         Consistency {
             wait,
             waiters: Arc::new(Semaphore::new(max_waiters)),
+            progress,
         }
     }
 
@@ -96,6 +106,8 @@ impl Consistency {
                 .await?
                 .ok_or_else(|| Problem::not_found(format!("no such {what}")));
         };
+        // Taken before the first read: progress made after it wakes the waiter.
+        let changes = self.progress.as_ref().map(Progress::subscribe);
         let first = fetch().await?;
         if let Some(row) = first.filter(|row| row.version() >= min_version) {
             return Ok(row);
@@ -111,7 +123,7 @@ impl Consistency {
                 RETRY_AFTER_SECONDS,
             ));
         };
-        wait_until_consistent(what, min_version, self.wait, fetch).await
+        wait_until_consistent(what, min_version, self.wait, changes, fetch).await
     }
 }
 
@@ -120,6 +132,7 @@ async fn wait_until_consistent<T, F, Fut>(
     what: &str,
     min_version: i64,
     wait: Duration,
+    mut changes: Option<watch::Receiver<Changes>>,
     mut fetch: F,
 ) -> Result<T, Problem>
 where
@@ -158,8 +171,17 @@ where
                 RETRY_AFTER_SECONDS,
             ));
         }
-        tokio::time::sleep(interval.min(deadline - now)).await;
-        interval = (interval * 2).min(MAX_POLL_INTERVAL);
+        match changes.as_mut() {
+            // The next progress report (or the fallback interval, or the deadline).
+            Some(changes) => {
+                let pause = PROGRESS_FALLBACK_INTERVAL.min(deadline - now);
+                let _ = tokio::time::timeout(pause, changes.changed()).await;
+            }
+            None => {
+                tokio::time::sleep(interval.min(deadline - now)).await;
+                interval = (interval * 2).min(MAX_POLL_INTERVAL);
+            }
+        }
     }
 }
 
@@ -186,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_min_version_a_missing_row_is_not_found() {
-        let problem = Consistency::new(Duration::from_secs(5), 4)
+        let problem = Consistency::new(Duration::from_secs(5), 4, None)
             .fetch("thing", None, growing())
             .await
             .err()
@@ -196,7 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn min_version_polls_until_the_row_reaches_it() {
-        let row = Consistency::new(Duration::from_secs(5), 4)
+        let row = Consistency::new(Duration::from_secs(5), 4, None)
             .fetch("thing", Some(3), growing())
             .await
             .ok()
@@ -207,7 +229,7 @@ mod tests {
     #[tokio::test]
     async fn min_version_gives_up_after_the_wait() {
         let started = Instant::now();
-        let problem = Consistency::new(Duration::from_millis(50), 4)
+        let problem = Consistency::new(Duration::from_millis(50), 4, None)
             .fetch("thing", Some(1_000_000), growing())
             .await
             .err()
@@ -219,7 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_beyond_the_cap_are_refused_at_once() {
-        let consistency = Consistency::new(Duration::from_secs(30), 2);
+        let consistency = Consistency::new(Duration::from_secs(30), 2, None);
         let _held = (
             consistency.waiters.clone().try_acquire_owned().unwrap(),
             consistency.waiters.clone().try_acquire_owned().unwrap(),

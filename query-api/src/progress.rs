@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::{stream, StreamExt};
 use readmodel::PROGRESS_CHANNEL;
 use tokio::sync::watch;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 /// How long to wait before listening again after the session was lost.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
@@ -94,8 +94,9 @@ impl Progress {
 async fn listen_once(
     database_url: &str,
     sender: &watch::Sender<Changes>,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+) -> Result<(), eventstore::StoreError> {
+    // Through the shared connector: the same TLS (sslmode) and timeouts as every pool.
+    let (client, mut connection) = eventstore::Connector::new(database_url)?.connect().await?;
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement = format!("LISTEN {PROGRESS_CHANNEL}");
     let listen = client.batch_execute(&statement);
@@ -115,7 +116,7 @@ async fn listen_once(
                     sender.send_modify(|changes| changes.record(note.payload()));
                 }
                 Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error),
+                Some(Err(error)) => return Err(error.into()),
                 None => return Ok(()),
             },
             () = sender.closed() => return Ok(()),

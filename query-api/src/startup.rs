@@ -59,6 +59,7 @@ impl Application {
             consistency: Consistency::new(
                 settings.consistency_wait(),
                 settings.consistency_max_waiters,
+                Some(progress.clone()),
             ),
             progress,
             live,
