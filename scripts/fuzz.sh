@@ -82,6 +82,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Every feature on, as in production: webhooks (their sealing key) and signed checkpoints
+# (an Ed25519 key made with openssl).
+openssl genpkey -algorithm ed25519 -out "$logs/log-signing-key.pem" 2>/dev/null
+export AGORA_WEBHOOK_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+export AGORA_LOG_SIGNING_KEY="$logs/log-signing-key.pem" AGORA_CHECKPOINT_INTERVAL=1s
 export DATABASE_URL="$database_url" AGORA_JWT_SECRET="$secret" RUST_LOG="${RUST_LOG:-warn}"
 COMMAND_API_ADDR="127.0.0.1:$command_port" AGORA_HTTP_WORKERS=2 \
   "$target_dir/command-api" >"$logs/command-api.log" 2>&1 &
