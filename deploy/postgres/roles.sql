@@ -76,6 +76,13 @@ BEGIN
         EXECUTE format('GRANT SELECT ON public.%I TO agora_auditor', table_name);
     END LOOP;
     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO agora_writer;
+    -- The sequencer (in the command API) gives each event its dense `sequence` once; the
+    -- append-only trigger refuses any other change.
+    IF EXISTS (SELECT FROM pg_attribute
+               WHERE attrelid = 'public.events'::regclass AND attname = 'sequence'
+                 AND NOT attisdropped) THEN
+        GRANT UPDATE (sequence) ON public.events TO agora_writer;
+    END IF;
 
     -- Readers of the log: the projector (on the Postgres log) and the auditor.
     GRANT SELECT ON public.events TO agora_projector, agora_auditor;

@@ -1102,19 +1102,76 @@ fn check_environment(stack: &mut Stack) {
     stack.problems.extend(problems);
 }
 
-/// DATABASE_URL / READ_DATABASE_URL point at the postgres service, its user and password,
-/// and a database that exists (POSTGRES_DB or one created by a mounted init script).
-fn check_databases(inputs: &Inputs, stack: &mut Stack) {
-    let mut problems = Vec::new();
-    let postgres: Vec<(&String, &Value)> = stack
+/// The PostgreSQL servers of the stack: services on the postgres image that are not
+/// one-shots (the roles script runs on the same image).
+fn postgres_servers(stack: &Stack) -> Vec<(&String, &Value)> {
+    stack
         .services
         .iter()
         .filter(|(_, s)| {
             s.get("image")
                 .and_then(scalar)
                 .is_some_and(|image| image.starts_with("postgres:") || image == "postgres")
+                && s.get("restart").and_then(scalar).as_deref() != Some("no")
         })
-        .collect();
+        .collect()
+}
+
+/// The one-shot that runs deploy/postgres/roles.sql: its name, the login roles its script
+/// grants group roles to (`GRANT a, b TO login`), and the password it sets for them.
+#[derive(Debug, Default)]
+struct RolesOneShot {
+    service: String,
+    logins: BTreeMap<String, BTreeSet<String>>,
+    password: Option<String>,
+}
+
+impl RolesOneShot {
+    fn find(stack: &Stack) -> RolesOneShot {
+        let Some((name, service)) = stack.services.iter().find(|(_, service)| {
+            volumes(service)
+                .iter()
+                .any(|(source, _, _)| source.ends_with("deploy/postgres/roles.sql"))
+        }) else {
+            return RolesOneShot::default();
+        };
+        let script = words(service.get("command")).join(" ");
+        let mut logins: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for statement in script.split(';') {
+            let words: Vec<&str> = statement.split_whitespace().collect();
+            let Some(to) = words.iter().position(|w| w.eq_ignore_ascii_case("to")) else {
+                continue;
+            };
+            if words
+                .first()
+                .is_some_and(|w| w.eq_ignore_ascii_case("grant"))
+            {
+                if let Some(login) = words.get(to + 1) {
+                    let groups = words[1..to]
+                        .iter()
+                        .map(|g| g.trim_end_matches(',').to_owned());
+                    logins
+                        .entry((*login).to_owned())
+                        .or_default()
+                        .extend(groups);
+                }
+            }
+        }
+        RolesOneShot {
+            service: name.clone(),
+            logins,
+            password: environment(service)
+                .get("AGORA_DB_SERVICE_PASSWORD")
+                .cloned(),
+        }
+    }
+}
+
+/// DATABASE_URL / READ_DATABASE_URL point at the postgres service, its user and password,
+/// and a database that exists (POSTGRES_DB or one created by a mounted init script).
+fn check_databases(inputs: &Inputs, stack: &mut Stack) {
+    let mut problems = Vec::new();
+    let postgres = postgres_servers(stack);
     let Some((pg_name, pg)) = postgres.first().copied() else {
         stack.problem("no postgres service");
         return;
@@ -1125,6 +1182,13 @@ fn check_databases(inputs: &Inputs, stack: &mut Stack) {
         .cloned()
         .unwrap_or_else(|| "postgres".into());
     let password = pg_env.get("POSTGRES_PASSWORD").cloned().unwrap_or_default();
+    let roles = RolesOneShot::find(stack);
+    // The group roles (deploy/postgres/roles.sql) each long-running service needs.
+    let service_roles: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+        ("command-api", vec!["agora_writer"]),
+        ("projector", vec!["agora_projector"]),
+        ("query-api", vec!["agora_reader", "agora_auditor"]),
+    ]);
     let mut databases: BTreeSet<String> = BTreeSet::new();
     databases.insert(
         pg_env
@@ -1171,12 +1235,49 @@ fn check_databases(inputs: &Inputs, stack: &mut Stack) {
                     if port != 5432 {
                         problems.push(format!("service `{}`: {var} uses port {port}", agora.name));
                     }
-                    if url_user != user || url_password != password {
-                        problems.push(format!(
-                            "service `{}`: {var} logs in as {url_user}:{url_password}, \
-                             postgres has {user}:{password}",
-                            agora.name
-                        ));
+                    match service_roles.get(agora.binary.as_str()) {
+                        // A service with a role of its own logs in as a login of the
+                        // roles one-shot that is in every group the service needs.
+                        Some(groups) => {
+                            let login_groups = roles.logins.get(&url_user);
+                            let has_groups = login_groups
+                                .is_some_and(|have| groups.iter().all(|g| have.contains(*g)));
+                            if !has_groups {
+                                problems.push(format!(
+                                    "service `{}`: {var} logs in as {url_user}, which the roles \
+                                     one-shot does not make a member of {groups:?}",
+                                    agora.name
+                                ));
+                            }
+                            if Some(&url_password) != roles.password.as_ref() {
+                                problems.push(format!(
+                                    "service `{}`: {var} has password {url_password}, the roles \
+                                     one-shot sets {:?}",
+                                    agora.name, roles.password
+                                ));
+                            }
+                            let waits = depends_on(&stack.services[&agora.name])
+                                .get(&roles.service)
+                                .is_some_and(|condition| {
+                                    condition == "service_completed_successfully"
+                                });
+                            if !waits {
+                                problems.push(format!(
+                                    "service `{}` logs in as {url_user} but does not wait for \
+                                     `{}` to complete",
+                                    agora.name, roles.service
+                                ));
+                            }
+                        }
+                        None => {
+                            if url_user != user || url_password != password {
+                                problems.push(format!(
+                                    "service `{}`: {var} logs in as {url_user}:{url_password}, \
+                                     postgres has {user}:{password}",
+                                    agora.name
+                                ));
+                            }
+                        }
                     }
                     if !databases.contains(&database) {
                         problems.push(format!(
@@ -1212,7 +1313,10 @@ fn check_databases(inputs: &Inputs, stack: &mut Stack) {
         }
         let env = environment(service);
         if let Some(url) = env.get("READ_DATABASE_URL").or(env.get("DATABASE_URL")) {
-            read_models.insert(agora.name.clone(), url.clone());
+            let location = parse_postgres_url(url)
+                .map(|(_, _, host, port, database)| format!("{host}:{port}/{database}"))
+                .unwrap_or_else(|| url.clone());
+            read_models.insert(agora.name.clone(), location);
         }
     }
     if read_models.values().collect::<BTreeSet<_>>().len() > 1 {
@@ -1591,15 +1695,9 @@ fn check_depends_on(stack: &mut Stack) {
         .filter(|s| words(stack.services[&s.name].get("command")).contains(&"migrate".to_owned()))
         .map(|s| s.name.clone())
         .collect();
-    let postgres = stack
-        .services
-        .iter()
-        .find(|(_, s)| {
-            s.get("image")
-                .and_then(scalar)
-                .is_some_and(|i| i.starts_with("postgres"))
-        })
-        .map(|(name, _)| name.clone());
+    let postgres = postgres_servers(stack)
+        .first()
+        .map(|(name, _)| (*name).clone());
     let kafka = kafka_broker(stack);
     for agora in &stack.agora {
         let service = &stack.services[&agora.name];
@@ -2121,9 +2219,23 @@ const MUTATIONS: &[(&str, &str, &str, &str)] = &[
     // A projector writing its read models where the query APIs do not read them.
     (
         "docker-compose.yml",
-        "<<: [*log-env, *event-store-env, *read-models-env, *kafka-env]",
-        "<<: [*log-env, *event-store-env, *kafka-env]",
+        "agora_projector_service:${AGORA_DB_SERVICE_PASSWORD:?set AGORA_DB_SERVICE_PASSWORD (the services' database password)}@postgres:5432/agora_read",
+        "agora_projector_service:${AGORA_DB_SERVICE_PASSWORD:?set AGORA_DB_SERVICE_PASSWORD (the services' database password)}@postgres:5432/agora",
         "read models",
+    ),
+    // The command API logging in as a role that cannot append (the query API's).
+    (
+        "docker-compose.yml",
+        "DATABASE_URL: postgres://agora_command_api:",
+        "DATABASE_URL: postgres://agora_query_api:",
+        "agora_writer",
+    ),
+    // A service role the roles one-shot never makes.
+    (
+        "docker-compose.yml",
+        "GRANT agora_projector TO agora_projector_service;",
+        "",
+        "agora_projector",
     ),
     // A misspelled service attribute.
     (

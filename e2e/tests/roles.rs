@@ -201,6 +201,31 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         response.text().await?
     );
 
+    // The command API's sequencer, running as the writer, numbers every event (it may set
+    // `sequence` once and nothing else).
+    stack
+        .eventually(
+            "the writer's sequencer to number the log",
+            Duration::from_secs(30),
+            || async {
+                let unsequenced: i64 = owner
+                    .query_one("SELECT count(*) FROM events WHERE sequence IS NULL", &[])
+                    .await?
+                    .get(0);
+                Ok(unsequenced == 0)
+            },
+        )
+        .await?;
+    assert_eq!(
+        refusal(
+            &writer_session,
+            "UPDATE events SET sequence = sequence + 1000"
+        )
+        .await,
+        "42501",
+        "the writer cannot renumber the log"
+    );
+
     // The query API with the auditor for the log and the reader for the read models: the
     // audit endpoints and the reads work.
     let query = query_api::startup::Application::build(support::query_settings(
