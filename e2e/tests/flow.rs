@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use platform::Role;
 use serde_json::{json, Value};
 use support::Stack;
@@ -168,7 +170,49 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
         (Some(2), Some(1), Some(1))
     );
 
-    // Dashboards: 4 placed, 2 paid, revenue = first order only (second refunded).
+    // Dashboards: 4 placed, 2 paid, revenue = first order only (second refunded). Each
+    // projection commits on its own, so the dashboards may follow the orders a moment later.
+    let expected_sales = (4, 2, 2 * 1299 + 3500, 3);
+    stack
+        .eventually(
+            "the sales model to catch up",
+            Duration::from_secs(30),
+            || async {
+                let sales: Value = stack
+                    .get("/v1/dashboard/sales?bucket=day", &viewer)
+                    .await?
+                    .json()
+                    .await?;
+                let buckets = sales["buckets"].as_array().cloned().unwrap_or_default();
+                let sum = |field: &str| {
+                    buckets
+                        .iter()
+                        .filter_map(|b| b[field].as_i64())
+                        .sum::<i64>()
+                };
+                Ok((
+                    sum("orders_placed"),
+                    sum("orders_paid"),
+                    sum("revenue_cents"),
+                    sum("units_sold"),
+                ) == expected_sales)
+            },
+        )
+        .await?;
+    stack
+        .eventually(
+            "the top products to catch up",
+            Duration::from_secs(30),
+            || async {
+                let top: Value = stack
+                    .get("/v1/dashboard/top-products?limit=10", &viewer)
+                    .await?
+                    .json()
+                    .await?;
+                Ok(top["items"].as_array().map(Vec::len) == Some(2))
+            },
+        )
+        .await?;
     let sales: Value = stack
         .get("/v1/dashboard/sales?bucket=day", &viewer)
         .await?
@@ -188,7 +232,7 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
             sum("revenue_cents"),
             sum("units_sold")
         ),
-        (4, 2, 2 * 1299 + 3500, 3),
+        expected_sales,
         "{sales}"
     );
     let top: Value = stack
