@@ -177,26 +177,7 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
         .eventually(
             "the sales model to catch up",
             Duration::from_secs(30),
-            || async {
-                let sales: Value = stack
-                    .get("/v1/dashboard/sales?bucket=day", &viewer)
-                    .await?
-                    .json()
-                    .await?;
-                let buckets = sales["buckets"].as_array().cloned().unwrap_or_default();
-                let sum = |field: &str| {
-                    buckets
-                        .iter()
-                        .filter_map(|b| b[field].as_i64())
-                        .sum::<i64>()
-                };
-                Ok((
-                    sum("orders_placed"),
-                    sum("orders_paid"),
-                    sum("revenue_cents"),
-                    sum("units_sold"),
-                ) == expected_sales)
-            },
+            || async { Ok(stack.sales_totals(&viewer).await? == expected_sales) },
         )
         .await?;
     stack
@@ -213,28 +194,7 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
             },
         )
         .await?;
-    let sales: Value = stack
-        .get("/v1/dashboard/sales?bucket=day", &viewer)
-        .await?
-        .json()
-        .await?;
-    let buckets = sales["buckets"].as_array().cloned().unwrap_or_default();
-    let sum = |field: &str| {
-        buckets
-            .iter()
-            .filter_map(|b| b[field].as_i64())
-            .sum::<i64>()
-    };
-    assert_eq!(
-        (
-            sum("orders_placed"),
-            sum("orders_paid"),
-            sum("revenue_cents"),
-            sum("units_sold")
-        ),
-        expected_sales,
-        "{sales}"
-    );
+    assert_eq!(stack.sales_totals(&viewer).await?, expected_sales);
     let top: Value = stack
         .get("/v1/dashboard/top-products?limit=10", &viewer)
         .await?

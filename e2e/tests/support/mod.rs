@@ -187,6 +187,29 @@ impl Stack {
             .await?)
     }
 
+    /// The day buckets of `/v1/dashboard/sales` summed per field:
+    /// (orders_placed, orders_paid, revenue_cents, units_sold).
+    pub async fn sales_totals(&self, token: &str) -> anyhow::Result<(i64, i64, i64, i64)> {
+        let sales: Value = self
+            .get("/v1/dashboard/sales?bucket=day", token)
+            .await?
+            .json()
+            .await?;
+        let buckets = sales["buckets"].as_array().cloned().unwrap_or_default();
+        let sum = |field: &str| {
+            buckets
+                .iter()
+                .filter_map(|b| b[field].as_i64())
+                .sum::<i64>()
+        };
+        Ok((
+            sum("orders_placed"),
+            sum("orders_paid"),
+            sum("revenue_cents"),
+            sum("units_sold"),
+        ))
+    }
+
     /// GETs an entity once it reflects `version` (read-your-writes).
     pub async fn read_at(&self, path: &str, token: &str, version: i64) -> anyhow::Result<Value> {
         let response = self
