@@ -4,6 +4,10 @@
 //! `scripts/test.sh`, which starts them and exports the variables below). Tests that need a
 //! service and cannot reach it must fail with a clear message, never skip.
 
+pub mod checker;
+pub mod history;
+pub mod workload;
+
 /// Environment variable holding the Kafka bootstrap servers used by tests.
 pub const KAFKA_BROKERS_ENV: &str = "AGORA_TEST_KAFKA_BROKERS";
 /// Environment variable holding the PostgreSQL URL used by tests.

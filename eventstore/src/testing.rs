@@ -25,7 +25,13 @@ impl TestDatabase {
     /// Creates and migrates a database with a unique name. Fails loudly when the test
     /// server cannot be reached: tests never skip for a missing service.
     pub async fn create() -> Result<TestDatabase, StoreError> {
-        let admin = admin_url();
+        Self::create_at(&admin_url()).await
+    }
+
+    /// [`TestDatabase::create`] on the server at `admin` (a URL to any of its databases), for
+    /// tests that run their own cluster (one they crash, or one behind a fault proxy).
+    pub async fn create_at(admin: &str) -> Result<TestDatabase, StoreError> {
+        let admin = admin.to_owned();
         let name = format!("agora_test_{}", Uuid::new_v4().simple());
         let (client, connection) = tokio_postgres::connect(&admin, NoTls).await.map_err(|e| {
             StoreError::Config(format!(

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod oidc;
 
 use std::time::{Duration, Instant};
@@ -89,7 +90,8 @@ impl Stack {
     /// Starts everything with both APIs checking tokens as `auth` says.
     pub async fn start_with_auth(kafka: bool, auth: AuthSettings) -> anyhow::Result<Stack> {
         let query_auth = auth.clone();
-        Self::start_configured(kafka, query_auth, |settings| settings.auth = auth).await
+        let db = TestDatabase::create().await?;
+        Self::start_configured(db, kafka, query_auth, |settings| settings.auth = auth).await
     }
 
     /// [`Stack::start`] with the command API's settings changed by `configure`.
@@ -97,15 +99,22 @@ impl Stack {
         kafka: bool,
         configure: impl FnOnce(&mut command_api::config::Settings),
     ) -> anyhow::Result<Stack> {
-        Self::start_configured(kafka, AuthSettings::hs256(SECRET), configure).await
+        let db = TestDatabase::create().await?;
+        Self::start_configured(db, kafka, AuthSettings::hs256(SECRET), configure).await
+    }
+
+    /// [`Stack::start`] on `db` (a database of another cluster: one a test crashes, or one
+    /// behind a fault proxy).
+    pub async fn start_on(db: TestDatabase, kafka: bool) -> anyhow::Result<Stack> {
+        Self::start_configured(db, kafka, AuthSettings::hs256(SECRET), |_| {}).await
     }
 
     async fn start_configured(
+        db: TestDatabase,
         kafka: bool,
         auth: AuthSettings,
         configure: impl FnOnce(&mut command_api::config::Settings),
     ) -> anyhow::Result<Stack> {
-        let db = TestDatabase::create().await?;
         let brokers = kafka.then(e2e::kafka_brokers);
         let prefix = kafka.then(|| format!("e2e{}", Uuid::new_v4().simple()));
         let mut settings = command_settings(
