@@ -22,6 +22,7 @@ pub mod peers;
 pub mod procfs;
 pub mod scratch;
 pub mod shop;
+pub mod soak;
 pub mod stack;
 pub mod support;
 

@@ -99,6 +99,18 @@ pub async fn load_events(database_url: &str) -> anyhow::Result<Vec<StoredEvent>>
         .collect()
 }
 
+/// The highest position in the store at `database_url` (0 when empty).
+pub async fn max_position(database_url: &str) -> anyhow::Result<i64> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let row = client
+        .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
+        .await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(row.try_get(0)?)
+}
+
 /// A product folded from its events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductFold {

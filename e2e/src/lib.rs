@@ -6,6 +6,7 @@
 
 pub mod checker;
 pub mod history;
+pub mod toxiproxy;
 pub mod workload;
 
 /// Environment variable holding the Kafka bootstrap servers used by tests.

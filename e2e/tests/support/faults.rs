@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::checker::{self, Report};
-use e2e::history::History;
+use e2e::history::{History, Outcome};
 use e2e::workload::{self, Product, ReadCounts, StopFlag};
 use platform::Role;
 use serde_json::json;
@@ -189,12 +189,25 @@ impl Load {
         for task in self.tasks {
             sent += task.await?;
         }
+        // Whatever a first attempt appended is in the store by now (the writers are done):
+        // an unknown command acknowledged at or below this position was applied by its first
+        // attempt, whose answer was lost.
+        let watermark = checker::max_position(&stack.db.url).await?;
         let resolving = Instant::now();
         let resolved = self
             .history
             .resolve_unknown(Duration::from_secs(120))
             .await?;
         let resolve_time = resolving.elapsed();
+        let answers_lost_after_commit = self
+            .history
+            .entries()
+            .iter()
+            .filter(|entry| entry.first.is_unknown())
+            .filter(|entry| {
+                matches!(entry.resolved, Some(Outcome::Acknowledged { position, .. }) if position <= watermark)
+            })
+            .count();
         let events = checker::load_events(&stack.db.url).await?;
         let entries = self.history.entries();
         let (mut report, folds) = checker::check_store(&entries, &events);
@@ -203,6 +216,7 @@ impl Load {
         let summary = Summary {
             sent,
             resolved,
+            answers_lost_after_commit,
             resolve_time,
             reads_ok: self.reads.ok.load(Ordering::Relaxed),
             reads_unavailable: self.reads.unavailable.load(Ordering::Relaxed),
@@ -223,6 +237,9 @@ impl Load {
 pub struct Summary {
     pub sent: u64,
     pub resolved: usize,
+    /// Unknown outcomes whose first attempt had committed (the repeat answered with the
+    /// stored response).
+    pub answers_lost_after_commit: usize,
     pub resolve_time: Duration,
     pub reads_ok: u64,
     pub reads_unavailable: u64,
