@@ -9,11 +9,14 @@
 #    (scripts/tools.sh) Chromium + chromedriver (apt) for the dashboard's browser test and
 #    promtool (Go module proxy, cached) for deploy/.
 # 2. Starts PostgreSQL (and a second, TLS-only cluster), Kafka (with a SASL_SSL listener) and
-#    an OpenID provider (Ory Hydra, built once from the Go module proxy by scripts/hydra.sh)
+#    an OpenID provider (Ory Hydra, built once from the Go module proxy by scripts/hydra.sh),
+#    the fault tests' PostgreSQL cluster and toxiproxy (scripts/faults.sh)
 #    (idempotent; they stay running afterwards) and exports AGORA_TEST_DATABASE_URL,
 #    AGORA_TEST_TLS_DATABASE_URL, AGORA_TEST_TLS_DIR, AGORA_TEST_KAFKA_BROKERS,
 #    AGORA_TEST_OIDC_ISSUER and AGORA_TEST_OIDC_ADMIN for the tests.
-# 3. Runs cargo fmt --check, cargo clippy -D warnings and cargo test on the whole workspace.
+# 3. Runs cargo fmt --check, cargo clippy -D warnings and cargo test on the whole workspace,
+#    then schemathesis against both APIs (scripts/fuzz.sh) and a 3-minute soak
+#    (scripts/soak.sh).
 #    Every check runs even when an earlier one failed; the exit code is non-zero if any did.
 #
 # Environment: see scripts/postgres.sh, scripts/kafka.sh and scripts/hydra.sh (AGORA_STATE_DIR,
@@ -86,6 +89,9 @@ AGORA_PG_NAME=pg-tls AGORA_PG_PORT=55433 AGORA_PG_TLS_DIR="$AGORA_TEST_TLS_DIR" 
 AGORA_TEST_TLS_DATABASE_URL="postgres://postgres@localhost:55433/postgres"
 scripts/kafka.sh start
 scripts/hydra.sh start
+# The fault tests' own cluster (they kill it) and the TCP fault proxy (built once).
+scripts/faults.sh pg-start >/dev/null
+scripts/faults.sh toxiproxy >/dev/null
 AGORA_TEST_DATABASE_URL="$(scripts/postgres.sh url)"
 AGORA_TEST_KAFKA_BROKERS="$(scripts/kafka.sh bootstrap)"
 AGORA_TEST_OIDC_ISSUER="$(scripts/hydra.sh issuer)"
@@ -121,6 +127,8 @@ step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test" cargo test --workspace --no-fail-fast "$@"
 step "schemathesis (both APIs, every role)" scripts/fuzz.sh
+# A short soak of the services as processes: fails on a leak or a failed request, not on speed.
+step "soak (3 minutes, leak check)" scripts/soak.sh --minutes 3 --profile debug
 
 # --- summary ---------------------------------------------------------------------------------
 section "Summary ($((SECONDS - run_started)) s)"

@@ -5,6 +5,7 @@
 //! service and cannot reach it must fail with a clear message, never skip.
 
 pub mod checker;
+pub mod compose;
 pub mod history;
 pub mod toxiproxy;
 pub mod workload;
