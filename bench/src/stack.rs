@@ -71,7 +71,7 @@ pub struct Stack {
 impl Stack {
     /// Starts what `options` asks for on a fresh database.
     pub async fn start(options: &StackOptions) -> Result<Stack> {
-        let db = fresh_database().await?;
+        let db = fresh_database(false).await?;
         Self::start_on(db, options).await
     }
 

@@ -41,11 +41,16 @@ pub fn init_logging_if_asked() {
     }
 }
 
-/// A fresh, migrated scratch database (`TestDatabase::create`), with a clear error.
-pub async fn fresh_database() -> Result<TestDatabase> {
-    TestDatabase::create()
+/// A fresh, migrated scratch database (`TestDatabase::create`), with a clear error. It is
+/// dropped with the returned value unless `keep` (a benchmark's `--keep`).
+pub async fn fresh_database(keep: bool) -> Result<TestDatabase> {
+    let mut db = TestDatabase::create()
         .await
-        .context("creating a scratch database (is scripts/postgres.sh start running?)")
+        .context("creating a scratch database (is scripts/postgres.sh start running?)")?;
+    if keep {
+        db.keep();
+    }
+    Ok(db)
 }
 
 /// Drops scratch databases by name (after their pools are done; `WITH (FORCE)` ends any

@@ -2,7 +2,6 @@
 //! curl tour works against it, Ctrl-C stops it cleanly, and data survives a restart.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -22,13 +21,6 @@ impl Drop for Dev {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Starts `agora dev` and waits for its banner; returns it with the admin token.
@@ -100,7 +92,11 @@ fn interrupt(mut dev: Dev) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_curl_tour_works_against_agora_dev() -> anyhow::Result<()> {
     let data_dir = format!("/tmp/agora-dev-test-{}", uuid::Uuid::new_v4().simple());
-    let ports = (free_port(), free_port(), free_port());
+    let ports = (
+        testkit::free_port().expect("a free port"),
+        testkit::free_port().expect("a free port"),
+        testkit::free_port().expect("a free port"),
+    );
     let (dev, admin) = start(&data_dir, ports);
     let command = format!("http://127.0.0.1:{}", ports.0);
     let query = format!("http://127.0.0.1:{}", ports.1);

@@ -2,21 +2,15 @@
 
 mod support;
 
-use eventstore::testing::{admin_url, with_database};
+use eventstore::testing::admin_url;
 use support::{agora, agora_with_env, exit_code};
-use uuid::Uuid;
+use testkit::ScratchDatabase;
 
-async fn fresh_database() -> anyhow::Result<String> {
-    let admin = admin_url();
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+/// An empty scratch database (dropped with the value).
+async fn fresh_database() -> anyhow::Result<ScratchDatabase> {
+    ScratchDatabase::create(&admin_url())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the test PostgreSQL at {admin}: {e}"))?;
-    tokio::spawn(connection);
-    let name = format!("agora_cli_test_{}", Uuid::new_v4().simple());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await?;
-    Ok(with_database(&admin, &name))
+        .map_err(anyhow::Error::msg)
 }
 
 async fn tables(url: &str) -> anyhow::Result<Vec<String>> {
@@ -34,7 +28,8 @@ async fn tables(url: &str) -> anyhow::Result<Vec<String>> {
 
 #[tokio::test]
 async fn migrate_creates_both_schemas_and_can_run_again() -> anyhow::Result<()> {
-    let url = fresh_database().await?;
+    let database = fresh_database().await?;
+    let url = database.url.clone();
     for _ in 0..2 {
         let output = agora(&["migrate", "--database-url", &url]);
         assert_eq!(
@@ -55,8 +50,9 @@ async fn migrate_creates_both_schemas_and_can_run_again() -> anyhow::Result<()> 
 
 #[tokio::test]
 async fn the_read_model_may_live_in_another_database() -> anyhow::Result<()> {
-    let events = fresh_database().await?;
-    let reads = fresh_database().await?;
+    let events_database = fresh_database().await?;
+    let reads_database = fresh_database().await?;
+    let (events, reads) = (events_database.url.clone(), reads_database.url.clone());
     let output = agora_with_env(
         &["migrate"],
         &[("DATABASE_URL", &events), ("READ_DATABASE_URL", &reads)],

@@ -16,7 +16,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eventstore::checkpoint::{Checkpoint, LogSigningKey};
 use eventstore::envelope::leaf_bytes;
@@ -24,6 +24,7 @@ use eventstore::hashchain::{chain_hash, HashedFields};
 use eventstore::merkle::{self, leaf_hash, CompactRange};
 use eventstore::row::{decode_event, EVENT_COLUMNS};
 use eventstore::sequencer::{run_sequencer, SequencerConfig};
+use eventstore::testing::eventually_some;
 use eventstore::{EventStore, Hash};
 use platform::{JwtKeys, Role};
 use serde_json::{json, Value};
@@ -46,22 +47,6 @@ struct Audited {
     _stop_sequencer: watch::Sender<bool>,
 }
 
-/// Polls `probe` until it returns `Some`, at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 impl Audited {
     async fn new() -> Audited {
         let log = filled_log().await.expect("a filled log");
@@ -73,13 +58,17 @@ impl Audited {
         tokio::spawn(run_sequencer(config, log.db.store.clone(), stopped));
         let store = log.db.store.clone();
         let events = log.events;
-        eventually("a checkpoint of the whole log", || {
-            let store = store.clone();
-            async move {
-                let latest = store.latest_checkpoint().await.ok()??;
-                (latest.tree_size == events).then_some(())
-            }
-        })
+        eventually_some(
+            "a checkpoint of the whole log",
+            Duration::from_secs(30),
+            || {
+                let store = store.clone();
+                async move {
+                    let latest = store.latest_checkpoint().await.ok()??;
+                    (latest.tree_size == events).then_some(())
+                }
+            },
+        )
         .await;
 
         let scratch = Scratch::new();
@@ -411,10 +400,14 @@ async fn an_honest_log_that_grew_verifies_with_a_consistency_proof() {
     .await
     .expect("append");
     let grown = audited.log.events + 1;
-    let latest = eventually("the grown log signed", || async move {
-        let latest = store.latest_checkpoint().await.ok()??;
-        (latest.tree_size == grown).then_some(latest)
-    })
+    let latest = eventually_some(
+        "the grown log signed",
+        Duration::from_secs(30),
+        || async move {
+            let latest = store.latest_checkpoint().await.ok()??;
+            (latest.tree_size == grown).then_some(latest)
+        },
+    )
     .await;
     for (verifier, ok, report) in audited.verdicts(&audited.kept.clone()).await {
         assert!(ok, "{verifier}: {report}");

@@ -37,16 +37,10 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_loses_no_acknowledged_command() -> anyhow::Result<()> {
     let db = TestDatabase::create().await?;
-    let port = free_port()?;
+    let port = testkit::free_port()?;
     let mut command = Command::new(binary("command-api")?);
     command
         .env("DATABASE_URL", &db.url)

@@ -7,17 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use eventstore::testing::TestDatabase;
+use eventstore::testing::{env, try_eventually, TestDatabase};
 use eventstore::{AppendRequest, EventMetadata, EventStore, LoadedStream, NewEvent, StreamWrite};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 use serde_json::json;
 use uuid::Uuid;
-
-fn brokers() -> String {
-    std::env::var("AGORA_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:59092".into())
-}
 
 /// A relay child process, SIGKILLed and reaped when dropped.
 struct Relay(Child);
@@ -41,7 +37,7 @@ fn spawn_relay(database_url: &str, prefix: &str, name: &str) -> Relay {
     let mut command = Command::new(env!("CARGO_BIN_EXE_relay"));
     command
         .env("DATABASE_URL", url)
-        .env("KAFKA_BROKERS", brokers())
+        .env("KAFKA_BROKERS", env::kafka_brokers())
         .env("AGORA_TOPIC_PREFIX", prefix)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -104,29 +100,13 @@ async fn max_position(store: &EventStore) -> anyhow::Result<i64> {
         .get(0))
 }
 
-/// Polls `condition` until it holds or `deadline` passes.
-async fn eventually<F, Fut>(what: &str, deadline: Duration, mut condition: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let until = Instant::now() + deadline;
-    while Instant::now() < until {
-        if condition().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("timed out waiting for {what}")
-}
-
 /// Reads the topic from the start until every id in `expected` was seen.
 async fn consume_all(
     topic: &str,
     expected: &HashSet<Uuid>,
 ) -> anyhow::Result<Vec<(Uuid, Uuid, i64, HashMap<String, String>)>> {
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", env::kafka_brokers())
         .set("group.id", format!("relay-test-{}", Uuid::new_v4()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -183,15 +163,17 @@ async fn every_event_reaches_kafka_in_stream_order_despite_a_sigkilled_relay() -
 
     let mut relay = spawn_relay(&db.url, &prefix, "relay-a");
     write(&db.store, &mut streams, 1500).await?;
-    eventually("the relay to publish", Duration::from_secs(60), || async {
-        Ok(relay_position(&db.store).await? > 0)
-    })
+    try_eventually::<anyhow::Error, _, _>(
+        "the relay to publish",
+        Duration::from_secs(60),
+        || async { Ok(relay_position(&db.store).await? > 0) },
+    )
     .await?;
     relay.kill()?; // SIGKILL
     write(&db.store, &mut streams, 1500).await?;
     let mut relay = spawn_relay(&db.url, &prefix, "relay-b");
     let head = max_position(&db.store).await?;
-    eventually(
+    try_eventually::<anyhow::Error, _, _>(
         "the restarted relay to catch up",
         Duration::from_secs(60),
         || async { Ok(relay_position(&db.store).await? == head) },
@@ -256,9 +238,11 @@ async fn a_standby_relay_takes_over_within_seconds() -> anyhow::Result<()> {
     let mut second = spawn_relay(&db.url, &prefix, "relay-second");
     write(&db.store, &mut streams, 50).await?;
     let head = max_position(&db.store).await?;
-    eventually("a relay to publish", Duration::from_secs(60), || async {
-        Ok(relay_position(&db.store).await? == head)
-    })
+    try_eventually::<anyhow::Error, _, _>(
+        "a relay to publish",
+        Duration::from_secs(60),
+        || async { Ok(relay_position(&db.store).await? == head) },
+    )
     .await?;
     let holder = lock_holder(&db.store)
         .await?
@@ -272,7 +256,7 @@ async fn a_standby_relay_takes_over_within_seconds() -> anyhow::Result<()> {
     let killed_at = Instant::now();
     write(&db.store, &mut streams, 50).await?;
     let head = max_position(&db.store).await?;
-    eventually(
+    try_eventually::<anyhow::Error, _, _>(
         "the standby to take over",
         Duration::from_secs(15),
         || async { Ok(relay_position(&db.store).await? == head) },

@@ -68,7 +68,7 @@ async fn main() -> Result<()> {
     let agora = agora_binary(args.agora.as_deref())?;
     init_logging_if_asked();
     print_header("audit-bench").await?;
-    let db = fresh_database().await?;
+    let db = fresh_database(args.keep).await?;
     let name = db.name.clone();
     let out = std::env::temp_dir().join(format!("{name}.ndjson"));
     let outcome = run(&args, &agora, db, &out).await;

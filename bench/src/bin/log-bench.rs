@@ -61,7 +61,7 @@ async fn main() -> Result<()> {
     let agora = agora_binary(args.agora.as_deref())?;
     init_logging_if_asked();
     print_header("log-bench").await?;
-    let db = fresh_database().await?;
+    let db = fresh_database(args.keep).await?;
     let name = db.name.clone();
     let dir = std::env::temp_dir().join(format!("{name}-files"));
     std::fs::create_dir_all(&dir)?;

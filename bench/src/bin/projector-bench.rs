@@ -117,7 +117,7 @@ async fn main() -> Result<()> {
 }
 
 async fn run(args: &Args, deadline: Duration, scratch: &mut Vec<TestDatabase>) -> Result<()> {
-    let events_db = fresh_database().await?;
+    let events_db = fresh_database(args.keep).await?;
     let store = events_db.store.clone();
     let events_url = events_db.url.clone();
     scratch.push(events_db);
@@ -186,7 +186,7 @@ async fn run(args: &Args, deadline: Duration, scratch: &mut Vec<TestDatabase>) -
     let mut last_read: Option<TestDatabase> = None;
     for round in 1..=args.rounds {
         for &batch in &args.batches {
-            let read_db = fresh_database().await?;
+            let read_db = fresh_database(args.keep).await?;
             readmodel::migrate(&read_db.url).await?;
             let load_before = load1();
             let started = Instant::now();
@@ -380,7 +380,7 @@ async fn kafka(
         watermarks.len()
     );
 
-    let read_db = fresh_database().await?;
+    let read_db = fresh_database(args.keep).await?;
     readmodel::migrate(&read_db.url).await?;
     let load_before = load1();
     let started = Instant::now();

@@ -425,7 +425,7 @@ fn open_files(pid: u32) -> usize {
 async fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.log_dir)?;
-    let db = fresh_database().await?;
+    let db = fresh_database(args.keep).await?;
     let database = db.name.clone();
     let url = db.url.clone();
     let prefix = format!("soak{}", Uuid::new_v4().simple());

@@ -6,7 +6,7 @@
 pub mod faults;
 pub mod oidc;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eventstore::testing::TestDatabase;
 use platform::{AuthSettings, JwtKeys, Role};
@@ -234,25 +234,19 @@ impl Stack {
         Ok(body)
     }
 
-    /// Polls `condition` until it holds or `deadline` passes.
+    /// Polls `condition` until it holds (its error ends the wait at once); fails the test
+    /// once `deadline` passed.
     pub async fn eventually<F, Fut>(
         &self,
         what: &str,
         deadline: Duration,
-        mut condition: F,
+        condition: F,
     ) -> anyhow::Result<()>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<bool>>,
     {
-        let until = Instant::now() + deadline;
-        loop {
-            if condition().await? {
-                return Ok(());
-            }
-            anyhow::ensure!(Instant::now() < until, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        testkit::try_eventually(what, deadline, condition).await
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {

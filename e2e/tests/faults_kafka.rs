@@ -1,0 +1,72 @@
+//! The Kafka broker killed with SIGKILL under 8 writers and 2 readers, then started again:
+//! commands keep being acknowledged while it is down (the relay catches up from the store),
+//! and afterwards the history checker finds every acknowledged command applied exactly once
+//! and the read models, fed through Kafka, equal to the fold of the log.
+//!
+//! This kills and restarts the shared test broker (scripts/kafka.sh), so it is the only test
+//! in its binary; cargo runs test binaries one after another.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::faults::{faults_script, Load};
+use support::Stack;
+
+fn kafka_script(action: &str) -> anyhow::Result<()> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
+    let status = Command::new("bash").arg(script).arg(action).status()?;
+    anyhow::ensure!(status.success(), "scripts/kafka.sh {action} failed");
+    Ok(())
+}
+
+/// Starts the broker again when dropped, so a failing test leaves Kafka running.
+struct BrokerBack;
+
+impl Drop for BrokerBack {
+    fn drop(&mut self) {
+        let _ = kafka_script("start");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kafka_crash_under_load_loses_nothing() -> anyhow::Result<()> {
+    let stack = Stack::start(true).await?;
+    let load = Load::start(&stack, 6, 8, 2, Duration::from_secs(10)).await?;
+    load.acknowledge(&stack, 100, Duration::from_secs(60))
+        .await?;
+
+    let guard = BrokerBack;
+    faults_script("kafka-kill")?;
+    let killed = Instant::now();
+    // Writes do not depend on the broker.
+    load.acknowledge(&stack, 150, Duration::from_secs(60))
+        .await?;
+    let (_, unknown_while_down) = load.history.counts();
+    kafka_script("start")?;
+    let down = killed.elapsed();
+    drop(guard);
+    load.acknowledge(&stack, 100, Duration::from_secs(60))
+        .await?;
+
+    let converging = Instant::now();
+    let (report, summary) = load.stop_and_check(&stack).await?;
+    println!(
+        "kafka crash: down {down:?}, {unknown_while_down} commands without an answer by the \
+         restart; read models converged and checked in {:?}\n{report:#?}\n{summary:#?}",
+        converging.elapsed()
+    );
+    report.assert_clean()?;
+    assert_eq!(
+        report.unknown, 0,
+        "the broker is not on the write path: {report:?}"
+    );
+    assert_eq!(
+        summary.reads_other, 0,
+        "reads answered neither 200 nor 503: {summary:?}"
+    );
+    stack.stop().await?;
+    Ok(())
+}
