@@ -380,6 +380,15 @@ mod tests {
         }
     }
 
+    fn acked(id: Uuid, version: i64, position: i64) -> Outcome {
+        Outcome::Acknowledged {
+            status: 201,
+            id,
+            version,
+            position,
+        }
+    }
+
     fn entry(correlation: &str, first: Outcome) -> Entry {
         let mut command = Command::new("/v1/x", "t", json!({}));
         command.correlation_id = correlation.into();
@@ -408,15 +417,7 @@ mod tests {
         events[1].correlation_id = "c1".into();
         events[2].correlation_id = "c2".into();
         let entries = vec![
-            entry(
-                "c1",
-                Outcome::Acknowledged {
-                    status: 201,
-                    id: p,
-                    version: 1,
-                    position: 1,
-                },
-            ),
+            entry("c1", acked(p, 1, 1)),
             entry(
                 "c2",
                 Outcome::Refused {
@@ -458,15 +459,7 @@ mod tests {
             event(p, 2, 2, "StockAdded", json!({"quantity": 3})),
         ];
         let entries = vec![
-            entry(
-                "c1",
-                Outcome::Acknowledged {
-                    status: 201,
-                    id: p,
-                    version: 1,
-                    position: 1,
-                },
-            ),
+            entry("c1", acked(p, 1, 1)),
             entry(
                 "c2",
                 Outcome::Unknown {

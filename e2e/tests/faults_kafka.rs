@@ -8,28 +8,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::faults::{faults_script, Load};
+use support::faults::{faults_script, kafka_script, BrokerBack, Load};
 use support::Stack;
-
-fn kafka_script(action: &str) -> anyhow::Result<()> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
-    let status = Command::new("bash").arg(script).arg(action).status()?;
-    anyhow::ensure!(status.success(), "scripts/kafka.sh {action} failed");
-    Ok(())
-}
-
-/// Starts the broker again when dropped, so a failing test leaves Kafka running.
-struct BrokerBack;
-
-impl Drop for BrokerBack {
-    fn drop(&mut self) {
-        let _ = kafka_script("start");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kafka_crash_under_load_loses_nothing() -> anyhow::Result<()> {

@@ -6,29 +6,12 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use platform::Role;
 use serde_json::{json, Value};
+use support::faults::{kafka_script, BrokerBack};
 use support::Stack;
-
-fn kafka_script(action: &str) -> anyhow::Result<()> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
-    let status = Command::new("bash").arg(script).arg(action).status()?;
-    anyhow::ensure!(status.success(), "scripts/kafka.sh {action} failed");
-    Ok(())
-}
-
-/// Restarts the broker when dropped, so a failing test leaves Kafka running.
-struct BrokerBack;
-
-impl Drop for BrokerBack {
-    fn drop(&mut self) {
-        let _ = kafka_script("start");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn commands_keep_flowing_while_kafka_is_down() -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! What the fault tests share: `scripts/faults.sh`, readiness probes, and one run of the
+//! What the fault tests share: `scripts/faults.sh` and `scripts/kafka.sh`, readiness probes, and one run of the
 //! workload with its history checked at the end.
 
 use std::path::PathBuf;
@@ -25,6 +25,24 @@ pub fn faults_script(action: &str) -> anyhow::Result<String> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+/// Runs `scripts/kafka.sh ACTION` (start, stop) on the shared test broker.
+pub fn kafka_script(action: &str) -> anyhow::Result<()> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
+    let status = Command::new("bash").arg(script).arg(action).status()?;
+    anyhow::ensure!(status.success(), "scripts/kafka.sh {action} failed");
+    Ok(())
+}
+
+/// Starts the shared broker again when dropped, so a test that stopped or killed it leaves
+/// Kafka running even when it fails.
+pub struct BrokerBack;
+
+impl Drop for BrokerBack {
+    fn drop(&mut self) {
+        let _ = kafka_script("start");
+    }
 }
 
 /// The status of `GET {base}/readyz`, or None when nothing answered.
