@@ -18,7 +18,11 @@
 //!   catching up, else 0), `{prefix}_events_total`, `{prefix}_failures_total`; and a
 //!   [`FollowerStatus`] for readiness.
 //!
-//! Checkpoints live in `relay_checkpoints`, one row per follower `name`.
+//! Checkpoints live in `relay_checkpoints`, one row per follower `name`. A batch saves its
+//! checkpoint only over the one it started from (compare and set), so a checkpoint never
+//! moves backwards: when the row moved under the follower (a stale instance, or an
+//! operator who moved it by hand), the batch rolls back and the follower stands down and
+//! resumes from the saved checkpoint.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -183,7 +187,7 @@ async fn lead_while_possible<H: BatchHandler>(
     let save = session
         .prepare(
             "UPDATE relay_checkpoints SET transaction_id = $2, position = $3, updated_at = now() \
-             WHERE name = $1",
+             WHERE name = $1 AND transaction_id = $4 AND position = $5",
         )
         .await?;
     while !*shutdown.borrow() {
@@ -209,12 +213,25 @@ async fn lead_while_possible<H: BatchHandler>(
             Ok(()) => session
                 .execute(
                     &save,
-                    &[&config.name, &(next.transaction_id as i64), &next.position],
+                    &[
+                        &config.name,
+                        &(next.transaction_id as i64),
+                        &next.position,
+                        &(checkpoint.transaction_id as i64),
+                        &checkpoint.position,
+                    ],
                 )
                 .await
                 .map_err(|e| e.to_string()),
             Err(error) => Err(error),
         };
+        if let Ok(0) = outcome {
+            let _ = session.batch_execute("ROLLBACK").await;
+            return Err(StoreError::Config(format!(
+                "the checkpoint of follower {} moved under it; standing down to resume from it",
+                config.name
+            )));
+        }
         if let Err(error) = outcome {
             let _ = session.batch_execute("ROLLBACK").await;
             metrics::counter!(format!("{prefix}_failures_total")).increment(1);

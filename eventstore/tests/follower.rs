@@ -1,6 +1,7 @@
 //! The shared log follower on real PostgreSQL: a batch's database effects and its
 //! checkpoint commit together (a failed batch leaves neither and is retried), every event
-//! is handled once in log order, and only the lock holder follows.
+//! is handled once in log order, only the lock holder follows, and a checkpoint that moved
+//! ahead under a follower is never moved back.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -166,4 +167,124 @@ async fn effects_and_checkpoint_commit_together_and_each_event_is_handled_once()
     let _ = stop.send(true);
     one.await.expect("the first follower stops");
     two.await.expect("the second follower stops");
+}
+
+/// Hands each batch's positions to the test, then waits for its go-ahead.
+struct Gated {
+    seen: tokio::sync::mpsc::UnboundedSender<Vec<i64>>,
+    go: Arc<tokio::sync::Semaphore>,
+}
+
+impl BatchHandler for Gated {
+    async fn handle<'a>(
+        &'a mut self,
+        _session: &'a Client,
+        events: &'a [RecordedEvent],
+    ) -> Result<(), String> {
+        let _ = self.seen.send(events.iter().map(|e| e.position).collect());
+        self.go.acquire().await.map_err(|e| e.to_string())?.forget();
+        Ok(())
+    }
+}
+
+/// The `count` events after `from`, once the log shows them all.
+async fn whole_log(
+    db: &TestDatabase,
+    from: eventstore::LogCheckpoint,
+    count: usize,
+) -> Vec<RecordedEvent> {
+    let read = || async { db.store.read_log(from, 100).await.expect("the log") };
+    eventually(
+        "the log to show every event",
+        Duration::from_secs(20),
+        || async { read().await.len() == count },
+    )
+    .await;
+    read().await
+}
+
+/// The positions of the next batch the gated follower handles.
+async fn next(batches: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<i64>>) -> Vec<i64> {
+    tokio::time::timeout(Duration::from_secs(20), batches.recv())
+        .await
+        .expect("a batch in time")
+        .expect("the follower runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_moved_ahead_under_a_follower_is_never_moved_back() {
+    let db = TestDatabase::create().await.expect("the test database");
+    let mut stream = LoadedStream::empty(Uuid::now_v7());
+    for _ in 0..4 {
+        append(&db, &mut stream).await;
+    }
+    let (stop, stopped) = watch::channel(false);
+    let mut config = FollowerConfig::new(&db.url, "gated", 0x5445_5355, "gated_follower");
+    config.batch_size = 3;
+    config.standby_retry = Duration::from_millis(50);
+    let (seen, mut batches) = tokio::sync::mpsc::unbounded_channel();
+    let go = Arc::new(tokio::sync::Semaphore::new(0));
+    let follower = tokio::spawn(run_follower(
+        config,
+        db.store.clone(),
+        Gated {
+            seen,
+            go: go.clone(),
+        },
+        FollowerStatus::default(),
+        stopped,
+    ));
+    let log = whole_log(&db, eventstore::LogCheckpoint::START, 4).await;
+    let positions: Vec<i64> = log.iter().map(|e| e.position).collect();
+    // A batch holds at most three events, and the log may show fewer at first (a
+    // transaction open anywhere on the server holds log readers back).
+    let first = next(&mut batches).await;
+    assert!(
+        !first.is_empty() && positions[..3].starts_with(&first),
+        "{first:?} of {positions:?}"
+    );
+
+    // While the follower handles the first three events, its checkpoint moves past the
+    // fourth (an operator skipping it, or another instance that went further).
+    let ahead = eventstore::LogCheckpoint::after(&log[3]);
+    let client = db.store.pool().get().await.expect("a connection");
+    client
+        .execute(
+            "UPDATE relay_checkpoints SET transaction_id = $2, position = $3 WHERE name = $1",
+            &[&"gated", &(ahead.transaction_id as i64), &ahead.position],
+        )
+        .await
+        .expect("moving the checkpoint");
+    go.add_permits(1);
+    append(&db, &mut stream).await;
+    // The batch did not save its earlier checkpoint: the follower resumed from the saved
+    // one, so the next batch is the fifth event, not the ones after the first batch.
+    let fifth = whole_log(&db, ahead, 1)
+        .await
+        .iter()
+        .map(|e| e.position)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        saved_checkpoint(&db.store, "gated")
+            .await
+            .expect("checkpoint"),
+        ahead,
+        "the checkpoint did not move back"
+    );
+    assert_eq!(next(&mut batches).await, fifth);
+    go.add_permits(1);
+    let last = eventstore::LogCheckpoint::after(&whole_log(&db, ahead, 1).await[0]);
+    eventually(
+        "the fifth event's checkpoint",
+        Duration::from_secs(20),
+        || async {
+            saved_checkpoint(&db.store, "gated")
+                .await
+                .expect("checkpoint")
+                == last
+        },
+    )
+    .await;
+    let _ = stop.send(true);
+    follower.await.expect("the follower stops");
 }
