@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::event::ProjectedEvent;
 use crate::projection::Projection;
 use crate::projections;
+use crate::worker::WorkerStatus;
 
 /// Taken shared by every batch and exclusively by a rebuild's switch, so a switch never
 /// interleaves with a batch.
@@ -170,25 +171,28 @@ pub async fn saved_positions<C: deadpool_postgres::GenericClient>(
 
 /// Applies `items` to the live projections (or to `only`, for a rebuild): each projection
 /// in a transaction of its own with its checkpoint, all of them at once on their own
-/// connections (so the database works on several at a time); retries passing failures;
-/// isolates poison events. Returns the targets applied to.
+/// connections (so the database works on several at a time); retries passing failures
+/// (saying so to `status` meanwhile); isolates poison events. Returns the targets applied
+/// to; an error is one retrying cannot mend.
 pub async fn apply_batch(
     pool: &Pool,
     items: &[BatchItem],
     only: Option<&Target>,
+    status: &WorkerStatus,
 ) -> Result<Vec<Target>, ApplyError> {
-    let applied = match only {
-        Some(target) => vec![apply_retrying(pool, items, Choice::Exactly(target)).await?],
-        None => {
-            let projections = projections::all();
-            try_join_all(
-                projections
-                    .iter()
-                    .map(|projection| apply_retrying(pool, items, Choice::Live(projection))),
-            )
-            .await?
-        }
-    };
+    let applied =
+        match only {
+            Some(target) => {
+                vec![apply_retrying(pool, items, Choice::Exactly(target), status).await?]
+            }
+            None => {
+                let projections = projections::all();
+                try_join_all(projections.iter().map(|projection| {
+                    apply_retrying(pool, items, Choice::Live(projection), status)
+                }))
+                .await?
+            }
+        };
     Ok(applied.into_iter().flatten().collect())
 }
 
@@ -205,6 +209,7 @@ async fn apply_retrying(
     pool: &Pool,
     items: &[BatchItem],
     choice: Choice<'_>,
+    status: &WorkerStatus,
 ) -> Result<Option<Target>, ApplyError> {
     let mut delay = Duration::from_millis(50);
     let mut isolate_poison = false;
@@ -212,6 +217,7 @@ async fn apply_retrying(
         match try_apply(pool, items, choice, isolate_poison).await {
             Ok(target) => return Ok(target),
             Err(error) if error.is_transient() => {
+                status.retrying();
                 tracing::warn!(%error, "applying a batch failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

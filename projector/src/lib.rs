@@ -15,3 +15,4 @@ pub mod rebuild;
 pub mod service;
 pub mod source_kafka;
 pub mod source_log;
+pub mod worker;

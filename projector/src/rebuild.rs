@@ -12,6 +12,7 @@ use eventstore::{EventStore, LogCheckpoint};
 use crate::apply::{apply_batch, apply_in, saved_positions, ApplyError, Target, SWITCH_LOCK_KEY};
 use crate::projections;
 use crate::source_log::batch_item;
+use crate::worker::WorkerStatus;
 
 /// Where a rebuild stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,6 +74,7 @@ pub async fn rebuild(
     let projection =
         projections::by_name(name).ok_or_else(|| RebuildError::UnknownProjection(name.into()))?;
     let started = Instant::now();
+    let status = WorkerStatus::new("rebuild");
     let client = read_pool.get().await?;
     let current: i32 = client
         .query_one(
@@ -132,7 +134,7 @@ pub async fn rebuild(
         checkpoint = LogCheckpoint::after(last);
         let items: Vec<_> = events.iter().map(batch_item).collect();
         let (done, following) = tokio::join!(
-            apply_batch(read_pool, &items, Some(&target)),
+            apply_batch(read_pool, &items, Some(&target), &status),
             store.read_log(checkpoint, batch_size)
         );
         done?;

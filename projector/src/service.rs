@@ -1,40 +1,85 @@
 //! Running the projector: migrations, the health and metrics endpoints, and one source
-//! (Kafka when configured, else the Postgres log) until shutdown.
+//! worker (Kafka when configured, else the Postgres log) until shutdown.
+//!
+//! `/readyz` is ready while the read-model database answers and every worker runs; a
+//! worker retrying a passing failure makes it unready until the worker recovers (the
+//! process keeps going: restarting it would not help). A worker that fails for good makes
+//! `/readyz` and `/healthz` answer 503, and [`Projector::run_until_signalled`] returns
+//! its error, so the `projector` binary exits non-zero and its orchestrator restarts it.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
 use deadpool_postgres::Pool;
 use eventstore::{connect_pool, EventStore};
 use platform::telemetry::{metrics_endpoint, metrics_handle};
 use serde_json::json;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::source_kafka::{run_kafka_source, KafkaSourceConfig};
 use crate::source_log::{run_log_source, LogSourceConfig};
+use crate::worker::{WorkerState, WorkerStatus};
 
 struct Health {
     read_pool: Pool,
+    /// False once stopping.
     ready: Arc<AtomicBool>,
+    workers: Vec<WorkerStatus>,
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+impl Health {
+    /// Each worker's state by name.
+    fn workers(&self) -> BTreeMap<&'static str, &'static str> {
+        self.workers
+            .iter()
+            .map(|w| (w.name(), w.get().as_str()))
+            .collect()
+    }
+
+    fn any_failed(&self) -> bool {
+        self.workers.iter().any(|w| w.get() == WorkerState::Failed)
+    }
 }
 
+/// Alive, unless a worker failed for good (`{"status": "failed"}`, 503).
+async fn healthz(health: web::Data<Health>) -> HttpResponse {
+    if health.any_failed() {
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "failed", "workers": health.workers()}))
+    } else {
+        HttpResponse::Ok().json(json!({"status": "ok"}))
+    }
+}
+
+/// Ready while the read-model database answers and every worker is running.
 async fn readyz(health: web::Data<Health>) -> HttpResponse {
+    if !health.ready.load(Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "stopping"}));
+    }
     let database = match health.read_pool.get().await {
         Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
         Err(_) => false,
     };
-    if database && health.ready.load(Ordering::SeqCst) {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+    let running = health
+        .workers
+        .iter()
+        .all(|w| w.get() == WorkerState::Running);
+    let body = json!({
+        "status": if database && running { "ready" } else { "unready" },
+        "database": if database { "ok" } else { "unreachable" },
+        "workers": health.workers(),
+    });
+    if database && running {
+        HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "unready", "database": database}))
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 
@@ -44,7 +89,8 @@ pub struct Projector {
     shutdown: watch::Sender<bool>,
     stop: Arc<AtomicBool>,
     ready: Arc<AtomicBool>,
-    worker: tokio::task::JoinHandle<anyhow::Result<()>>,
+    worker: JoinHandle<anyhow::Result<()>>,
+    status: WorkerStatus,
     server: actix_web::dev::ServerHandle,
     /// A projector dropped without [`Projector::stop`] still stops its worker (the Kafka
     /// source runs on a blocking thread that would otherwise keep its runtime alive).
@@ -60,6 +106,26 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// Records how a worker ended: stopped when it was asked to and returned without error,
+/// else failed.
+fn record_end(status: &WorkerStatus, outcome: &anyhow::Result<()>, asked: bool) {
+    match outcome {
+        Ok(()) if asked => status.stopped(),
+        Ok(()) => {
+            tracing::error!(worker = status.name(), "the worker ended unasked");
+            status.failed();
+        }
+        Err(error) => {
+            tracing::error!(
+                worker = status.name(),
+                error = format!("{error:#}"),
+                "the worker failed for good"
+            );
+            status.failed();
+        }
+    }
+}
+
 impl Projector {
     /// Migrates the read models and starts projecting.
     pub async fn start(settings: Settings) -> anyhow::Result<Projector> {
@@ -67,11 +133,17 @@ impl Projector {
         readmodel::migrate(&read_url).await?;
         let read_pool = connect_pool(&read_url, 8)?;
         let ready = Arc::new(AtomicBool::new(true));
+        let status = WorkerStatus::new(if settings.kafka_brokers().is_some() {
+            "kafka"
+        } else {
+            "log"
+        });
         let listener = TcpListener::bind(&settings.addr)?;
         let port = listener.local_addr()?.port();
         let health = web::Data::new(Health {
             read_pool: read_pool.clone(),
             ready: ready.clone(),
+            workers: vec![status.clone()],
         });
         let metrics = web::Data::new(metrics_handle());
         let server = HttpServer::new(move || {
@@ -102,10 +174,14 @@ impl Projector {
                     batch_linger: Duration::from_millis(5),
                 };
                 let handle = tokio::runtime::Handle::current();
-                let stop = stop.clone();
+                let (stop, status) = (stop.clone(), status.clone());
                 tokio::task::spawn_blocking(move || {
-                    run_kafka_source(config, read_pool, handle, stop)
-                        .map_err(|e| anyhow::anyhow!("kafka source: {e}"))
+                    let _ended = status.until_ended();
+                    let outcome =
+                        run_kafka_source(config, read_pool, handle, stop.clone(), status.clone())
+                            .context("kafka source");
+                    record_end(&status, &outcome, stop.load(Ordering::SeqCst));
+                    outcome
                 })
             }
             None => {
@@ -116,7 +192,17 @@ impl Projector {
                     batch_size: settings.batch_size as i64,
                     idle_wait: Duration::from_millis(100),
                 };
-                tokio::spawn(run_log_source(config, store, read_pool, shutdown_rx))
+                let status = status.clone();
+                tokio::spawn(async move {
+                    let _ended = status.until_ended();
+                    let asked = shutdown_rx.clone();
+                    let outcome =
+                        run_log_source(config, store, read_pool, shutdown_rx, status.clone())
+                            .await
+                            .context("log source");
+                    record_end(&status, &outcome, *asked.borrow());
+                    outcome
+                })
             }
         };
         Ok(Projector {
@@ -126,11 +212,12 @@ impl Projector {
             stop,
             ready,
             worker,
+            status,
             server: server_handle,
         })
     }
 
-    /// Stops after the batch in hand is committed.
+    /// Stops after the batch in hand is committed. An error is the worker's, if it failed.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.ready.store(false, Ordering::SeqCst);
         let _ = self.shutdown.send(true);
@@ -140,10 +227,24 @@ impl Projector {
         outcome?
     }
 
-    /// Runs until SIGINT or SIGTERM, then stops gracefully.
-    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
-        platform::shutdown::wait_for_signal().await;
-        tracing::info!("stopping: finishing the batch in hand");
-        self.stop().await
+    /// Runs until SIGINT or SIGTERM, then stops gracefully; or until the worker fails for
+    /// good, then stops serving and returns its error (the binary exits non-zero).
+    pub async fn run_until_signalled(mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = platform::shutdown::wait_for_signal() => {
+                tracing::info!("stopping: finishing the batch in hand");
+                self.stop().await
+            }
+            outcome = &mut self.worker => {
+                self.ready.store(false, Ordering::SeqCst);
+                self.server.stop(true).await;
+                let error = match outcome {
+                    Ok(Ok(())) => anyhow::anyhow!("the {} worker ended unasked", self.status.name()),
+                    Ok(Err(error)) => error,
+                    Err(panicked) => anyhow::anyhow!("the {} worker panicked: {panicked}", self.status.name()),
+                };
+                Err(error.context("the projector cannot go on"))
+            }
+        }
     }
 }

@@ -5,6 +5,13 @@
 //!
 //! The consumer lives on its own thread (rebalance callbacks run there and may block on
 //! the database); batches are applied on the async runtime through a handle.
+//!
+//! The worker reports itself retrying while the brokers cannot be reached (a consumer
+//! error, then a metadata request that fails; running again once one succeeds) and while
+//! a batch or the saved offsets meet passing database trouble. It stops with an error on a
+//! batch that fails for another reason (after poison events were isolated) and on a fatal
+//! consumer error: skipping the batch would lose events, and a restarted process resumes
+//! from the saved offsets.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +21,6 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use eventstore::Envelope;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
@@ -26,6 +32,7 @@ use crate::apply::{
     apply_batch, live_targets, saved_positions, ApplyError, BatchItem, EventFacts, SourcePosition,
 };
 use crate::event::decode;
+use crate::worker::WorkerStatus;
 
 /// How the consumer runs.
 #[derive(Debug, Clone)]
@@ -48,6 +55,8 @@ struct SeekingContext {
     pool: Pool,
     handle: Handle,
     assigned: Arc<Mutex<HashSet<String>>>,
+    status: WorkerStatus,
+    stop: Arc<AtomicBool>,
 }
 
 impl ClientContext for SeekingContext {}
@@ -100,7 +109,9 @@ impl ConsumerContext for SeekingContext {
                 let offsets = loop {
                     match self.handle.block_on(self.resume_offsets(&partitions)) {
                         Ok(offsets) => break offsets,
+                        Err(_) if self.stop.load(Ordering::SeqCst) => return,
                         Err(error) => {
+                            self.status.retrying();
                             tracing::warn!(%error, "cannot read saved offsets; retrying");
                             std::thread::sleep(Duration::from_millis(500));
                         }
@@ -174,19 +185,34 @@ fn batch_item(topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>) 
     }
 }
 
-/// Consumes until `stop` turns true, applying each batch before polling again. Runs on
-/// the calling (non-runtime) thread.
+/// True when the brokers answer a metadata request for `topic` within a few seconds.
+fn brokers_answer(consumer: &BaseConsumer<SeekingContext>, topic: &str) -> bool {
+    match consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(%error, "the Kafka brokers do not answer");
+            false
+        }
+    }
+}
+
+/// Consumes until `stop` turns true, applying each batch before polling again, and
+/// reports to `status` as it goes. Runs on the calling (non-runtime) thread. Returns an
+/// error (and stops) on a failure retrying cannot mend (see the module documentation).
 pub fn run_kafka_source(
     config: KafkaSourceConfig,
     read_pool: Pool,
     handle: Handle,
     stop: Arc<AtomicBool>,
-) -> KafkaResult<()> {
+    status: WorkerStatus,
+) -> anyhow::Result<()> {
     let assigned = Arc::new(Mutex::new(HashSet::new()));
     let context = SeekingContext {
         pool: read_pool.clone(),
         handle: handle.clone(),
         assigned: assigned.clone(),
+        status: status.clone(),
+        stop: stop.clone(),
     };
     let consumer: BaseConsumer<SeekingContext> = eventstore::kafka::client_config(&config.brokers)
         .set("group.id", &config.group_id)
@@ -204,7 +230,17 @@ pub fn run_kafka_source(
     ];
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs)?;
+    // Whether the brokers were last seen unreachable (checked again each round until not).
+    let mut unreachable = true;
     while !stop.load(Ordering::SeqCst) {
+        if unreachable {
+            unreachable = !brokers_answer(&consumer, &topics[0]);
+            if unreachable {
+                status.retrying();
+            } else {
+                status.running();
+            }
+        }
         let mut items = Vec::new();
         let started = Instant::now();
         while items.len() < config.batch_size {
@@ -226,8 +262,13 @@ pub fn run_kafka_source(
                         break;
                     }
                 }
+                Some(Err(error @ rdkafka::error::KafkaError::MessageConsumptionFatal(_))) => {
+                    tracing::error!(%error, "fatal Kafka consumer error; stopping");
+                    return Err(anyhow::Error::new(error).context("fatal Kafka consumer error"));
+                }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "kafka consumer error");
+                    unreachable = true;
                     break;
                 }
                 Some(Ok(message)) => items.push(batch_item(
@@ -249,11 +290,13 @@ pub fn run_kafka_source(
         if items.is_empty() {
             continue;
         }
-        if let Err(error) = handle.block_on(apply_batch(&read_pool, &items, None)) {
+        if let Err(error) = handle.block_on(apply_batch(&read_pool, &items, None, &status)) {
             // Not transient and not poison: stop rather than skip events.
-            tracing::error!(%error, "cannot apply a batch");
-            return Err(rdkafka::error::KafkaError::Canceled);
+            let error = anyhow::Error::new(error).context("applying a batch");
+            tracing::error!(error = format!("{error:#}"), "stopping");
+            return Err(error);
         }
+        status.running();
         if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
             tracing::debug!(%error, "committing offsets to Kafka failed (informational only)");
         }

@@ -1,6 +1,7 @@
 //! The Postgres log as a source: follows the event log gap-free (DESIGN.md) from the
 //! earliest checkpoint of the projections it feeds, woken by LISTEN/NOTIFY. The next page
-//! is read while the current one is applied.
+//! is read while the current one is applied. Passing failures are retried (the worker
+//! reports itself retrying meanwhile); any other failure ends it.
 
 use std::time::Duration;
 
@@ -9,9 +10,30 @@ use eventstore::{EventStore, LogCheckpoint, LogListener, RecordedEvent};
 use tokio::sync::watch;
 
 use crate::apply::{
-    apply_batch, live_targets, saved_positions, BatchItem, EventFacts, SourcePosition, Target,
+    apply_batch, live_targets, saved_positions, ApplyError, BatchItem, EventFacts, SourcePosition,
+    Target,
 };
 use crate::event::decode;
+use crate::worker::WorkerStatus;
+
+/// Why a step of the log source failed.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("reading the log: {0}")]
+    Store(#[from] eventstore::StoreError),
+}
+
+impl StepError {
+    /// Passing trouble, by the one classification of database errors.
+    fn is_transient(&self) -> bool {
+        match self {
+            StepError::Apply(error) => error.is_transient(),
+            StepError::Store(error) => error.failure() == eventstore::DbFailure::Transient,
+        }
+    }
+}
 
 /// How the log follower runs.
 #[derive(Debug, Clone)]
@@ -59,12 +81,15 @@ async fn current_live_targets(read_pool: &Pool) -> Result<Vec<Target>, crate::ap
 }
 
 /// Follows the log into the live projections until `shutdown` turns true, finishing the
-/// batch in hand first.
+/// batch in hand first; reports to `status` as it goes. Returns an error (and stops) on a
+/// failure retrying cannot mend: a batch that fails other than by passing trouble or
+/// poison events, or a log that cannot be read for such a reason.
 pub async fn run_log_source(
     config: LogSourceConfig,
     store: EventStore,
     read_pool: Pool,
     mut shutdown: watch::Receiver<bool>,
+    status: WorkerStatus,
 ) -> anyhow::Result<()> {
     let mut listener: Option<LogListener> = None;
     let mut cursor: Option<(LogCheckpoint, Vec<String>)> = None;
@@ -96,12 +121,12 @@ pub async fn run_log_source(
                 _ => store.read_log(from, config.batch_size).await?,
             };
             let Some(last) = events.last() else {
-                return anyhow::Ok(Some((from, versions, true)));
+                return Ok::<_, StepError>(Some((from, versions, true)));
             };
             let next = LogCheckpoint::after(last);
             let items: Vec<BatchItem> = events.iter().map(batch_item).collect();
             let (used, following) = tokio::join!(
-                apply_batch(&read_pool, &items, None),
+                apply_batch(&read_pool, &items, None, &status),
                 store.read_log(next, config.batch_size)
             );
             let used = used?;
@@ -113,7 +138,11 @@ pub async fn run_log_source(
             }
             Ok(Some((next, versions, false)))
         };
-        match step.await {
+        let outcome = step.await;
+        if outcome.is_ok() {
+            status.running();
+        }
+        match outcome {
             Ok(Some((next, versions, idle))) => {
                 cursor = Some((next, versions));
                 if idle {
@@ -130,7 +159,13 @@ pub async fn run_log_source(
                 }
             }
             Ok(None) => cursor = None,
+            Err(error) if !error.is_transient() => {
+                let error = anyhow::Error::new(error).context("projecting from the log");
+                tracing::error!(error = format!("{error:#}"), "stopping");
+                return Err(error);
+            }
             Err(error) => {
+                status.retrying();
                 tracing::warn!(%error, "projecting from the log failed; retrying");
                 cursor = None;
                 tokio::select! {

@@ -9,6 +9,7 @@ use eventstore::testing::TestDatabase;
 use eventstore::{connect_pool, LogCheckpoint};
 use projector::apply::{apply_batch, BatchItem};
 use projector::source_log::batch_item;
+use projector::worker::WorkerStatus;
 use support::*;
 
 async fn fresh_read_models() -> Result<(TestDatabase, deadpool_postgres::Pool)> {
@@ -39,17 +40,18 @@ async fn batches_with_replays_give_the_rows_of_one_event_at_a_time() -> Result<(
         .await?;
     let items: Vec<BatchItem> = log.iter().map(batch_item).collect();
     assert!(items.len() > 200, "a few hundred events ({})", items.len());
+    let status = WorkerStatus::new("test");
 
     // Reference: one event per transaction, as the projector did before set-based batches.
     let (one_by_one, pool) = fresh_read_models().await?;
     for item in &items {
-        apply_batch(&pool, std::slice::from_ref(item), None).await?;
+        apply_batch(&pool, std::slice::from_ref(item), None, &status).await?;
     }
     let reference = dump(&one_by_one).await?;
 
     // The whole log as one batch: every stream's events fold together.
     let (whole, pool) = fresh_read_models().await?;
-    apply_batch(&pool, &items, None).await?;
+    apply_batch(&pool, &items, None, &status).await?;
     assert_eq!(dump(&whole).await?, reference, "one batch of everything");
 
     // Overlapping batches with the checkpoints forgotten in between: each batch starts with
@@ -65,7 +67,7 @@ async fn batches_with_replays_give_the_rows_of_one_event_at_a_time() -> Result<(
             batch.extend_from_slice(&items[start..end.min(start + overlap)]);
             batch.extend_from_slice(&items[end.saturating_sub(2)..end]);
             forget_checkpoints(&pool).await?;
-            apply_batch(&pool, &batch, None).await?;
+            apply_batch(&pool, &batch, None, &status).await?;
             start = end;
         }
         assert_eq!(
@@ -77,9 +79,9 @@ async fn batches_with_replays_give_the_rows_of_one_event_at_a_time() -> Result<(
 
     // Replaying the whole log onto the built models changes nothing.
     let (again, pool) = fresh_read_models().await?;
-    apply_batch(&pool, &items, None).await?;
+    apply_batch(&pool, &items, None, &status).await?;
     forget_checkpoints(&pool).await?;
-    apply_batch(&pool, &items, None).await?;
+    apply_batch(&pool, &items, None, &status).await?;
     assert_eq!(dump(&again).await?, reference, "the log applied twice");
     Ok(())
 }

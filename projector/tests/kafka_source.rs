@@ -1,6 +1,8 @@
 //! The projector on Kafka (fed by the relay): a SIGKILLed projector resumes exactly once,
-//! and two projectors in one consumer group split the partitions and together build the
-//! same read models as a projector on the log.
+//! two projectors in one consumer group split the partitions and together build the same
+//! read models as a projector on the log, and a projector is ready only while its worker
+//! runs: unready while Kafka cannot be reached, unready and unhealthy once the worker
+//! failed for good, when the binary exits non-zero.
 
 mod support;
 
@@ -14,6 +16,7 @@ use projector::service::Projector;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
+use serde_json::json;
 use support::*;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -202,5 +205,133 @@ async fn two_projectors_in_one_group_split_the_partitions() -> Result<()> {
     );
     let _ = stop_relay.send(true);
     relay.await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_worker_that_fails_for_good_is_unready_and_the_binary_exits_non_zero() -> Result<()>
+{
+    let events = TestDatabase::create().await?;
+    let prefix = format!("t{}", Uuid::new_v4().simple());
+    create_topics(&prefix).await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    shop.create_product("FAIL-1", 100, 1).await?;
+    let (stop_relay, relay) = start_relay(&events, &prefix);
+    let read = TestDatabase::create().await?;
+    readmodel::migrate(&read.url).await?;
+    // The binary, and the library in this process, each in a consumer group of its own.
+    let port = free_port();
+    let group = format!("g{}", Uuid::new_v4().simple());
+    let mut binary = spawn_projector(&events, &read, &prefix, &group, port);
+    let brokers = brokers();
+    let other_group = format!("g{}", Uuid::new_v4().simple());
+    let library = Projector::start(settings(
+        &events,
+        &read,
+        Some((&brokers, &prefix, &other_group)),
+    ))
+    .await?;
+    for port in [port, library.port] {
+        eventually(
+            "the projector to be ready",
+            Duration::from_secs(60),
+            || async {
+                Ok(health(port, "/readyz").await.is_some_and(|(code, body)| {
+                    code == 200 && body["workers"]["kafka"] == "running" && body["database"] == "ok"
+                }))
+            },
+        )
+        .await?;
+    }
+    let client = read.store.pool().get().await?;
+    eventually(
+        "the first event to be projected",
+        Duration::from_secs(60),
+        || async {
+            let row = client
+                .query_one("SELECT count(*) FROM read_model.products", &[])
+                .await?;
+            Ok(row.get::<_, i64>(0) == 1)
+        },
+    )
+    .await?;
+
+    // The read models' database turns read-only: no batch can be written any more.
+    let _session = make_read_only(&read).await?;
+    shop.create_product("FAIL-2", 100, 1).await?;
+
+    eventually(
+        "the library's worker to fail",
+        Duration::from_secs(60),
+        || async {
+            Ok(health(library.port, "/readyz")
+                .await
+                .is_some_and(|(code, body)| {
+                    code == 503 && body["workers"]["kafka"] == "failed" && body["database"] == "ok"
+                }))
+        },
+    )
+    .await?;
+    assert_eq!(
+        health(library.port, "/healthz")
+            .await
+            .map(|(code, body)| (code, body["status"].clone())),
+        Some((503, json!("failed")))
+    );
+    assert!(
+        library.stop().await.is_err(),
+        "stopping reports the failure"
+    );
+
+    let mut exit = None;
+    eventually("the binary to exit", Duration::from_secs(60), || {
+        let exited = binary.0.try_wait();
+        if let Ok(Some(status)) = &exited {
+            exit = Some(*status);
+        }
+        async move { Ok(exited?.is_some()) }
+    })
+    .await?;
+    let exit = exit.ok_or_else(|| anyhow::anyhow!("no exit status"))?;
+    assert!(
+        exit.code().is_some_and(|code| code != 0),
+        "the binary exits with an error code, not {exit:?}"
+    );
+    let _ = stop_relay.send(true);
+    relay.await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_that_cannot_reach_kafka_is_unready_but_alive() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let read = TestDatabase::create().await?;
+    // Nothing listens there.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let projector = Projector::start(settings(&events, &read, Some((&nowhere, "t", "g")))).await?;
+    eventually(
+        "the projector to say Kafka is unreachable",
+        Duration::from_secs(60),
+        || async {
+            Ok(health(projector.port, "/readyz")
+                .await
+                .is_some_and(|(code, body)| {
+                    code == 503
+                        && body["workers"]["kafka"] == "retrying"
+                        && body["database"] == "ok"
+                }))
+        },
+    )
+    .await?;
+    assert_eq!(
+        health(projector.port, "/healthz")
+            .await
+            .map(|(code, _)| code),
+        Some(200),
+        "a worker retrying is alive"
+    );
+    projector.stop().await?;
     Ok(())
 }

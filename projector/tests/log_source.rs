@@ -1,5 +1,6 @@
 //! The projector on the Postgres log: read models equal what the domain says, replays
-//! change nothing, a SIGKILLed projector resumes exactly once, poison events are skipped.
+//! change nothing, a SIGKILLed projector resumes exactly once, poison events are skipped,
+//! and a worker retrying a passing failure is unready until it recovers.
 
 mod support;
 
@@ -286,6 +287,84 @@ async fn a_poison_event_is_recorded_and_skipped() -> Result<()> {
         .await?
         .get(0);
     assert_eq!(later, 3, "events after the poison one are projected");
+    projector.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_retrying_a_passing_failure_is_unready_until_it_recovers() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let read = TestDatabase::create().await?;
+    readmodel::migrate(&read.url).await?;
+    // Lock waits on the read models give up quickly: a passing failure (55P03).
+    let client = read.store.pool().get().await?;
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET lock_timeout = '200ms'",
+            read.name
+        ))
+        .await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    shop.create_product("RETRY-1", 100, 1).await?;
+    let projector = Projector::start(settings(&events, &read, None)).await?;
+    caught_up_with_log(&events, &read, Duration::from_secs(60)).await?;
+    let ready = |code: u16, worker: &'static str| {
+        let port = projector.port;
+        move || async move {
+            Ok(health(port, "/readyz").await.is_some_and(|(c, body)| {
+                c == code && body["workers"]["log"] == worker && body["database"] == "ok"
+            }))
+        }
+    };
+    eventually(
+        "the projector to be ready",
+        Duration::from_secs(30),
+        ready(200, "running"),
+    )
+    .await?;
+
+    // Something holds the products table: the next batch cannot take its write lock. (A
+    // share lock: an exclusive one would take a transaction id, which holds every log
+    // reader back until it ends.)
+    let mut holder = read.store.pool().get().await?;
+    let hold = holder.transaction().await?;
+    hold.batch_execute(
+        "SET LOCAL lock_timeout = 0; LOCK TABLE read_model.products_v1 IN SHARE MODE",
+    )
+    .await?;
+    let product = shop.create_product("RETRY-2", 100, 7).await?;
+    eventually(
+        "the projector to say its worker is retrying",
+        Duration::from_secs(30),
+        ready(503, "retrying"),
+    )
+    .await?;
+    assert_eq!(
+        health(projector.port, "/healthz")
+            .await
+            .map(|(code, _)| code),
+        Some(200),
+        "a worker retrying is alive"
+    );
+
+    hold.rollback().await?;
+    eventually(
+        "the projector to recover",
+        Duration::from_secs(30),
+        ready(200, "running"),
+    )
+    .await?;
+    caught_up_with_log(&events, &read, Duration::from_secs(30)).await?;
+    let on_hand: i64 = client
+        .query_one(
+            "SELECT on_hand FROM read_model.products WHERE id = $1",
+            &[&product],
+        )
+        .await?
+        .get(0);
+    assert_eq!(on_hand, 7);
     projector.stop().await?;
     Ok(())
 }

@@ -402,6 +402,37 @@ pub async fn caught_up_with_log(
     .await
 }
 
+/// A projector's `/healthz` or `/readyz` (`path`) on `port`: the status code and the body
+/// (`None` while nothing answers).
+pub async fn health(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
+    let response = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.ok()?))
+}
+
+/// Makes `read` refuse every write from new sessions (as a read-only standby does), and
+/// ends every other session on it so that the projector's pools reconnect into that.
+/// Returns the session this ran on (still usable for reads).
+pub async fn make_read_only(read: &TestDatabase) -> Result<deadpool_postgres::Object> {
+    let client = read.store.pool().get().await?;
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            read.name
+        ))
+        .await?;
+    client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await?;
+    Ok(client)
+}
+
 /// Polls `condition` until it holds or `deadline` passes.
 pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut condition: F) -> Result<()>
 where
