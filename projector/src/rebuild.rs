@@ -3,6 +3,17 @@
 //! lock, so no live batch interleaves — takes the last events, inherits the live version's
 //! Kafka offsets, and becomes the version the view serves, in one transaction. Queries
 //! see the old model until that commit and the complete new one after it.
+//!
+//! One rebuild per projection at a time: a rebuild first takes the projection's rebuild
+//! lock ([`rebuild_lock_key`], a session-level advisory lock on a connection of its own,
+//! released when the rebuild ends however it ends), and a second rebuild of the same
+//! projection is refused ([`RebuildError::Busy`]) instead of dropping the first one's
+//! tables from under it. Rebuilds of different projections run side by side.
+//!
+//! Running projector workers need no pause: they write only the version
+//! `read_model.projections` names active, under the switch lock taken shared, so they never
+//! touch the version being filled and carry on into it once the switch commits (the new
+//! version has its log checkpoint and the live version's Kafka offsets by then).
 
 use std::time::Instant;
 
@@ -13,6 +24,19 @@ use crate::apply::{apply_batch, apply_in, saved_positions, ApplyError, Target, S
 use crate::projections;
 use crate::source_log::batch_item;
 use crate::worker::WorkerStatus;
+
+/// The class of the rebuild locks (the first key of PostgreSQL's two-key advisory locks,
+/// which never collide with the one-key locks the projector and the followers take).
+pub const REBUILD_LOCK_CLASS: i32 = 0x4147_5242;
+
+/// The advisory lock (class, key) a rebuild of `name` holds while it runs. The key is the
+/// 32-bit FNV-1a hash of the name: stable across processes and releases.
+pub fn rebuild_lock_key(name: &str) -> (i32, i32) {
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    (REBUILD_LOCK_CLASS, hash as i32)
+}
 
 /// Where a rebuild stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +67,9 @@ impl RebuildReport {
 pub enum RebuildError {
     #[error("no projection named {0:?}")]
     UnknownProjection(String),
+    /// Another rebuild of this projection holds its rebuild lock.
+    #[error("a rebuild of {0:?} is already running; try again once it has finished")]
+    Busy(String),
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error("event store: {0}")]
@@ -62,7 +89,8 @@ impl From<deadpool_postgres::PoolError> for RebuildError {
 }
 
 /// Rebuilds `name` into a new version and switches to it. With `keep_previous` the old
-/// version's tables stay (for comparison or rollback); otherwise they are dropped.
+/// version's tables stay (for comparison or rollback); otherwise they are dropped. Refused
+/// with [`RebuildError::Busy`] while another rebuild of `name` runs.
 pub async fn rebuild(
     store: &EventStore,
     read_pool: &Pool,
@@ -74,6 +102,17 @@ pub async fn rebuild(
     let projection =
         projections::by_name(name).ok_or_else(|| RebuildError::UnknownProjection(name.into()))?;
     let started = Instant::now();
+    // The rebuild lock, on a connection taken out of the pool: it closes (and so releases
+    // the lock) when this function returns or is dropped, whatever happened.
+    let lock = deadpool_postgres::Object::take(read_pool.get().await?);
+    let (class, key) = rebuild_lock_key(name);
+    let held: bool = lock
+        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&class, &key])
+        .await?
+        .try_get(0)?;
+    if !held {
+        return Err(RebuildError::Busy(name.to_owned()));
+    }
     let status = WorkerStatus::new("rebuild");
     let client = read_pool.get().await?;
     let current: i32 = client
@@ -210,6 +249,10 @@ pub async fn rebuild(
             )
             .await?;
     }
+    // Released now rather than when the connection is closed, so that a rebuild started
+    // right after this one returns finds the lock free.
+    lock.execute("SELECT pg_advisory_unlock($1, $2)", &[&class, &key])
+        .await?;
     Ok(RebuildReport {
         projection: name.to_owned(),
         from_version: current,

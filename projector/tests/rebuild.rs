@@ -1,6 +1,7 @@
 //! Zero-downtime rebuilds: while a live projector runs and queries hammer the views, each
 //! projection is rebuilt into a new version; no query sees a half-built model, the new
-//! model equals the one it replaced, and the live projector carries on into it.
+//! model equals the one it replaced, and the live projector carries on into it. One
+//! rebuild per projection at a time: a second one is refused, other projections' proceed.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use eventstore::connect_pool;
 use eventstore::testing::TestDatabase;
-use projector::rebuild::rebuild;
+use projector::rebuild::{rebuild, rebuild_lock_key, RebuildError, RebuildReport};
 use projector::service::Projector;
 use support::*;
 
@@ -128,5 +129,106 @@ async fn rebuilding_every_projection_under_queries_is_invisible() -> Result<()> 
     );
     fresh.stop().await?;
     live.stop().await?;
+    Ok(())
+}
+
+/// How many rebuild locks sessions hold in `read`'s database.
+async fn rebuild_locks_held(client: &deadpool_postgres::Object) -> Result<i64> {
+    let (class, _) = rebuild_lock_key("");
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND objsubid = 2 AND classid = $1::int4::oid",
+            &[&class],
+        )
+        .await?
+        .get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_is_rebuilt_by_one_rebuild_at_a_time() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let read = TestDatabase::create().await?;
+    readmodel::migrate(&read.url).await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    workload(&shop, 8, 40).await?;
+    let pool = connect_pool(&read.url, 8)?;
+    let observer = pool.get().await?;
+    // Rebuilds read which version is live right after taking their lock: holding that
+    // table keeps a rebuild that got its lock from going further, so the two below are
+    // certainly concurrent.
+    let mut holder = pool.get().await?;
+    let hold = holder.transaction().await?;
+    hold.batch_execute("LOCK TABLE read_model.projections IN ACCESS EXCLUSIVE MODE")
+        .await?;
+    let start = |name: &'static str| {
+        let (store, pool) = (events.store.clone(), pool.clone());
+        tokio::spawn(async move { rebuild(&store, &pool, name, 500, false, |_| {}).await })
+    };
+    let (one, two) = (start("orders"), start("orders"));
+    let other = start("products");
+    eventually(
+        "one of the two rebuilds of orders to end",
+        Duration::from_secs(30),
+        || async { Ok(one.is_finished() || two.is_finished()) },
+    )
+    .await?;
+    eventually(
+        "the rebuild locks of orders and products to be held together",
+        Duration::from_secs(30),
+        || async { Ok(rebuild_locks_held(&observer).await? == 2) },
+    )
+    .await?;
+    assert!(
+        !(one.is_finished() && two.is_finished()),
+        "the rebuild holding the lock goes on"
+    );
+    hold.rollback().await?;
+
+    let outcomes: Vec<std::result::Result<RebuildReport, RebuildError>> =
+        vec![one.await?, two.await?];
+    let refused: Vec<&RebuildError> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(
+        matches!(refused.as_slice(), [RebuildError::Busy(name)] if name == "orders"),
+        "exactly one rebuild of orders is refused, as busy: {outcomes:?}"
+    );
+    let done: Vec<&RebuildReport> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].from_version, done[0].to_version), (1, 2));
+    let report = other.await??;
+    assert_eq!((report.from_version, report.to_version), (1, 2));
+    assert_eq!(
+        rebuild_locks_held(&observer).await?,
+        0,
+        "the locks are released"
+    );
+
+    // Free again: the next rebuild of orders proceeds, and builds what the first one did.
+    let report = rebuild(&events.store, &pool, "orders", 500, true, |_| {}).await?;
+    assert_eq!((report.from_version, report.to_version), (2, 3));
+    let orders = |version: i32| {
+        let observer = &observer;
+        async move {
+            let rows = observer
+                .query(
+                    &format!(
+                        "SELECT row_to_json(t)::text FROM read_model.orders_v{version} t ORDER BY 1"
+                    ),
+                    &[],
+                )
+                .await?;
+            anyhow::Ok(
+                rows.iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let built = orders(2).await?;
+    assert!(!built.is_empty());
+    assert_eq!(orders(3).await?, built);
     Ok(())
 }
