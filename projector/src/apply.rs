@@ -414,7 +414,11 @@ async fn record_poison(
 }
 
 /// Saves where `target` now stands: the last log pair, or per Kafka partition the offset
-/// after the last message (never moving a saved offset backwards).
+/// after the last message. A saved checkpoint never moves backwards: another writer of the
+/// same projection (a second projector on the log, a partition's previous owner) may
+/// have committed a later one after this transaction read its own, and the later one
+/// stays. Only a rebuild moves a checkpoint back, explicitly, by deleting the checkpoints
+/// of the version it starts from nothing ([`crate::rebuild`]).
 async fn save_positions(
     tx: &Transaction<'_>,
     target: &Target,
@@ -442,7 +446,9 @@ async fn save_positions(
                  VALUES ($1, $2, 'log', '', $3, $4) \
                  ON CONFLICT (projection, version, source, partition_key) DO UPDATE \
                  SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, \
-                     updated_at = now()",
+                     updated_at = now() \
+                 WHERE (read_model.checkpoints.transaction_id, read_model.checkpoints.position) \
+                     < (EXCLUDED.transaction_id, EXCLUDED.position)",
             )
             .await?;
         tx.execute(

@@ -131,7 +131,8 @@ pub async fn rebuild(
         projection: projection.clone(),
         version: next,
     };
-    // Leftovers of an interrupted rebuild are thrown away: a rebuild starts clean.
+    // Leftovers of an interrupted rebuild are thrown away: a rebuild starts clean. This is
+    // the one place a checkpoint moves back: the new version's are deleted, explicitly.
     let mut ddl = String::new();
     for (old, new) in projection
         .tables(current)

@@ -357,6 +357,26 @@ pub async fn dump_version(read: &TestDatabase, v: i32) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// The log of `events` once it shows all `count` of them (a transaction open anywhere on
+/// the server holds log readers back for a while).
+pub async fn whole_log(
+    events: &TestDatabase,
+    count: usize,
+) -> Result<Vec<eventstore::RecordedEvent>> {
+    let read = || {
+        events
+            .store
+            .read_log(eventstore::LogCheckpoint::START, 1_000_000)
+    };
+    eventually(
+        "the log to show every event",
+        Duration::from_secs(30),
+        || async { Ok(read().await?.len() >= count) },
+    )
+    .await?;
+    Ok(read().await?)
+}
+
 /// The last event in log order.
 pub async fn log_head(events: &TestDatabase) -> Result<(i64, i64)> {
     let client = events.store.pool().get().await?;
