@@ -38,6 +38,19 @@ impl SourcePosition {
     }
 }
 
+/// `log <transaction_id>/<position>` or `kafka <topic>/<partition>@<offset>`, as
+/// `read_model.poison_events.source_position` records it.
+impl std::fmt::Display for SourcePosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourcePosition::Log(at) => write!(f, "log {}/{}", at.transaction_id, at.position),
+            SourcePosition::Kafka { partition, offset } => {
+                write!(f, "kafka {partition}@{offset}")
+            }
+        }
+    }
+}
+
 /// What is known of an event even when it cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFacts {
@@ -309,31 +322,31 @@ async fn apply_target(
     }
     let name = target.projection.name();
     readmodel::notify_progress(tx, name).await?;
-    let mut poisoned: Vec<(EventFacts, String)> = Vec::new();
-    let mut decoded: Vec<(&EventFacts, &ProjectedEvent)> = Vec::with_capacity(fresh.len());
+    let mut poisoned: Vec<(&BatchItem, String)> = Vec::new();
+    let mut decoded: Vec<(&BatchItem, &ProjectedEvent)> = Vec::with_capacity(fresh.len());
     for item in &fresh {
         match &item.event {
-            Ok(event) => decoded.push((&item.facts, event)),
-            Err(reason) => poisoned.push((item.facts.clone(), reason.clone())),
+            Ok(event) => decoded.push((item, event)),
+            Err(reason) => poisoned.push((item, reason.clone())),
         }
     }
     if isolate_poison {
-        for (facts, event) in &decoded {
+        for (item, event) in &decoded {
             if let Err(error) = apply_isolated(tx, target, event).await? {
-                poisoned.push(((*facts).clone(), error));
+                poisoned.push((item, error));
             }
         }
     } else {
         let events: Vec<&ProjectedEvent> = decoded.iter().map(|(_, e)| *e).collect();
         let refused = target.projection.apply(tx, target.version, &events).await?;
         for (index, reason) in refused {
-            if let Some((facts, _)) = decoded.get(index) {
-                poisoned.push(((*facts).clone(), reason));
+            if let Some((item, _)) = decoded.get(index) {
+                poisoned.push((item, reason));
             }
         }
     }
-    for (facts, error) in &poisoned {
-        record_poison(tx, target, facts, error).await?;
+    for (item, error) in &poisoned {
+        record_poison(tx, target, item, error).await?;
     }
     save_positions(tx, target, &fresh).await?;
     let applied = (fresh.len() - poisoned.len()) as u64;
@@ -381,24 +394,31 @@ async fn apply_isolated(
     }
 }
 
+/// Records a poison event once: an event once per projection version (by its id, however
+/// often a source delivers it), a message too unreadable to name its event (nil id) once
+/// per place in its source (migration `V2__poison_per_message.sql`).
 async fn record_poison(
     tx: &Transaction<'_>,
     target: &Target,
-    facts: &EventFacts,
+    item: &BatchItem,
     error: &str,
 ) -> Result<(), ApplyError> {
+    let facts = &item.facts;
+    let at = item.position.to_string();
     tracing::error!(
         projection = target.projection.name(),
         event_id = %facts.event_id,
         stream_id = %facts.stream_id,
         version = facts.version,
+        source_position = %at,
         %error,
         "poison event skipped"
     );
     tx.execute(
         "INSERT INTO read_model.poison_events \
-         (projection, version, event_id, stream_id, stream_version, event_type, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+         (projection, version, event_id, stream_id, stream_version, event_type, error, \
+          source_position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         &[
             &target.projection.name(),
             &target.version,
@@ -407,6 +427,7 @@ async fn record_poison(
             &facts.version,
             &facts.event_type,
             &error,
+            &at,
         ],
     )
     .await?;

@@ -1,8 +1,8 @@
 //! The projector on Kafka (fed by the relay): a SIGKILLed projector resumes exactly once,
 //! two projectors in one consumer group split the partitions and together build the same
-//! read models as a projector on the log, and a projector is ready only while its worker
-//! runs: unready while Kafka cannot be reached, unready and unhealthy once the worker
-//! failed for good, when the binary exits non-zero.
+//! read models as a projector on the log, every unreadable message is recorded, and a
+//! projector is ready only while its worker runs: unready while Kafka cannot be reached,
+//! unready and unhealthy once the worker failed for good, when the binary exits non-zero.
 
 mod support;
 
@@ -15,6 +15,7 @@ use eventstore::testing::TestDatabase;
 use projector::service::Projector;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::json;
 use support::*;
@@ -208,6 +209,26 @@ async fn two_projectors_in_one_group_split_the_partitions() -> Result<()> {
     Ok(())
 }
 
+/// Waits until every live projection saved `next` as the offset to read in `partition`.
+async fn consumed(read: &TestDatabase, partition: &str, next: i64) -> Result<()> {
+    let client = read.store.pool().get().await?;
+    eventually(
+        "every projection to consume the partition",
+        Duration::from_secs(60),
+        || async {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM read_model.checkpoints \
+                     WHERE source = 'kafka' AND partition_key = $1 AND kafka_offset = $2",
+                    &[&partition, &next],
+                )
+                .await?;
+            Ok(row.get::<_, i64>(0) == 4)
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_worker_that_fails_for_good_is_unready_and_the_binary_exits_non_zero() -> Result<()>
 {
@@ -333,5 +354,123 @@ async fn a_projector_that_cannot_reach_kafka_is_unready_but_alive() -> Result<()
         "a worker retrying is alive"
     );
     projector.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_unreadable_message_is_recorded_and_an_event_once() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let prefix = format!("t{}", Uuid::new_v4().simple());
+    create_topics(&prefix).await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    let product = shop.create_product("POISON-K", 500, 5).await?;
+    // An event this domain cannot read, appended as if by a buggy writer.
+    let stream = events.store.load_stream(product).await?;
+    events
+        .store
+        .append(eventstore::AppendRequest {
+            streams: vec![eventstore::StreamWrite::after(
+                &stream,
+                "product",
+                vec![eventstore::NewEvent::new(
+                    "StockAdded",
+                    1,
+                    json!({"quantity": "lots"}),
+                )],
+            )],
+            metadata: eventstore::EventMetadata {
+                actor: "buggy".into(),
+                correlation_id: "c".into(),
+                causation_id: None,
+                command_id: Uuid::new_v4(),
+            },
+            occurred_at: chrono::Utc::now(),
+            claims: vec![],
+            idempotency: None,
+        })
+        .await?;
+    let log = whole_log(&events, 2).await?;
+    let envelope = |n: usize| -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&eventstore::Envelope::of(&log[n])?)?)
+    };
+    // Into one partition, in this order: the product, two unreadable messages, and the
+    // bad event twice (a relay may publish an event again).
+    let messages = [
+        envelope(0)?,
+        b"not json at all".to_vec(),
+        envelope(1)?,
+        br#"{"an": "object, but no envelope"}"#.to_vec(),
+        envelope(1)?,
+    ];
+    let topic = format!("{prefix}.product");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()?;
+    for message in &messages {
+        producer
+            .send(
+                FutureRecord::<[u8], [u8]>::to(&topic)
+                    .partition(0)
+                    .payload(message),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| anyhow::anyhow!("producing: {error}"))?;
+    }
+
+    let read = TestDatabase::create().await?;
+    let brokers = brokers();
+    let group = format!("g{}", Uuid::new_v4().simple());
+    let projector =
+        Projector::start(settings(&events, &read, Some((&brokers, &prefix, &group)))).await?;
+    consumed(&read, &format!("{topic}/0"), messages.len() as i64).await?;
+    projector.stop().await?;
+
+    let client = read.store.pool().get().await?;
+    let rows = client
+        .query(
+            "SELECT projection, event_id, source_position FROM read_model.poison_events \
+             ORDER BY projection, source_position",
+            &[],
+        )
+        .await?;
+    let recorded: Vec<(String, Uuid, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let mut expected = Vec::new();
+    for projection in ["orders", "products", "sales", "top_products"] {
+        // Each unreadable message at its offset; the bad event once, where first read.
+        expected.push((
+            projection.to_owned(),
+            log[1].event_id,
+            format!("kafka {topic}/0@2"),
+        ));
+        expected.push((
+            projection.to_owned(),
+            Uuid::nil(),
+            format!("kafka {topic}/0@1"),
+        ));
+        expected.push((
+            projection.to_owned(),
+            Uuid::nil(),
+            format!("kafka {topic}/0@3"),
+        ));
+    }
+    expected.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+    assert_eq!(recorded, expected);
+    let on_hand: i64 = client
+        .query_one(
+            "SELECT on_hand FROM read_model.products WHERE id = $1",
+            &[&product],
+        )
+        .await?
+        .get(0);
+    assert_eq!(
+        on_hand, 5,
+        "the readable event is projected, the bad one skipped"
+    );
     Ok(())
 }
