@@ -29,9 +29,7 @@ impl Driver {
     async fn start() -> anyhow::Result<Driver> {
         let binary =
             std::env::var("AGORA_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = testkit::free_port()?;
         let process = Command::new(&binary)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

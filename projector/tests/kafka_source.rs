@@ -6,12 +6,11 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use eventstore::relay::{run_relay, RelayConfig};
-use eventstore::testing::TestDatabase;
+use eventstore::testing::{env, free_port, TestDatabase};
 use projector::service::Projector;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -21,10 +20,6 @@ use serde_json::json;
 use support::*;
 use tokio::sync::watch;
 use uuid::Uuid;
-
-fn brokers() -> String {
-    std::env::var("AGORA_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:59092".into())
-}
 
 /// A projector child process, SIGKILLed and reaped when dropped.
 struct Process(Child);
@@ -42,13 +37,6 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn spawn_projector(
     events: &TestDatabase,
     read: &TestDatabase,
@@ -60,7 +48,7 @@ fn spawn_projector(
     command
         .env("DATABASE_URL", &events.url)
         .env("READ_DATABASE_URL", &read.url)
-        .env("KAFKA_BROKERS", brokers())
+        .env("KAFKA_BROKERS", env::kafka_brokers())
         .env("AGORA_TOPIC_PREFIX", prefix)
         .env("AGORA_PROJECTOR_GROUP", group)
         .env("PROJECTOR_ADDR", format!("127.0.0.1:{port}"))
@@ -72,7 +60,7 @@ fn spawn_projector(
 
 async fn create_topics(prefix: &str) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", env::kafka_brokers())
         .create()?;
     let names = [format!("{prefix}.product"), format!("{prefix}.order")];
     let topics: Vec<NewTopic> = names
@@ -121,7 +109,7 @@ fn start_relay(
     prefix: &str,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (stop, stopped) = watch::channel(false);
-    let config = RelayConfig::new(&events.url, &brokers(), prefix);
+    let config = RelayConfig::new(&events.url, &env::kafka_brokers(), prefix);
     let task = tokio::spawn(run_relay(config, events.store.clone(), stopped));
     (stop, task)
 }
@@ -142,7 +130,13 @@ async fn a_kafka_projector_killed_mid_stream_resumes_exactly_once() -> Result<()
     readmodel::migrate(&read.url).await?;
     let group = format!("g{}", Uuid::new_v4().simple());
     let client = read.store.pool().get().await?;
-    let mut first = spawn_projector(&events, &read, &prefix, &group, free_port());
+    let mut first = spawn_projector(
+        &events,
+        &read,
+        &prefix,
+        &group,
+        free_port().expect("a free port"),
+    );
     eventually(
         "the projector to get going",
         Duration::from_secs(60),
@@ -160,7 +154,13 @@ async fn a_kafka_projector_killed_mid_stream_resumes_exactly_once() -> Result<()
     first.kill()?;
     assert_ne!(dump(&read).await?, expected, "killed before the end");
 
-    let _second = spawn_projector(&events, &read, &prefix, &group, free_port());
+    let _second = spawn_projector(
+        &events,
+        &read,
+        &prefix,
+        &group,
+        free_port().expect("a free port"),
+    );
     converges(&read, &expected).await?;
     let _ = stop_relay.send(true);
     relay.await?;
@@ -175,7 +175,10 @@ async fn two_projectors_in_one_group_split_the_partitions() -> Result<()> {
     let read = TestDatabase::create().await?;
     readmodel::migrate(&read.url).await?;
     let group = format!("g{}", Uuid::new_v4().simple());
-    let (port_a, port_b) = (free_port(), free_port());
+    let (port_a, port_b) = (
+        free_port().expect("a free port"),
+        free_port().expect("a free port"),
+    );
     let _a = spawn_projector(&events, &read, &prefix, &group, port_a);
     let _b = spawn_projector(&events, &read, &prefix, &group, port_b);
     eventually(
@@ -243,10 +246,10 @@ async fn a_kafka_worker_that_fails_for_good_is_unready_and_the_binary_exits_non_
     let read = TestDatabase::create().await?;
     readmodel::migrate(&read.url).await?;
     // The binary, and the library in this process, each in a consumer group of its own.
-    let port = free_port();
+    let port = free_port().expect("a free port");
     let group = format!("g{}", Uuid::new_v4().simple());
     let mut binary = spawn_projector(&events, &read, &prefix, &group, port);
-    let brokers = brokers();
+    let brokers = env::kafka_brokers();
     let other_group = format!("g{}", Uuid::new_v4().simple());
     let library = Projector::start(settings(
         &events,
@@ -330,7 +333,7 @@ async fn a_projector_that_cannot_reach_kafka_is_unready_but_alive() -> Result<()
     let events = TestDatabase::create().await?;
     let read = TestDatabase::create().await?;
     // Nothing listens there.
-    let nowhere = format!("127.0.0.1:{}", free_port());
+    let nowhere = format!("127.0.0.1:{}", free_port().expect("a free port"));
     let projector = Projector::start(settings(&events, &read, Some((&nowhere, "t", "g")))).await?;
     eventually(
         "the projector to say Kafka is unreachable",
@@ -406,7 +409,7 @@ async fn every_unreadable_message_is_recorded_and_an_event_once() -> Result<()> 
     ];
     let topic = format!("{prefix}.product");
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", env::kafka_brokers())
         .create()?;
     for message in &messages {
         producer
@@ -421,7 +424,7 @@ async fn every_unreadable_message_is_recorded_and_an_event_once() -> Result<()> 
     }
 
     let read = TestDatabase::create().await?;
-    let brokers = brokers();
+    let brokers = env::kafka_brokers();
     let group = format!("g{}", Uuid::new_v4().simple());
     let projector =
         Projector::start(settings(&events, &read, Some((&brokers, &prefix, &group)))).await?;

@@ -65,12 +65,6 @@ struct Service {
     base: String,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn spawn(
     name: &'static str,
     binary: &Path,
@@ -429,7 +423,11 @@ async fn main() -> Result<()> {
     let database = db.name.clone();
     let url = db.url.clone();
     let prefix = format!("soak{}", Uuid::new_v4().simple());
-    let (command_port, projector_port, query_port) = (free_port()?, free_port()?, free_port()?);
+    let (command_port, projector_port, query_port) = (
+        eventstore::testing::free_port()?,
+        eventstore::testing::free_port()?,
+        eventstore::testing::free_port()?,
+    );
     let common = vec![
         ("DATABASE_URL", url.clone()),
         ("AGORA_JWT_SECRET", SECRET.to_owned()),

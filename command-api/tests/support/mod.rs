@@ -207,10 +207,7 @@ impl TestApp {
 
     /// [`TestApp::another_process`] with extra environment variables.
     pub async fn another_process_with(&self, env: &[(&str, &str)]) -> OtherProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = eventstore::testing::free_port().expect("a free port");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_command-api"))
             .env("DATABASE_URL", &self.db.url)
             .env("AGORA_JWT_SECRET", SECRET)

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use domain::{
@@ -453,20 +453,12 @@ pub async fn make_read_only(read: &TestDatabase) -> Result<deadpool_postgres::Ob
     Ok(client)
 }
 
-/// Polls `condition` until it holds or `deadline` passes.
-pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut condition: F) -> Result<()>
+/// Polls `condition` until it holds (its error ends the wait at once); fails once
+/// `deadline` passed.
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, condition: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool>>,
 {
-    let until = Instant::now() + deadline;
-    loop {
-        if condition().await? {
-            return Ok(());
-        }
-        if Instant::now() > until {
-            anyhow::bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventstore::testing::try_eventually(what, deadline, condition).await
 }
