@@ -192,7 +192,7 @@ async fn lead_while_possible<H: BatchHandler>(
         .await?;
     while !*shutdown.borrow() {
         if listener.is_closed() {
-            return Err(StoreError::Config(format!(
+            return Err(StoreError::Unavailable(format!(
                 "the session of follower {} ended",
                 config.name
             )));

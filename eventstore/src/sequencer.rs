@@ -113,7 +113,9 @@ async fn lead_while_possible(
     let mut at = resume(store, config.signing_key.as_ref()).await?;
     while !*shutdown.borrow() {
         if listener.is_closed() {
-            return Err(StoreError::Config("the sequencer's session ended".into()));
+            return Err(StoreError::Unavailable(
+                "the sequencer's session ended".into(),
+            ));
         }
         let events = store.read_log(at.log, config.batch_size).await?;
         if !events.is_empty() {
