@@ -108,6 +108,22 @@ impl ApplyError {
             }
         }
     }
+
+    /// Whether the database refused this because of the event's values (a data exception,
+    /// a constraint the change breaks, a limit): then the event is poison. Anything else (a
+    /// missing table, a refused privilege, a read-only or full database) is the read
+    /// model's trouble: it must stop the worker, not turn every event into poison.
+    pub fn is_about_the_event(&self) -> bool {
+        match self {
+            ApplyError::Database(error) => {
+                eventstore::classify(error) == eventstore::DbFailure::Data
+                    || error
+                        .code()
+                        .is_some_and(|code| code.code().starts_with("23"))
+            }
+            ApplyError::Pool(_) | ApplyError::Conflict(_) => false,
+        }
+    }
 }
 
 /// The live targets: every projection at its active version.
@@ -364,8 +380,8 @@ async fn apply_target(
     Ok(())
 }
 
-/// Applies one event under a savepoint; a data error is returned as the event's poison
-/// reason (and undone), anything else fails the batch.
+/// Applies one event under a savepoint; an error about the event's values is returned as
+/// its poison reason (and undone), anything else fails the batch.
 async fn apply_isolated(
     tx: &Transaction<'_>,
     target: &Target,
@@ -385,7 +401,7 @@ async fn apply_isolated(
                 None => Ok(()),
             })
         }
-        Err(error) if error.is_transient() => Err(error),
+        Err(error) if error.is_transient() || !error.is_about_the_event() => Err(error),
         Err(error) => {
             tx.batch_execute("ROLLBACK TO SAVEPOINT projector_event")
                 .await?;

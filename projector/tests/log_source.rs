@@ -291,6 +291,46 @@ async fn a_poison_event_is_recorded_and_skipped() -> Result<()> {
     Ok(())
 }
 
+/// A read model the projector cannot write (here: a table gone) is not a poison event: the
+/// worker fails for good and says so, instead of skipping every event as poison.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_read_model_fails_the_worker_instead_of_poisoning_events() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let read = TestDatabase::create().await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    shop.create_product("BROKEN-1", 100, 1).await?;
+    let projector = Projector::start(settings(&events, &read, None)).await?;
+    caught_up_with_log(&events, &read, Duration::from_secs(60)).await?;
+    let client = read.store.pool().get().await?;
+    client
+        .batch_execute("ALTER TABLE read_model.products_v1 RENAME TO products_v1_gone")
+        .await?;
+    shop.create_product("BROKEN-2", 100, 2).await?;
+    let port = projector.port;
+    eventually(
+        "the projector to report its worker failed",
+        Duration::from_secs(30),
+        || async move {
+            Ok(health(port, "/readyz")
+                .await
+                .is_some_and(|(code, body)| code == 503 && body["workers"]["log"] == "failed"))
+        },
+    )
+    .await?;
+    let poison: i64 = client
+        .query_one("SELECT count(*) FROM read_model.poison_events", &[])
+        .await?
+        .get(0);
+    assert_eq!(poison, 0, "no event was skipped as poison");
+    assert!(
+        projector.stop().await.is_err(),
+        "the worker's failure is reported"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_retrying_a_passing_failure_is_unready_until_it_recovers() -> Result<()> {
     let events = TestDatabase::create().await?;
