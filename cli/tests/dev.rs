@@ -25,6 +25,12 @@ impl Drop for Dev {
 
 /// Starts `agora dev` and waits for its banner; returns it with the admin token.
 fn start(data_dir: &str, ports: (u16, u16, u16)) -> (Dev, String) {
+    let (dev, token, _) = start_with_banner(data_dir, ports);
+    (dev, token)
+}
+
+/// [`start`], also returning the banner's lines.
+fn start_with_banner(data_dir: &str, ports: (u16, u16, u16)) -> (Dev, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
         .args(["dev", "--data-dir", data_dir])
         .args(["--command-addr", &format!("127.0.0.1:{}", ports.0)])
@@ -47,6 +53,7 @@ fn start(data_dir: &str, ports: (u16, u16, u16)) -> (Dev, String) {
     });
     let dev = Dev { child, lines };
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut banner = Vec::new();
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let line = dev
@@ -54,8 +61,9 @@ fn start(data_dir: &str, ports: (u16, u16, u16)) -> (Dev, String) {
             .recv_timeout(remaining)
             .expect("agora dev prints an admin token within 120 s");
         if let Some(token) = line.strip_prefix("admin token: ") {
-            return (dev, token.trim().to_owned());
+            return (dev, token.trim().to_owned(), banner);
         }
+        banner.push(line);
     }
 }
 
@@ -87,6 +95,58 @@ fn interrupt(mut dev: Dev) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A projector that can no longer project stops `agora dev`, which exits non-zero (as the
+/// projector binary does) and still stops its PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agora_dev_exits_non_zero_when_its_projector_fails() -> anyhow::Result<()> {
+    let data_dir = format!("/tmp/agora-dev-test-{}", uuid::Uuid::new_v4().simple());
+    let ports = (
+        testkit::free_port()?,
+        testkit::free_port()?,
+        testkit::free_port()?,
+    );
+    let (mut dev, admin, banner) = start_with_banner(&data_dir, ports);
+    let database_url = banner
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("PostgreSQL"))
+        .map(|url| url.trim().to_owned())
+        .ok_or_else(|| anyhow::anyhow!("no PostgreSQL line in {banner:?}"))?;
+    let (client, connection) =
+        tokio_postgres::connect(&database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute("ALTER TABLE read_model.products_v1 RENAME TO products_v1_gone")
+        .await?;
+    drop(client);
+    let status = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/v1/products", ports.0))
+        .bearer_auth(&admin)
+        .json(&json!({"sku": "GONE-1", "name": "Gone", "price_cents": 100, "currency": "EUR"}))
+        .send()
+        .await?
+        .status();
+    assert_eq!(status.as_u16(), 201);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = dev.child.try_wait()? {
+            break exit;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "agora dev kept running without a projector"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!exit.success(), "agora dev exits non-zero: {exit:?}");
+    let said: Vec<String> = dev.lines.try_iter().collect();
+    assert!(
+        said.iter().any(|l| l.contains("PostgreSQL stopped")),
+        "{said:?}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

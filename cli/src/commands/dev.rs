@@ -208,12 +208,18 @@ async fn serve(
         println!("more tokens: AGORA_JWT_SECRET=... agora token --sub alice --role customer");
     }
 
-    // Both APIs stop gracefully on SIGINT/SIGTERM by themselves; then the projector
-    // commits its batch in hand, and PostgreSQL stops last.
+    // Both APIs stop gracefully on SIGINT/SIGTERM by themselves, and so does the projector
+    // (it commits its batch in hand); PostgreSQL stops last. A projector whose worker fails
+    // for good stops everything, and `agora dev` exits non-zero, as the projector binary
+    // does: a development stack that silently stopped projecting would mislead.
     let command = tokio::spawn(command.run_until_stopped());
     let query = tokio::spawn(query.run_until_stopped());
-    platform::shutdown::wait_for_signal().await;
+    let projected = projector.run_until_signalled().await;
     println!("stopping…");
+    if projected.is_err() {
+        command.abort();
+        query.abort();
+    }
     // Each step is bounded so PostgreSQL is always stopped in the end.
     let step = std::time::Duration::from_secs(20);
     if tokio::time::timeout(step, async {
@@ -225,10 +231,7 @@ async fn serve(
     {
         eprintln!("the APIs did not stop within {step:?}; going on");
     }
-    match tokio::time::timeout(step, projector.stop()).await {
-        Ok(outcome) => outcome?,
-        Err(_) => eprintln!("the projector did not stop within {step:?}; going on"),
-    }
+    projected?;
     Ok(ExitCode::SUCCESS)
 }
 
