@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::faults::{faults_script, kafka_script, BrokerBack, Load};
+use support::faults::{faults_script, restart_kafka, BrokerBack, Load};
 use support::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -27,7 +27,7 @@ async fn a_kafka_crash_under_load_loses_nothing() -> anyhow::Result<()> {
     load.acknowledge(&stack, 150, Duration::from_secs(60))
         .await?;
     let (_, unknown_while_down) = load.history.counts();
-    kafka_script("start")?;
+    restart_kafka(Duration::from_secs(180))?;
     let down = killed.elapsed();
     drop(guard);
     load.acknowledge(&stack, 100, Duration::from_secs(60))

@@ -39,7 +39,7 @@ impl ScratchDatabase {
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
-            .map_err(|e| format!("creating {name}: {e}"))?;
+            .map_err(|e| format!("creating {name}: {}", with_cause(&e)))?;
         drop(client);
         let _ = driver.await;
         Ok(ScratchDatabase {
@@ -76,7 +76,7 @@ impl Drop for ScratchDatabase {
                 let outcome = tokio::time::timeout(DROP_DEADLINE, client.batch_execute(&statement))
                     .await
                     .map_err(|_| "timed out".to_owned())
-                    .and_then(|done| done.map_err(|e| e.to_string()));
+                    .and_then(|done| done.map_err(|e| with_cause(&e)));
                 drop(client);
                 let _ = driver.await;
                 outcome
@@ -89,6 +89,14 @@ impl Drop for ScratchDatabase {
                 self.name
             );
         }
+    }
+}
+
+/// A PostgreSQL error with the server's message ("db error" alone says nothing).
+fn with_cause(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{error}: {} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
     }
 }
 

@@ -35,6 +35,24 @@ pub fn kafka_script(action: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the shared broker again after it was killed: a killed broker's accepted
+/// connections linger in TIME_WAIT for a minute and Kafka binds its listener without
+/// SO_REUSEADDR, so a start can fail with "Address already in use" until they are gone;
+/// each failed start is retried until `deadline`.
+pub fn restart_kafka(deadline: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        match kafka_script("start") {
+            Ok(()) => return Ok(()),
+            Err(error) if Instant::now() < until => {
+                eprintln!("{error}; trying again");
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Starts the shared broker again when dropped, so a test that stopped or killed it leaves
 /// Kafka running even when it fails.
 pub struct BrokerBack;
