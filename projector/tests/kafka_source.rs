@@ -369,31 +369,7 @@ async fn every_unreadable_message_is_recorded_and_an_event_once() -> Result<()> 
         store: events.store.clone(),
     };
     let product = shop.create_product("POISON-K", 500, 5).await?;
-    // An event this domain cannot read, appended as if by a buggy writer.
-    let stream = events.store.load_stream(product).await?;
-    events
-        .store
-        .append(eventstore::AppendRequest {
-            streams: vec![eventstore::StreamWrite::after(
-                &stream,
-                "product",
-                vec![eventstore::NewEvent::new(
-                    "StockAdded",
-                    1,
-                    json!({"quantity": "lots"}),
-                )],
-            )],
-            metadata: eventstore::EventMetadata {
-                actor: "buggy".into(),
-                correlation_id: "c".into(),
-                causation_id: None,
-                command_id: Uuid::new_v4(),
-            },
-            occurred_at: chrono::Utc::now(),
-            claims: vec![],
-            idempotency: None,
-        })
-        .await?;
+    shop.append_unreadable(product).await?;
     let log = whole_log(&events, 2).await?;
     let envelope = |n: usize| -> Result<Vec<u8>> {
         Ok(serde_json::to_vec(&eventstore::Envelope::of(&log[n])?)?)
@@ -464,15 +440,9 @@ async fn every_unreadable_message_is_recorded_and_an_event_once() -> Result<()> 
     }
     expected.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
     assert_eq!(recorded, expected);
-    let on_hand: i64 = client
-        .query_one(
-            "SELECT on_hand FROM read_model.products WHERE id = $1",
-            &[&product],
-        )
-        .await?
-        .get(0);
+    let stock = on_hand(&client, product).await?;
     assert_eq!(
-        on_hand, 5,
+        stock, 5,
         "the readable event is projected, the bad one skipped"
     );
     Ok(())

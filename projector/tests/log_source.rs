@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use eventstore::testing::TestDatabase;
 use projector::service::Projector;
-use serde_json::json;
 use support::*;
 use uuid::Uuid;
 
@@ -226,28 +225,7 @@ async fn a_poison_event_is_recorded_and_skipped() -> Result<()> {
         store: events.store.clone(),
     };
     let product = shop.create_product("POISON-1", 500, 5).await?;
-    // An event this domain cannot read, appended as if by a buggy writer.
-    let stream = events.store.load_stream(product).await?;
-    let bad = eventstore::NewEvent::new("StockAdded", 1, json!({"quantity": "lots"}));
-    events
-        .store
-        .append(eventstore::AppendRequest {
-            streams: vec![eventstore::StreamWrite::after(
-                &stream,
-                "product",
-                vec![bad],
-            )],
-            metadata: eventstore::EventMetadata {
-                actor: "buggy".into(),
-                correlation_id: "c".into(),
-                causation_id: None,
-                command_id: Uuid::new_v4(),
-            },
-            occurred_at: chrono::Utc::now(),
-            claims: vec![],
-            idempotency: None,
-        })
-        .await?;
+    shop.append_unreadable(product).await?;
     let after = shop.create_product("POISON-2", 700, 3).await?;
 
     let projector = Projector::start(settings(&events, &read, None)).await?;
@@ -271,21 +249,9 @@ async fn a_poison_event_is_recorded_and_skipped() -> Result<()> {
             row.get::<_, String>(3)
         );
     }
-    let on_hand: i64 = client
-        .query_one(
-            "SELECT on_hand FROM read_model.products WHERE id = $1",
-            &[&product],
-        )
-        .await?
-        .get(0);
-    assert_eq!(on_hand, 5);
-    let later: i64 = client
-        .query_one(
-            "SELECT on_hand FROM read_model.products WHERE id = $1",
-            &[&after],
-        )
-        .await?
-        .get(0);
+    let stock = on_hand(&client, product).await?;
+    assert_eq!(stock, 5);
+    let later: i64 = on_hand(&client, after).await?;
     assert_eq!(later, 3, "events after the poison one are projected");
     projector.stop().await?;
     Ok(())
@@ -397,14 +363,8 @@ async fn a_worker_retrying_a_passing_failure_is_unready_until_it_recovers() -> R
     )
     .await?;
     caught_up_with_log(&events, &read, Duration::from_secs(30)).await?;
-    let on_hand: i64 = client
-        .query_one(
-            "SELECT on_hand FROM read_model.products WHERE id = $1",
-            &[&product],
-        )
-        .await?
-        .get(0);
-    assert_eq!(on_hand, 7);
+    let stock = on_hand(&client, product).await?;
+    assert_eq!(stock, 7);
     projector.stop().await?;
     Ok(())
 }

@@ -68,6 +68,28 @@ pub struct Shop {
 }
 
 impl Shop {
+    /// Appends to `product` an event this domain cannot read (a `StockAdded` whose quantity
+    /// is a word), as a buggy writer would.
+    pub async fn append_unreadable(&self, product: Uuid) -> Result<()> {
+        let stream = self.store.load_stream(product).await?;
+        let bad = NewEvent::new("StockAdded", 1, serde_json::json!({"quantity": "lots"}));
+        self.store
+            .append(AppendRequest {
+                streams: vec![StreamWrite::after(&stream, "product", vec![bad])],
+                metadata: EventMetadata {
+                    actor: "buggy".into(),
+                    correlation_id: "c".into(),
+                    causation_id: None,
+                    command_id: Uuid::new_v4(),
+                },
+                occurred_at: Utc::now(),
+                claims: vec![],
+                idempotency: None,
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn append(&self, writes: Vec<StreamWrite>) -> Result<()> {
         self.store
             .append(AppendRequest {
@@ -461,4 +483,15 @@ where
     Fut: std::future::Future<Output = Result<bool>>,
 {
     eventstore::testing::try_eventually(what, deadline, condition).await
+}
+
+/// A product's `on_hand` in the read model.
+pub async fn on_hand(client: &tokio_postgres::Client, product: Uuid) -> Result<i64> {
+    Ok(client
+        .query_one(
+            "SELECT on_hand FROM read_model.products WHERE id = $1",
+            &[&product],
+        )
+        .await?
+        .get(0))
 }
