@@ -12,11 +12,12 @@
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::event::{EventMetadata, RecordedEvent};
+use crate::jcs;
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +29,15 @@ impl Hash {
 
     /// Lowercase hex, as in the envelope.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_digits().as_str().to_owned()
+    }
+
+    /// The 64 lowercase hex digits, without allocating.
+    pub fn hex_digits(&self) -> HexDigits {
+        let mut digits = [0u8; 64];
+        // 32 bytes always fit 64 digits.
+        let _ = hex::encode_to_slice(self.0, &mut digits);
+        HexDigits(digits)
     }
 
     /// Reads the 32 raw bytes stored in Postgres.
@@ -36,10 +45,22 @@ impl Hash {
         <[u8; 32]>::try_from(bytes).ok().map(Hash)
     }
 
-    /// Parses 64 hex digits.
+    /// Parses 64 hex digits (either case).
     pub fn from_hex(text: &str) -> Option<Hash> {
-        let bytes = hex::decode(text).ok()?;
-        Hash::from_slice(&bytes)
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Hash(bytes))
+    }
+}
+
+/// A hash's 64 lowercase hex digits ([`Hash::hex_digits`]).
+#[derive(Clone, Copy)]
+pub struct HexDigits([u8; 64]);
+
+impl HexDigits {
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -51,7 +72,7 @@ impl fmt::Debug for Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(self.hex_digits().as_str())
     }
 }
 
@@ -102,31 +123,161 @@ pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The RFC 8785 canonical JSON of the hashed document.
 pub fn canonical_document(fields: &HashedFields<'_>) -> Result<Vec<u8>, serde_json::Error> {
-    let metadata = match fields.stored_metadata {
-        Some(stored) => stored.clone(),
-        None => serde_json::to_value(fields.metadata)?,
-    };
-    let document = json!({
-        "event_id": fields.event_id,
-        "stream_type": fields.stream_type,
-        "stream_id": fields.stream_id,
-        "version": fields.version,
-        "event_type": fields.event_type,
-        "schema_version": fields.schema_version,
-        "occurred_at": format_timestamp(fields.occurred_at),
-        "payload": fields.payload,
-        "metadata": metadata,
-    });
-    serde_jcs::to_vec(&document)
+    let occurred_at = format_timestamp(fields.occurred_at);
+    let mut values = Vec::with_capacity(512);
+    let canonical = CanonicalEvent::of_fields(fields, &occurred_at, &mut values);
+    let mut document = Vec::with_capacity(canonical.document_len());
+    canonical.write_document(&mut document);
+    Ok(document)
+}
+
+/// An event's members as they are hashed: the strings and numbers as they are, the
+/// payload and metadata already canonical (RFC 8785), the time in its one textual form.
+/// What both the chain's document and the Merkle leaf ([`crate::envelope::leaf_bytes`]) are
+/// written from, so each value is canonicalized once for both.
+#[derive(Debug, Clone, Copy)]
+pub struct CanonicalEvent<'a> {
+    pub event_id: Uuid,
+    pub stream_type: &'a str,
+    pub stream_id: Uuid,
+    pub version: i64,
+    pub event_type: &'a str,
+    pub schema_version: i32,
+    /// [`format_timestamp`]'s form.
+    pub occurred_at: &'a str,
+    /// JCS of the payload.
+    pub payload: &'a [u8],
+    /// JCS of the metadata document as stored.
+    pub metadata: &'a [u8],
+}
+
+impl<'a> CanonicalEvent<'a> {
+    /// `fields`, canonicalizing the payload and metadata into `values` (cleared first).
+    pub fn of_fields(
+        fields: &HashedFields<'a>,
+        occurred_at: &'a str,
+        values: &'a mut Vec<u8>,
+    ) -> Self {
+        values.clear();
+        jcs::write_value(values, fields.payload);
+        let payload_end = values.len();
+        match fields.stored_metadata {
+            Some(stored) => jcs::write_value(values, stored),
+            None => write_metadata(values, fields.metadata),
+        }
+        let (payload, metadata) = values.split_at(payload_end);
+        CanonicalEvent {
+            event_id: fields.event_id,
+            stream_type: fields.stream_type,
+            stream_id: fields.stream_id,
+            version: fields.version,
+            event_type: fields.event_type,
+            schema_version: fields.schema_version,
+            occurred_at,
+            payload,
+            metadata,
+        }
+    }
+
+    /// An upper bound of the document's length when no string needs escaping.
+    pub fn document_len(&self) -> usize {
+        256 + self.stream_type.len()
+            + self.event_type.len()
+            + self.payload.len()
+            + self.metadata.len()
+    }
+
+    /// Appends the JCS of the hashed document: its nine members in sorted order.
+    pub fn write_document(&self, out: &mut Vec<u8>) {
+        self.write_members(out, None);
+    }
+
+    /// Appends the JCS of the document's nine members merged with the envelope's
+    /// `position`, `prev_hash` and `hash`, in sorted order: the leaf bytes.
+    pub fn write_leaf(&self, out: &mut Vec<u8>, position: i64, prev_hash: &Hash, hash: &Hash) {
+        self.write_members(out, Some((position, prev_hash, hash)));
+    }
+
+    fn write_members(&self, out: &mut Vec<u8>, envelope: Option<(i64, &Hash, &Hash)>) {
+        out.extend_from_slice(b"{\"event_id\":");
+        write_uuid(out, self.event_id);
+        out.extend_from_slice(b",\"event_type\":");
+        jcs::write_str(out, self.event_type);
+        if let Some((_, _, hash)) = envelope {
+            out.extend_from_slice(b",\"hash\":");
+            write_hash(out, hash);
+        }
+        out.extend_from_slice(b",\"metadata\":");
+        out.extend_from_slice(self.metadata);
+        out.extend_from_slice(b",\"occurred_at\":");
+        jcs::write_str(out, self.occurred_at);
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(self.payload);
+        if let Some((position, prev_hash, _)) = envelope {
+            out.extend_from_slice(b",\"position\":");
+            jcs::write_i64(out, position);
+            out.extend_from_slice(b",\"prev_hash\":");
+            write_hash(out, prev_hash);
+        }
+        out.extend_from_slice(b",\"schema_version\":");
+        jcs::write_i64(out, i64::from(self.schema_version));
+        out.extend_from_slice(b",\"stream_id\":");
+        write_uuid(out, self.stream_id);
+        out.extend_from_slice(b",\"stream_type\":");
+        jcs::write_str(out, self.stream_type);
+        out.extend_from_slice(b",\"version\":");
+        jcs::write_i64(out, self.version);
+        out.push(b'}');
+    }
+}
+
+/// Appends the JCS of the document the store writes for `metadata`
+/// (`{"actor", "causation_id", "command_id", "correlation_id"}`).
+pub fn write_metadata(out: &mut Vec<u8>, metadata: &EventMetadata) {
+    out.extend_from_slice(b"{\"actor\":");
+    jcs::write_str(out, &metadata.actor);
+    out.extend_from_slice(b",\"causation_id\":");
+    match &metadata.causation_id {
+        Some(causation_id) => jcs::write_str(out, causation_id),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"command_id\":");
+    write_uuid(out, metadata.command_id);
+    out.extend_from_slice(b",\"correlation_id\":");
+    jcs::write_str(out, &metadata.correlation_id);
+    out.push(b'}');
+}
+
+/// A UUID as a JSON string (as serde writes it, and canonical): lowercase, hyphenated.
+pub(crate) fn write_uuid(out: &mut Vec<u8>, id: Uuid) {
+    out.push(b'"');
+    out.extend_from_slice(
+        id.hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    out.push(b'"');
+}
+
+/// A hash as a JSON string of 64 lowercase hex digits.
+pub(crate) fn write_hash(out: &mut Vec<u8>, hash: &Hash) {
+    out.push(b'"');
+    out.extend_from_slice(hash.hex_digits().as_str().as_bytes());
+    out.push(b'"');
 }
 
 /// `SHA-256(prev_hash || JCS(document))`.
 pub fn chain_hash(prev_hash: &Hash, fields: &HashedFields<'_>) -> Result<Hash, serde_json::Error> {
     let document = canonical_document(fields)?;
+    Ok(chain_hash_of(prev_hash, &document))
+}
+
+/// `SHA-256(prev_hash || document)`, the document already canonical.
+pub fn chain_hash_of(prev_hash: &Hash, document: &[u8]) -> Hash {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.0);
-    hasher.update(&document);
-    Ok(Hash(hasher.finalize().into()))
+    hasher.update(document);
+    Hash(hasher.finalize().into())
 }
 
 /// The failure of an event whose stored metadata is not what the store wrote.
@@ -208,6 +359,7 @@ impl ChainVerifier {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use serde_json::json;
 
     fn metadata() -> EventMetadata {
         EventMetadata {
@@ -271,5 +423,58 @@ mod tests {
         assert_ne!(a, c);
         assert_eq!(a, chain_hash(&Hash::GENESIS, &mk(&p1)).unwrap());
         assert_eq!(Hash::from_hex(&a.to_hex()), Some(a));
+    }
+
+    /// The document as the store first defined it: a JSON value canonicalized by serde_jcs.
+    fn reference_document(fields: &HashedFields<'_>) -> Vec<u8> {
+        let metadata = match fields.stored_metadata {
+            Some(stored) => stored.clone(),
+            None => serde_json::to_value(fields.metadata).unwrap(),
+        };
+        serde_jcs::to_vec(&json!({
+            "event_id": fields.event_id,
+            "stream_type": fields.stream_type,
+            "stream_id": fields.stream_id,
+            "version": fields.version,
+            "event_type": fields.event_type,
+            "schema_version": fields.schema_version,
+            "occurred_at": format_timestamp(fields.occurred_at),
+            "payload": fields.payload,
+            "metadata": metadata,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_document_is_the_reference_canonicalization() {
+        let mut meta = metadata();
+        let stored =
+            json!({"actor": "x", "extra": [1, 2.5, {"\u{1F600}": null, "\u{FF61}": "\u{1}"}]});
+        let payloads = [
+            json!({"b": 1, "a": "x"}),
+            json!({"name": "Thé vert 🍵\n\"quoted\"", "lines": [{"qty": 9007199254740993u64}], "f": 0.1}),
+            json!({}),
+        ];
+        for (index, payload) in payloads.iter().enumerate() {
+            meta.causation_id = (index % 2 == 1).then(|| "cause\u{7f}".to_owned());
+            for stored_metadata in [None, Some(&stored)] {
+                let fields = HashedFields {
+                    event_id: Uuid::now_v7(),
+                    stream_type: "ord\"er",
+                    stream_id: Uuid::now_v7(),
+                    version: 1 << 54,
+                    event_type: "Stock\tAdded",
+                    schema_version: -3,
+                    occurred_at: Utc::now(),
+                    payload,
+                    metadata: &meta,
+                    stored_metadata,
+                };
+                assert_eq!(
+                    String::from_utf8(canonical_document(&fields).unwrap()).unwrap(),
+                    String::from_utf8(reference_document(&fields)).unwrap()
+                );
+            }
+        }
     }
 }

@@ -12,6 +12,8 @@
 //! consistency proof from the kept checkpoint to the current tree, checked as an auditor
 //! holding only the checkpoint would.
 
+use std::fmt;
+
 use futures::{pin_mut, TryStreamExt};
 use serde::Serialize;
 use uuid::Uuid;
@@ -105,12 +107,36 @@ impl TreeVerifier {
     /// Feeds the next event. `stored_leaf` is the leaf the stored tree recorded for it
     /// (live store only); `label` prefixes failures (an export's `line N`).
     pub fn check(&mut self, event: &RecordedEvent, stored_leaf: Option<Hash>, label: &str) {
+        let leaf = leaf_bytes(event)
+            .map(|bytes| leaf_hash(&bytes))
+            .map_err(|error| format!("cannot canonicalize the event: {error}"));
+        self.check_leaf(
+            event.stream_id,
+            event.version,
+            event.sequence,
+            leaf,
+            stored_leaf,
+            &label,
+        );
+    }
+
+    /// Feeds the next event as its leaf hash, computed by the caller from the event as
+    /// stored (or why it could not be); `label` prefixes failures, formatted only then.
+    pub fn check_leaf(
+        &mut self,
+        stream_id: Uuid,
+        version: i64,
+        sequence: Option<i64>,
+        leaf: Result<Hash, String>,
+        stored_leaf: Option<Hash>,
+        label: &dyn fmt::Display,
+    ) {
         let fail = |reason: String| TreeFailure {
-            stream_id: Some(event.stream_id),
-            version: Some(event.version),
+            stream_id: Some(stream_id),
+            version: Some(version),
             reason: format!("{label}{reason}"),
         };
-        let Some(sequence) = event.sequence else {
+        let Some(sequence) = sequence else {
             self.unsequenced += 1;
             return;
         };
@@ -137,11 +163,10 @@ impl TreeVerifier {
         } else {
             self.next_sequence += 1;
         }
-        let leaf = match leaf_bytes(event) {
-            Ok(bytes) => leaf_hash(&bytes),
-            Err(error) => {
-                self.failures
-                    .push(fail(format!("cannot canonicalize the event: {error}")));
+        let leaf = match leaf {
+            Ok(leaf) => leaf,
+            Err(reason) => {
+                self.failures.push(fail(reason));
                 return;
             }
         };
@@ -151,7 +176,7 @@ impl TreeVerifier {
                  recorded leaf {stored}: the event was changed after it was sequenced"
             )));
         }
-        self.tree.push(leaf);
+        self.tree.append(leaf);
         self.compare_roots();
     }
 
@@ -166,6 +191,9 @@ impl TreeVerifier {
 
     fn compare_roots(&mut self) {
         let size = self.tree.size();
+        if !self.expected.iter().any(|e| e.size == size) {
+            return;
+        }
         let root = self.tree.root();
         for expected in self.expected.iter().filter(|e| e.size == size) {
             if expected.root != root {

@@ -276,14 +276,27 @@ impl CompactRange {
     /// Appends a leaf; returns every perfect subtree completed by it (the leaf itself
     /// first), for storing.
     pub fn push(&mut self, leaf: Hash) -> Vec<(NodeId, Hash)> {
-        let mut completed = vec![(
+        let mut completed = Vec::with_capacity(2);
+        self.push_with(leaf, |id, hash| completed.push((id, hash)));
+        completed
+    }
+
+    /// Appends a leaf, only to know the roots to come (a verifier's fold).
+    pub fn append(&mut self, leaf: Hash) {
+        self.push_with(leaf, |_, _| {});
+    }
+
+    /// Appends a leaf, handing every perfect subtree it completes to `completed`, the leaf
+    /// itself first.
+    fn push_with(&mut self, leaf: Hash, mut completed: impl FnMut(NodeId, Hash)) {
+        let mut current = (
             NodeId {
                 level: 0,
                 index: self.size,
             },
             leaf,
-        )];
-        let mut current = completed[0];
+        );
+        completed(current.0, current.1);
         while let Some(&(left_id, left)) = self.nodes.last() {
             if left_id.level != current.0.level {
                 break;
@@ -296,11 +309,10 @@ impl CompactRange {
                 },
                 node_hash(&left, &current.1),
             );
-            completed.push(current);
+            completed(current.0, current.1);
         }
         self.nodes.push(current);
         self.size += 1;
-        completed
     }
 
     /// The root of the tree so far.
@@ -354,9 +366,12 @@ mod tests {
         let all = leaves(70);
         let nodes = stored(70);
         let mut range = CompactRange::new();
+        let mut appended = CompactRange::new();
         assert_eq!(range.root(), empty_root());
         for n in 1..=70u64 {
             range.push(all[n as usize - 1]);
+            appended.append(all[n as usize - 1]);
+            assert_eq!(appended, range, "appended without collecting, size {n}");
             let expected = reference_root(&all[..n as usize]);
             assert_eq!(range.root(), expected, "compact range, size {n}");
             assert_eq!(
