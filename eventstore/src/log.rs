@@ -5,6 +5,8 @@
 //! read in `(transaction_id, position)` order, only up to the oldest transaction still
 //! running (`pg_snapshot_xmin`), and readers checkpoint the pair.
 
+use futures::{pin_mut, TryStreamExt};
+use postgres_types::ToSql;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -56,13 +58,16 @@ impl EventStore {
                  ORDER BY transaction_id, position LIMIT $3"
             ))
             .await?;
-        let rows = client
-            .query(
-                &statement,
-                &[&Xid8(after.transaction_id), &after.position, &limit],
-            )
-            .await?;
-        rows.iter().map(decode_event).collect()
+        let params: [&(dyn ToSql + Sync); 3] =
+            [&Xid8(after.transaction_id), &after.position, &limit];
+        // Each row is decoded as it arrives, while the server still sends the next ones.
+        let rows = client.query_raw(&statement, params).await?;
+        pin_mut!(rows);
+        let mut events = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(10_000));
+        while let Some(row) = rows.try_next().await? {
+            events.push(decode_event(&row)?);
+        }
+        Ok(events)
     }
 
     /// The events at `positions` (those that exist), in position order.
