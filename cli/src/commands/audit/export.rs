@@ -6,8 +6,9 @@
 //! while another serializes and writes the previous page, so memory stays bounded by two
 //! pages whatever the size of the log. The export ends at the end of the log as it was when
 //! the export started (events committed later are left for the next export with `--after`),
-//! so it terminates even while writers keep appending. With `--out`, the file appears only
-//! complete: it is written as `FILE.partial` and renamed at the end.
+//! so it terminates even while writers keep appending. With `--out FILE`, the file appears
+//! only complete: it is written as `FILE.partial` and renamed at the end; without `--out`,
+//! or with `--out -`, the lines go to stdout (e.g. into `agora audit verify --file -`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use eventstore::envelope::to_json_line;
+use eventstore::envelope::write_json_line;
 use eventstore::xid8::Xid8;
 use eventstore::{connect_pool, EventStore, LogCheckpoint, RecordedEvent};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,7 +37,8 @@ pub struct ExportArgs {
     /// Stop after this many events (default: the whole log).
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
-    /// Write to FILE instead of stdout.
+    /// Write to FILE instead of stdout (`-`: stdout, e.g. to pipe into `agora audit verify
+    /// --file -`).
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Events read per database query.
@@ -68,12 +70,25 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let horizon = log_horizon(&store).await?;
 
     let (sink, target) = open_sink(args.out.as_deref())?;
-    let progress = progress_bar(args.out.is_some());
+    let progress = progress_bar(args.out.as_deref().is_some_and(|out| !is_stdout(out)));
     let (pages, received) = mpsc::channel::<Vec<RecordedEvent>>(PAGES_IN_FLIGHT);
     let writer_progress = progress.clone();
     let writer = tokio::task::spawn_blocking(move || write_pages(sink, received, &writer_progress));
 
-    let read = read_pages(&store, start, horizon, args.limit, args.page_size, pages).await;
+    // A task of the runtime, not the main thread: it then runs where the connection's task
+    // wakes it, without a thread switch for every batch of rows.
+    let reader = tokio::spawn(read_pages(
+        store,
+        start,
+        horizon,
+        args.limit,
+        args.page_size,
+        pages,
+    ));
+    let read = match reader.await {
+        Ok(read) => read,
+        Err(error) => Err(anyhow::Error::new(error).context("the reader task failed")),
+    };
     // The writer's error (a full disk, a closed pipe) explains a failed send better than
     // the send itself, so it comes first.
     let outcome = match writer.await.context("the writer task failed") {
@@ -125,7 +140,7 @@ async fn log_horizon(store: &EventStore) -> anyhow::Result<u64> {
 
 /// Reads the log after `start`, page by page, and hands the pages to the writer.
 async fn read_pages(
-    store: &EventStore,
+    store: EventStore,
     start: LogCheckpoint,
     horizon: u64,
     limit: Option<u64>,
@@ -182,9 +197,9 @@ impl OutFile {
     }
 }
 
-/// Stdout, or `FILE.partial` for `--out FILE`.
+/// Stdout (no `--out`, or `--out -`), or `FILE.partial` for `--out FILE`.
 fn open_sink(out: Option<&Path>) -> anyhow::Result<(Box<dyn Write + Send>, Option<OutFile>)> {
-    let Some(path) = out else {
+    let Some(path) = out.filter(|path| !is_stdout(path)) else {
         return Ok((Box::new(io::stdout()), None));
     };
     let mut partial = path.as_os_str().to_owned();
@@ -207,21 +222,28 @@ fn write_pages(
 ) -> anyhow::Result<Written> {
     let mut out = BufWriter::with_capacity(1 << 20, sink);
     let mut written = Written::default();
+    // A page's lines, written at once.
+    let mut lines = Vec::with_capacity(1 << 22);
     while let Some(page) = pages.blocking_recv() {
+        lines.clear();
         for event in &page {
-            let line = to_json_line(event).with_context(|| {
+            write_json_line(&mut lines, event).with_context(|| {
                 format!("cannot serialize the event at position {}", event.position)
             })?;
-            out.write_all(line.as_bytes())
-                .and_then(|()| out.write_all(b"\n"))
-                .context("cannot write the export")?;
+            lines.push(b'\n');
         }
+        out.write_all(&lines).context("cannot write the export")?;
         written.events += page.len() as u64;
         written.last_position = page.last().map(|e| e.position).or(written.last_position);
         progress.inc(page.len() as u64);
     }
     out.flush().context("cannot write the export")?;
     Ok(written)
+}
+
+/// `--out -`: the standard output.
+fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 /// A spinner with the count and rate on stderr, drawn only when exporting to a file from
