@@ -27,7 +27,11 @@
 //! - `GET /v1/audit/verify[?stream_id=]`: recomputes the hash chain of every stream (or
 //!   one) and answers `{"ok", "streams_checked", "events_checked", "failures": [{"stream_id",
 //!   "version", "reason"}]}`; `ok` is true exactly when `failures` is empty. A `stream_id`
-//!   without events is 404 (rather than a vacuous `ok` over nothing).
+//!   without events is 404 (rather than a vacuous `ok` over nothing). Without `stream_id`
+//!   it also checks the Merkle tree (adding `tree_size`, `root_hash`, `consistency_proof`),
+//!   and takes a kept checkpoint as the optional extension `?tree_size=&root_hash=&
+//!   timestamp=&key_id=&signature=` (all five or none, never with `stream_id`: else 400);
+//!   docs/AUDIT.md documents them.
 //!
 //! Without `DATABASE_URL` the query API has no event store: these endpoints then answer
 //! 503 `event_store_not_configured` (after authentication). They do not fall back to
