@@ -4,6 +4,7 @@
 mod support;
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use eventstore::envelope::to_json_line;
@@ -95,6 +96,27 @@ async fn export_pages_verify_and_detect_a_tampered_payload() -> anyhow::Result<(
     let stdout = agora(&["audit", "export", "--database-url", url, "--page-size", "3"]);
     assert_eq!(exit_code(&stdout), 0);
     assert_eq!(stdout.stdout, whole);
+    let dash = agora(&["audit", "export", "--database-url", url, "--out", "-"]);
+    assert_eq!(exit_code(&dash), 0);
+    assert_eq!(dash.stdout, whole, "--out - is stdout");
+    assert!(!Path::new("-.partial").exists() && !Path::new("-").exists());
+
+    // Piped into the verifier, which reads stdin with --file -.
+    let mut exporting = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["audit", "export", "--database-url", url, "--out", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let piped = exporting.stdout.take().expect("the export's stdout");
+    let verified = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["audit", "verify", "--file", "-"])
+        .stdin(piped)
+        .output()?;
+    assert_eq!(
+        (exit_code(&verified), report(&verified)),
+        (0, ok_report(log.streams, log.events))
+    );
+    assert!(exporting.wait()?.success());
 
     // Paged with --after/--limit: the pages concatenate to the whole.
     let mut paged = Vec::new();

@@ -439,3 +439,126 @@ impl ExportVerifier {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use eventstore::envelope::{leaf_bytes, to_json_line};
+    use eventstore::hashchain::{chain_hash, HashedFields};
+    use eventstore::merkle::{leaf_hash, CompactRange};
+    use eventstore::{EventMetadata, RecordedEvent};
+    use serde_json::json;
+
+    use super::*;
+
+    /// `count` events of 7 interleaved streams, chained and sequenced; event `big` carries
+    /// a payload longer than a batch.
+    fn log(count: usize, big: usize) -> Vec<RecordedEvent> {
+        let streams: Vec<Uuid> = (0..7).map(|_| Uuid::now_v7()).collect();
+        let mut last: HashMap<Uuid, (i64, Hash)> = HashMap::new();
+        (0..count)
+            .map(|index| {
+                let stream_id = streams[index % streams.len()];
+                let (version, prev_hash) =
+                    last.get(&stream_id).copied().unwrap_or((0, Hash::GENESIS));
+                let payload = if index == big {
+                    json!({"note": "x".repeat(BATCH_BYTES + 1000)})
+                } else {
+                    json!({"quantity": index, "sku": format!("SKU-{index:06}"), "name": "Thé 🍵"})
+                };
+                let mut event = RecordedEvent {
+                    position: index as i64 + 1,
+                    transaction_id: 0,
+                    event_id: Uuid::now_v7(),
+                    stream_type: "product".into(),
+                    stream_id,
+                    version: version + 1,
+                    event_type: "StockAdded".into(),
+                    schema_version: 1,
+                    payload,
+                    metadata: EventMetadata {
+                        actor: "auditor-test".into(),
+                        correlation_id: format!("c-{index}"),
+                        causation_id: None,
+                        command_id: Uuid::now_v7(),
+                    },
+                    occurred_at: eventstore::hashchain::truncate_to_micros(Utc::now()),
+                    prev_hash,
+                    hash: Hash::GENESIS,
+                    sequence: Some(index as i64 + 1),
+                    stored_metadata: None,
+                };
+                event.hash = chain_hash(&prev_hash, &HashedFields::from(&event)).expect("a hash");
+                last.insert(stream_id, (event.version, event.hash));
+                event
+            })
+            .collect()
+    }
+
+    /// The same lines folded one by one on this thread.
+    fn folded_in_order(text: &str) -> Report {
+        let mut verifier = ExportVerifier::new(None);
+        verifier.tree = Some(TreeVerifier::new());
+        let mut scratch = Scratch::default();
+        for (index, line) in text.split_inclusive('\n').enumerate() {
+            let line = exportline::read_line(line.as_bytes(), None, &mut scratch);
+            verifier.fold_line(index as u64 + 1, line);
+        }
+        verifier.finish()
+    }
+
+    fn verified(text: &str) -> Report {
+        let path = std::env::temp_dir().join(format!("agora-verify-{}.ndjson", Uuid::now_v7()));
+        std::fs::write(&path, text).expect("a scratch file");
+        let report = verify_file(&path, None, Some(TreeVerifier::new()));
+        let _ = std::fs::remove_file(&path);
+        report.expect("a report")
+    }
+
+    #[test]
+    fn batches_on_several_threads_fold_as_the_lines_one_by_one() {
+        let events = log(6000, 2500);
+        let mut lines: Vec<String> = events
+            .iter()
+            .map(|e| to_json_line(e).expect("a line"))
+            .collect();
+        let mut tree = CompactRange::new();
+        for event in &events {
+            tree.append(leaf_hash(&leaf_bytes(event).expect("a leaf")));
+        }
+        // A blank line and a CRLF line ending change nothing; the last line has no ending.
+        lines[10].push('\r');
+        lines.insert(20, "  ".to_owned());
+        let intact = lines.join("\n");
+        assert!(intact.len() > 4 * BATCH_BYTES, "{} bytes", intact.len());
+        let report = verified(&intact);
+        assert!(report.ok, "{:?}", report.failures);
+        assert_eq!(report.events_checked, 6000);
+        assert_eq!(report.streams_checked, 7);
+        assert_eq!(report.tree_size, Some(6000));
+        assert_eq!(report.root_hash, Some(tree.root().to_hex()));
+        assert_eq!(report, folded_in_order(&intact));
+
+        // Edit events far apart (line 4001 is event 4000, after the blank line), and cut
+        // one line short: each is named by its line number, in order.
+        lines[4000] = lines[4000].replace("\"quantity\":3999", "\"quantity\":4000");
+        lines[5000].truncate(100);
+        let tampered = lines.join("\n");
+        let report = verified(&tampered);
+        assert_eq!(report, folded_in_order(&tampered));
+        let reasons: Vec<&str> = report.failures.iter().map(|f| f.reason.as_str()).collect();
+        assert!(
+            reasons[0].starts_with("line 4001: stored hash "),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].starts_with("line 5001: not an event envelope: "),
+            "{reasons:?}"
+        );
+        let jump = "line 5002: sequence jumps from 4999 to 5001: 1 event(s) with sequence \
+                    5000..=5000 are missing";
+        assert!(reasons.contains(&jump), "{reasons:?}");
+        assert_ne!(report.root_hash, Some(tree.root().to_hex()));
+        assert!(!report.ok);
+    }
+}
