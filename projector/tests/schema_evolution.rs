@@ -7,33 +7,12 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::Utc;
 use domain::{Order, OrderEvent, OrderId, ProductId};
-use eventstore::{
-    AppendRequest, EventMetadata, LoadedStream, NewEvent, RecordedEvent, StreamWrite,
-};
+use eventstore::{LoadedStream, NewEvent, RecordedEvent, StreamWrite};
 use projector::service::Projector;
 use serde_json::Value;
 use support::*;
 use uuid::Uuid;
-
-async fn append(shop: &Shop, actor: &str, streams: Vec<StreamWrite>) -> Result<()> {
-    shop.store
-        .append(AppendRequest {
-            streams,
-            metadata: EventMetadata {
-                actor: actor.into(),
-                correlation_id: Uuid::new_v4().to_string(),
-                causation_id: None,
-                command_id: Uuid::new_v4(),
-            },
-            occurred_at: Utc::now(),
-            claims: vec![],
-            idempotency: None,
-        })
-        .await?;
-    Ok(())
-}
 
 /// Places an order the way the previous release recorded it: the domain decides, then the
 /// `OrderPlaced` payload is written in its v1 form (without `placed_by`) at schema version 1,
@@ -95,7 +74,7 @@ async fn place_v1(shop: &Shop, customer: &str, lines: &[(Uuid, i64)]) -> Result<
             rows,
         ));
     }
-    append(shop, customer, writes).await?;
+    shop.append_as(customer, writes).await?;
     Ok(id)
 }
 
@@ -134,12 +113,8 @@ async fn pay(shop: &Shop, id: Uuid) -> Result<()> {
         .iter()
         .map(|e| NewEvent::new(e.event_type(), e.schema_version() as i32, e.payload()))
         .collect();
-    append(
-        shop,
-        "alice",
-        vec![StreamWrite::after(&stream, "order", rows)],
-    )
-    .await
+    shop.append_as("alice", vec![StreamWrite::after(&stream, "order", rows)])
+        .await
 }
 
 /// The orders read-model row, without the id and the times (which differ between orders).

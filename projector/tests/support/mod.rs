@@ -73,29 +73,24 @@ impl Shop {
     pub async fn append_unreadable(&self, product: Uuid) -> Result<()> {
         let stream = self.store.load_stream(product).await?;
         let bad = NewEvent::new("StockAdded", 1, serde_json::json!({"quantity": "lots"}));
-        self.store
-            .append(AppendRequest {
-                streams: vec![StreamWrite::after(&stream, "product", vec![bad])],
-                metadata: EventMetadata {
-                    actor: "buggy".into(),
-                    correlation_id: "c".into(),
-                    causation_id: None,
-                    command_id: Uuid::new_v4(),
-                },
-                occurred_at: Utc::now(),
-                claims: vec![],
-                idempotency: None,
-            })
-            .await?;
-        Ok(())
+        self.append_as(
+            "buggy",
+            vec![StreamWrite::after(&stream, "product", vec![bad])],
+        )
+        .await
     }
 
     async fn append(&self, writes: Vec<StreamWrite>) -> Result<()> {
+        self.append_as("workload", writes).await
+    }
+
+    /// Appends `writes` in one transaction, as `actor`.
+    pub async fn append_as(&self, actor: &str, writes: Vec<StreamWrite>) -> Result<()> {
         self.store
             .append(AppendRequest {
                 streams: writes,
                 metadata: EventMetadata {
-                    actor: "workload".into(),
+                    actor: actor.into(),
                     correlation_id: Uuid::new_v4().to_string(),
                     causation_id: None,
                     command_id: Uuid::new_v4(),
