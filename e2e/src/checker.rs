@@ -303,24 +303,38 @@ fn apply_product(fold: &mut ProductFold, event: &StoredEvent) {
 }
 
 /// Compares every product and order of the query API at `query_url` with its fold, waiting
-/// (`min_version`) for each to reach its last version. Adds a violation per difference.
+/// for each to reach its last version: `min_version` makes the query API wait a little, and
+/// a `503 not_yet_consistent` is asked again until `catch_up` has passed since the first
+/// read (the projectors may still be working through a backlog, e.g. after the broker came
+/// back). Adds a violation per difference.
 pub async fn compare_read_models(
     folds: &Folds,
     query_url: &str,
     token: &str,
+    catch_up: std::time::Duration,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
+    let until = std::time::Instant::now() + catch_up;
     let read = |path: String| {
         let http = http.clone();
         let url = format!("{}{path}", query_url.trim_end_matches('/'));
         let token = token.to_owned();
         async move {
-            let response = http.get(url).bearer_auth(token).send().await?;
-            let status = response.status();
-            let body: Value = response.json().await?;
-            anyhow::ensure!(status.is_success(), "{path}: {status} {body}");
-            Ok::<Value, anyhow::Error>(body)
+            loop {
+                let response = http.get(&url).bearer_auth(&token).send().await?;
+                let status = response.status();
+                let body: Value = response.json().await?;
+                if status.is_success() {
+                    return Ok::<Value, anyhow::Error>(body);
+                }
+                let behind = status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                    && body["code"] == "not_yet_consistent";
+                anyhow::ensure!(
+                    behind && std::time::Instant::now() < until,
+                    "{path}: {status} {body} (read models given {catch_up:?} to catch up)"
+                );
+            }
         }
     };
     for (id, fold) in &folds.products {

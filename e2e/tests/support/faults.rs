@@ -248,7 +248,14 @@ impl Load {
         let entries = self.history.entries();
         let (mut report, folds) = checker::check_store(&entries, &events);
         let viewer = stack.token("fault-checker", &[Role::Viewer]);
-        checker::compare_read_models(&folds, &stack.query, &viewer, &mut report).await?;
+        checker::compare_read_models(
+            &folds,
+            &stack.query,
+            &viewer,
+            Duration::from_secs(180),
+            &mut report,
+        )
+        .await?;
         let summary = Summary {
             sent,
             resolved,
