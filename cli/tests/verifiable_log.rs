@@ -22,7 +22,7 @@ use eventstore::checkpoint::{Checkpoint, LogSigningKey};
 use eventstore::envelope::leaf_bytes;
 use eventstore::hashchain::{chain_hash, HashedFields};
 use eventstore::merkle::{self, leaf_hash, CompactRange};
-use eventstore::row::{decode_event, EVENT_COLUMNS};
+use eventstore::row::{decode_event, EVENTS, EVENT_COLUMNS, SEQUENCED_EVENTS};
 use eventstore::sequencer::{run_sequencer, SequencerConfig};
 use eventstore::testing::eventually_some;
 use eventstore::{EventStore, Hash};
@@ -244,7 +244,7 @@ impl Audited {
 async fn recompute_chain(client: &tokio_postgres::Client, stream_id: Uuid) {
     let rows = client
         .query(
-            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version"),
+            &format!("SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE stream_id = $1 ORDER BY version"),
             &[&stream_id],
         )
         .await
@@ -269,20 +269,20 @@ async fn recompute_chain(client: &tokio_postgres::Client, stream_id: Uuid) {
 async fn rebuild_tree(client: &tokio_postgres::Client) {
     client
         .batch_execute(
-            "UPDATE events SET sequence = -sequence WHERE sequence IS NOT NULL;
-             UPDATE events SET sequence = r.n FROM (
-                 SELECT position, row_number() OVER (ORDER BY -sequence) AS n
-                 FROM events WHERE sequence IS NOT NULL) r
-             WHERE events.position = r.position;
+            "DELETE FROM event_sequence
+                 WHERE event_position NOT IN (SELECT position FROM events);
+             UPDATE event_sequence SET sequence = sequence + 1000000000;
+             UPDATE event_sequence SET sequence = r.n FROM (
+                 SELECT event_position, row_number() OVER (ORDER BY sequence) AS n
+                 FROM event_sequence) r
+             WHERE event_sequence.event_position = r.event_position;
              DELETE FROM merkle_nodes; DELETE FROM log_checkpoints;",
         )
         .await
         .expect("renumber");
     let rows = client
         .query(
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE sequence IS NOT NULL ORDER BY sequence"
-            ),
+            &format!("SELECT {EVENT_COLUMNS} FROM {SEQUENCED_EVENTS} ORDER BY sequence"),
             &[],
         )
         .await
@@ -530,7 +530,8 @@ async fn c_the_last_events_deleted_are_detected() {
     let client = audited.superuser().await;
     client
         .execute(
-            "DELETE FROM events WHERE sequence > $1",
+            "DELETE FROM events WHERE position IN \
+             (SELECT event_position FROM event_sequence WHERE sequence > $1)",
             &[&(audited.log.events as i64 - 3)],
         )
         .await
@@ -546,9 +547,9 @@ async fn d_two_events_swapped_in_order_are_detected() {
     // Two events of different streams, so every chain still holds.
     client
         .batch_execute(
-            "UPDATE events SET sequence = -1 WHERE sequence = 1;
-             UPDATE events SET sequence = 1 WHERE sequence = 3;
-             UPDATE events SET sequence = 3 WHERE sequence = -1;",
+            "UPDATE event_sequence SET sequence = 1000000000 WHERE sequence = 1;
+             UPDATE event_sequence SET sequence = 1 WHERE sequence = 3;
+             UPDATE event_sequence SET sequence = 3 WHERE sequence = 1000000000;",
         )
         .await
         .expect("swap");

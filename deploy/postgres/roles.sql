@@ -70,22 +70,24 @@ BEGIN
         SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
           AND c.relname NOT IN ('events', 'unique_claims', 'idempotency_keys', 'snapshots',
-                                'relay_checkpoints', 'refinery_schema_history')
+                                'relay_checkpoints', 'refinery_schema_history',
+                                'event_sequence', 'merkle_nodes')
     LOOP
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public.%I TO agora_writer', table_name);
         EXECUTE format('GRANT SELECT ON public.%I TO agora_auditor', table_name);
     END LOOP;
     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO agora_writer;
-    -- The sequencer (in the command API) gives each event its dense `sequence` once; the
-    -- append-only trigger refuses any other change.
-    IF EXISTS (SELECT FROM pg_attribute
-               WHERE attrelid = 'public.events'::regclass AND attname = 'sequence'
-                 AND NOT attisdropped) THEN
-        GRANT UPDATE (sequence) ON public.events TO agora_writer;
-    END IF;
+    -- The sequencer (in the command API) numbers the log and grows its Merkle tree: both
+    -- only ever inserted (their append-only triggers refuse any change; an earlier version
+    -- of this script granted more).
+    REVOKE UPDATE, DELETE, TRUNCATE ON public.event_sequence, public.merkle_nodes
+        FROM agora_writer;
+    GRANT SELECT, INSERT ON public.event_sequence, public.merkle_nodes TO agora_writer;
+    GRANT SELECT ON public.event_sequence, public.merkle_nodes TO agora_auditor;
 
-    -- Readers of the log: the projector (on the Postgres log) and the auditor.
-    GRANT SELECT ON public.events TO agora_projector, agora_auditor;
+    -- Readers of the log: the projector (on the Postgres log) and the auditor. Event
+    -- queries join each event's sequence.
+    GRANT SELECT ON public.events, public.event_sequence TO agora_projector, agora_auditor;
 END
 $event_store$;
 

@@ -201,30 +201,49 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         response.text().await?
     );
 
-    // The command API's sequencer, running as the writer, numbers every event (it may set
-    // `sequence` once and nothing else).
+    // The command API's sequencer, running as the writer, numbers every event (it may insert
+    // into the sequence and the Merkle tree, never change either).
     stack
         .eventually(
             "the writer's sequencer to number the log",
             Duration::from_secs(30),
             || async {
                 let unsequenced: i64 = owner
-                    .query_one("SELECT count(*) FROM events WHERE sequence IS NULL", &[])
+                    .query_one(
+                        "SELECT count(*) FROM events \
+                         WHERE position NOT IN (SELECT event_position FROM event_sequence)",
+                        &[],
+                    )
                     .await?
                     .get(0);
                 Ok(unsequenced == 0)
             },
         )
         .await?;
-    assert_eq!(
-        refusal(
-            &writer_session,
-            "UPDATE events SET sequence = sequence + 1000"
-        )
-        .await,
-        "42501",
-        "the writer cannot renumber the log"
-    );
+    for sql in [
+        "UPDATE event_sequence SET sequence = sequence + 1000",
+        "DELETE FROM event_sequence",
+        "TRUNCATE event_sequence",
+        "UPDATE merkle_nodes SET hash = hash",
+        "DELETE FROM merkle_nodes",
+    ] {
+        assert_eq!(
+            refusal(&writer_session, sql).await,
+            "42501",
+            "the writer cannot renumber the log or change its tree: {sql}"
+        );
+    }
+    for sql in [
+        "UPDATE event_sequence SET sequence = sequence + 1000",
+        "DELETE FROM merkle_nodes",
+        "TRUNCATE merkle_nodes",
+    ] {
+        assert_eq!(
+            refusal(&owner, sql).await,
+            "42501",
+            "not even the owner changes the sequence or the tree: {sql}"
+        );
+    }
 
     // The query API with the auditor for the log and the reader for the read models: the
     // audit endpoints and the reads work.

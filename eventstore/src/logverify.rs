@@ -24,7 +24,7 @@ use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::hashchain::Hash;
 use crate::merkle::{self, leaf_hash, CompactRange};
-use crate::row::{decode_event, EVENT_COLUMNS, EVENT_COLUMN_COUNT};
+use crate::row::{decode_event, EVENT_COLUMNS, EVENT_COLUMN_COUNT, SEQUENCED_EVENTS};
 use crate::EventStore;
 
 /// One difference between the log and what it should be.
@@ -278,8 +278,9 @@ impl EventStore {
             let client = self.pool.get().await?;
             let sql = format!(
                 "SELECT {EVENT_COLUMNS}, \
-                 (SELECT hash FROM merkle_nodes n WHERE n.level = 0 AND n.idx = events.sequence - 1) \
-                 FROM events WHERE sequence IS NOT NULL ORDER BY sequence"
+                 (SELECT hash FROM merkle_nodes n \
+                  WHERE n.level = 0 AND n.idx = event_sequence.sequence - 1) \
+                 FROM {SEQUENCED_EVENTS} ORDER BY sequence"
             );
             let rows = client.query_raw(&sql, std::iter::empty::<i64>()).await?;
             pin_mut!(rows);

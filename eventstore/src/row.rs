@@ -1,4 +1,5 @@
-//! Decoding stored rows of the `events` table.
+//! Decoding stored rows of the `events` table, and the relations event queries select from
+//! (the events joined with their dense sequence, which lives in `event_sequence`).
 
 use tokio_postgres::Row;
 
@@ -7,10 +8,18 @@ use crate::event::{EventMetadata, RecordedEvent};
 use crate::hashchain::Hash;
 use crate::xid8::Xid8;
 
-/// The columns every event query selects, in the order [`decode_event`] reads them.
+/// The columns every event query selects, from [`EVENTS`] or [`SEQUENCED_EVENTS`], in the
+/// order [`decode_event`] reads them.
 pub const EVENT_COLUMNS: &str = "position, transaction_id, event_id, stream_type, stream_id, \
      version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash, \
      sequence";
+
+/// Every event with its sequence (none while the sequencer has not reached it): the relation
+/// `FROM {EVENTS}` selects [`EVENT_COLUMNS`] from, filtered by the columns of `events`.
+pub const EVENTS: &str = "events LEFT JOIN event_sequence ON event_position = position";
+
+/// The sequenced events only, to read in `sequence` order.
+pub const SEQUENCED_EVENTS: &str = "event_sequence JOIN events ON position = event_position";
 
 /// How many columns [`EVENT_COLUMNS`] names (queries that select more after them start
 /// there).

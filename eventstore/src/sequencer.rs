@@ -1,9 +1,10 @@
 //! The sequencer: gives every committed event its dense `sequence` (1, 2, 3, ... in log
-//! order), grows the Merkle tree over them, and signs checkpoints of the tree.
+//! order, rows of `event_sequence`), grows the Merkle tree over them, and signs checkpoints
+//! of the tree.
 //!
 //! Like the relay, it follows the log gap-free ([`crate::log`]), woken by the followers'
 //! notifications, and exactly one instance is active: the holder of a session-level
-//! advisory lock. Each batch is one transaction: the events' `sequence`, every tree node
+//! advisory lock. Each batch is one transaction: the events' sequence numbers, every tree node
 //! the batch completes (`merkle_nodes`), and the new checkpoint in `log_sequencer`, guarded
 //! by the size it started from, so a stale leader cannot write. Every
 //! `checkpoint_interval`, when the tree grew, it signs `{tree_size, root_hash, timestamp}`
@@ -222,10 +223,9 @@ async fn sequence_batch(
     let transaction = client.transaction().await?;
     transaction
         .execute(
-            "UPDATE events SET sequence = u.sequence \
-             FROM unnest($1::bigint[], $2::bigint[]) AS u(position, sequence) \
-             WHERE events.position = u.position",
-            &[&positions, &sequences],
+            "INSERT INTO event_sequence (sequence, event_position) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[])",
+            &[&sequences, &positions],
         )
         .await?;
     transaction

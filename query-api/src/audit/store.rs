@@ -9,7 +9,7 @@
 //! give the query API a database role with `SELECT` on `events` only.
 
 use deadpool_postgres::Pool;
-use eventstore::row::{decode_event, EVENT_COLUMNS};
+use eventstore::row::{decode_event, EVENTS, EVENT_COLUMNS, SEQUENCED_EVENTS};
 use eventstore::{Connector, RecordedEvent, StoreError};
 use platform::Problem;
 use uuid::Uuid;
@@ -54,7 +54,7 @@ pub async fn stream_page(
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 \
+            "SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE stream_id = $1 AND version > $2 \
              ORDER BY version LIMIT $3"
         ))
         .await?;
@@ -74,7 +74,8 @@ pub async fn sequence_page(
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+            "SELECT {EVENT_COLUMNS} FROM {SEQUENCED_EVENTS} WHERE sequence > $1 \
+             ORDER BY sequence LIMIT $2"
         ))
         .await?;
     let rows = client.query(&statement, &[&after_sequence, &limit]).await?;
