@@ -22,7 +22,7 @@ use eventstore::checkpoint::{Checkpoint, LogSigningKey};
 use eventstore::envelope::leaf_bytes;
 use eventstore::hashchain::{chain_hash, HashedFields};
 use eventstore::merkle::{self, leaf_hash, CompactRange};
-use eventstore::row::{decode_event, EVENTS, EVENT_COLUMNS, SEQUENCED_EVENTS};
+use eventstore::row::{decode_event, EVENT_COLUMNS, SEQUENCED_EVENTS};
 use eventstore::sequencer::{run_sequencer, SequencerConfig};
 use eventstore::testing::eventually_some;
 use eventstore::{EventStore, Hash};
@@ -244,7 +244,7 @@ impl Audited {
 async fn recompute_chain(client: &tokio_postgres::Client, stream_id: Uuid) {
     let rows = client
         .query(
-            &format!("SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE stream_id = $1 ORDER BY version"),
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version"),
             &[&stream_id],
         )
         .await

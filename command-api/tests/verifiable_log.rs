@@ -64,10 +64,11 @@ async fn appended_events_are_sequenced_in_log_order_and_checkpoints_signed() {
         store.published_key().await.expect("read"),
         Some(key.public_key())
     );
-    let log = store
+    let mut log = store
         .read_log(LogCheckpoint::START, 100)
         .await
         .expect("read");
+    store.attach_sequences(&mut log).await.expect("sequences");
     let sequences: Vec<Option<i64>> = log.iter().map(|event| event.sequence).collect();
     assert_eq!(sequences, (1..=4).map(Some).collect::<Vec<_>>());
     let verified = store.verify_log(None, None).await.expect("verify");
@@ -109,4 +110,83 @@ async fn a_bad_signing_key_file_stops_the_start_with_a_clear_error() {
         };
         assert!(error.contains("AGORA_LOG_SIGNING_KEY"), "{error}");
     }
+}
+
+/// The audit reads take each event's number from its own `event_sequence` row: a page in
+/// sequence order stays full across an event missing from `events` (the gap is left for a
+/// verifier to see), and numbers are attached right whether a page's positions lie close
+/// together (one range scan) or far apart (looked up one by one).
+#[tokio::test]
+async fn sequence_reads_skip_missing_events_and_number_scattered_pages() {
+    let app = TestApp::spawn().await;
+    for index in 0..5 {
+        app.create_product(&format!("SEQ-{index}"), 100, 1).await;
+    }
+    // Positions far beyond the others, as after a long-open transaction.
+    let attacker = eventstore::testing::attacker_session(&app.db.url)
+        .await
+        .expect("superuser");
+    attacker
+        .batch_execute("ALTER TABLE events ALTER COLUMN position RESTART WITH 1000000")
+        .await
+        .expect("move the identity");
+    app.create_product("SEQ-FAR", 100, 1).await;
+    let store = &app.db.store;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.tree_size().await.expect("read") < 6 {
+        assert!(Instant::now() < deadline, "the events were not sequenced");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    let mut log = store
+        .read_log(LogCheckpoint::START, 100)
+        .await
+        .expect("read");
+    assert!(log.iter().all(|event| event.sequence.is_none()));
+    let positions: Vec<i64> = log.iter().map(|event| event.position).collect();
+    assert!(positions[5] >= 1_000_000, "{positions:?}");
+    store.attach_sequences(&mut log).await.expect("sequences");
+    let numbers: Vec<Option<i64>> = log.iter().map(|event| event.sequence).collect();
+    assert_eq!(numbers, (1..=6).map(Some).collect::<Vec<_>>());
+    let mut close = log[1..4].to_vec();
+    close.iter_mut().for_each(|event| event.sequence = None);
+    store.attach_sequences(&mut close).await.expect("sequences");
+    let numbers: Vec<Option<i64>> = close.iter().map(|event| event.sequence).collect();
+    assert_eq!(numbers, vec![Some(2), Some(3), Some(4)]);
+
+    let in_order = store.read_sequenced(0, 10).await.expect("read");
+    let numbered: Vec<(i64, Option<i64>)> = in_order
+        .iter()
+        .map(|event| (event.position, event.sequence))
+        .collect();
+    let expected: Vec<(i64, Option<i64>)> = log
+        .iter()
+        .map(|event| (event.position, event.sequence))
+        .collect();
+    assert_eq!(numbered, expected);
+
+    attacker
+        .execute("DELETE FROM events WHERE position = $1", &[&positions[1]])
+        .await
+        .expect("delete an event");
+    let page: Vec<Option<i64>> = store
+        .read_sequenced(0, 3)
+        .await
+        .expect("read")
+        .iter()
+        .map(|event| event.sequence)
+        .collect();
+    assert_eq!(
+        page,
+        vec![Some(1), Some(3), Some(4)],
+        "a full page past the gap"
+    );
+    let rest: Vec<Option<i64>> = store
+        .read_sequenced(4, 3)
+        .await
+        .expect("read")
+        .iter()
+        .map(|event| event.sequence)
+        .collect();
+    assert_eq!(rest, vec![Some(5), Some(6)]);
 }

@@ -61,7 +61,8 @@ pub struct RecordedEvent {
     pub prev_hash: Hash,
     pub hash: Hash,
     /// The event's place in the verifiable log (1, 2, 3, ... in log order), once the
-    /// sequencer assigned it.
+    /// sequencer assigned it. Only the audit reads fill it in ([`crate::sequence`]); the
+    /// log's other readers leave it `None`.
     pub sequence: Option<i64>,
     /// The metadata document exactly as stored, when it is *not* the canonical form of
     /// `metadata` (a member added or removed behind the store's back); `None` for every

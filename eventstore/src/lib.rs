@@ -9,7 +9,7 @@
 //! - [`hashchain`]: the per-stream SHA-256 chain over RFC 8785 canonical JSON.
 //! - [`follower`]: the one log follower (gap-free, leader by advisory lock, checkpointed)
 //!   that the relay and the reactors share.
-//! - [`sequencer`], [`merkle`], [`tree`], [`checkpoint`]: the verifiable log (a dense
+//! - [`sequencer`], [`sequence`], [`merkle`], [`tree`], [`checkpoint`]: the verifiable log (a dense
 //!   sequence, an RFC 9162 Merkle tree over it, signed checkpoints, proofs).
 //! - [`relay`]: publishes the log to Kafka (the events table is the outbox).
 //! - [`connect::migrate`]: versioned migrations, applied at start.
@@ -37,6 +37,7 @@ pub mod logverify;
 pub mod merkle;
 pub mod relay;
 pub mod row;
+pub mod sequence;
 pub mod sequencer;
 pub mod snapshot;
 pub mod state;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
 use crate::hashchain::Hash;
-use crate::row::{decode_event, EVENTS, EVENT_COLUMNS};
+use crate::row::{decode_event, EVENT_COLUMNS};
 use crate::EventStore;
 
 /// One stream as loaded: its events in version order and where it stands.
@@ -66,7 +66,7 @@ impl EventStore {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE stream_id = ANY($1) \
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ANY($1) \
                  ORDER BY stream_id, version"
             ))
             .await?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
-use crate::row::{decode_event, EVENTS, EVENT_COLUMNS};
+use crate::row::{decode_event, EVENT_COLUMNS};
 use crate::xid8::Xid8;
 use crate::EventStore;
 
@@ -52,7 +52,7 @@ impl EventStore {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM {EVENTS} \
+                "SELECT {EVENT_COLUMNS} FROM events \
                  WHERE (transaction_id, position) > ($1, $2) \
                    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
                  ORDER BY transaction_id, position LIMIT $3"
@@ -75,7 +75,7 @@ impl EventStore {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE position = ANY($1) ORDER BY position"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE position = ANY($1) ORDER BY position"
             ))
             .await?;
         let rows = client.query(&statement, &[&positions]).await?;

@@ -277,7 +277,7 @@ impl EventStore {
         {
             let client = self.pool.get().await?;
             let sql = format!(
-                "SELECT {EVENT_COLUMNS}, \
+                "SELECT {EVENT_COLUMNS}, sequence, \
                  (SELECT hash FROM merkle_nodes n \
                   WHERE n.level = 0 AND n.idx = event_sequence.sequence - 1) \
                  FROM {SEQUENCED_EVENTS} ORDER BY sequence"
@@ -285,11 +285,15 @@ impl EventStore {
             let rows = client.query_raw(&sql, std::iter::empty::<i64>()).await?;
             pin_mut!(rows);
             while let Some(row) = rows.try_next().await? {
+                let sequence: i64 = row.try_get(EVENT_COLUMN_COUNT)?;
                 let stored_leaf = row
-                    .try_get::<_, Option<&[u8]>>(EVENT_COLUMN_COUNT)?
+                    .try_get::<_, Option<&[u8]>>(EVENT_COLUMN_COUNT + 1)?
                     .and_then(Hash::from_slice);
                 match decode_event(&row) {
-                    Ok(event) => verifier.check(&event, stored_leaf, ""),
+                    Ok(mut event) => {
+                        event.sequence = Some(sequence);
+                        verifier.check(&event, stored_leaf, "")
+                    }
                     Err(error) => verifier.unreadable(
                         row.try_get(4).ok(),
                         row.try_get(5).ok(),

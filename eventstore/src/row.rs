@@ -1,5 +1,4 @@
-//! Decoding stored rows of the `events` table, and the relations event queries select from
-//! (the events joined with their dense sequence, which lives in `event_sequence`).
+//! Decoding stored rows of the `events` table.
 
 use tokio_postgres::Row;
 
@@ -8,24 +7,22 @@ use crate::event::{EventMetadata, RecordedEvent};
 use crate::hashchain::Hash;
 use crate::xid8::Xid8;
 
-/// The columns every event query selects, from [`EVENTS`] or [`SEQUENCED_EVENTS`], in the
-/// order [`decode_event`] reads them.
+/// The columns every event query selects, in the order [`decode_event`] reads them. An
+/// event's dense sequence is not among them: it lives in `event_sequence`, and only the
+/// audit reads need it ([`crate::sequence`]).
 pub const EVENT_COLUMNS: &str = "position, transaction_id, event_id, stream_type, stream_id, \
-     version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash, \
-     sequence";
+     version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash";
 
-/// Every event with its sequence (none while the sequencer has not reached it): the relation
-/// `FROM {EVENTS}` selects [`EVENT_COLUMNS`] from, filtered by the columns of `events`.
-pub const EVENTS: &str = "events LEFT JOIN event_sequence ON event_position = position";
-
-/// The sequenced events only, to read in `sequence` order.
+/// The sequenced events, each with its `sequence`: the relation a whole-log scan in
+/// sequence order selects [`EVENT_COLUMNS`] and `sequence` from (pages of the log attach
+/// sequences with [`crate::sequence`] instead, which is cheaper per event).
 pub const SEQUENCED_EVENTS: &str = "event_sequence JOIN events ON position = event_position";
 
 /// How many columns [`EVENT_COLUMNS`] names (queries that select more after them start
 /// there).
-pub const EVENT_COLUMN_COUNT: usize = 14;
+pub const EVENT_COLUMN_COUNT: usize = 13;
 
-/// Reads one row selected with [`EVENT_COLUMNS`].
+/// Reads one row selected with [`EVENT_COLUMNS`]; its `sequence` is left unknown.
 pub fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get(0)?;
     let transaction_id: Xid8 = row.try_get(1)?;
@@ -55,7 +52,7 @@ pub fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
         occurred_at: row.try_get(10)?,
         prev_hash: hash_at(11, "prev_hash")?,
         hash: hash_at(12, "hash")?,
-        sequence: row.try_get(13)?,
+        sequence: None,
         stored_metadata,
     })
 }

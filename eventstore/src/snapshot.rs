@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::hashchain::Hash;
-use crate::row::{decode_event, EVENTS, EVENT_COLUMNS, EVENT_COLUMN_COUNT};
+use crate::row::{decode_event, EVENT_COLUMNS, EVENT_COLUMN_COUNT};
 use crate::state::{fold_version, AggregateState, StreamState};
 use crate::EventStore;
 
@@ -58,7 +58,7 @@ fn load_sql() -> String {
          FROM unnest($1::uuid[]) AS ids(id) \
          LEFT JOIN snapshots s ON s.stream_id = ids.id AND s.fold_version = $2 \
          LEFT JOIN LATERAL ( \
-             SELECT {EVENT_COLUMNS} FROM {EVENTS} \
+             SELECT {EVENT_COLUMNS} FROM events \
              WHERE stream_id = ids.id AND version > coalesce(s.version, 0) \
              ORDER BY version \
          ) e ON true \

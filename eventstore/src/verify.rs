@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::hashchain::{ChainFailure, ChainVerifier};
-use crate::row::{decode_event, EVENTS, EVENT_COLUMNS};
+use crate::row::{decode_event, EVENT_COLUMNS};
 use crate::EventStore;
 
 /// The outcome of a verification.
@@ -37,7 +37,7 @@ impl EventStore {
     pub async fn verify(&self, stream_id: Option<Uuid>) -> Result<VerifyReport, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE ($1::uuid IS NULL OR stream_id = $1) \
+            "SELECT {EVENT_COLUMNS} FROM events WHERE ($1::uuid IS NULL OR stream_id = $1) \
              ORDER BY stream_id, version"
         );
         let rows = client.query_raw(&sql, [stream_id]).await?;

@@ -16,7 +16,7 @@ use futures::{Stream, TryStreamExt};
 use tokio::task::{JoinError, JoinHandle};
 use uuid::Uuid;
 
-use super::store::{sequence_page, stream_page};
+use super::store::stream_page;
 
 /// The most events read from the store at a time.
 pub const PAGE_SIZE: i64 = 1000;
@@ -38,13 +38,15 @@ impl Cursor {
         store: &EventStore,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        match *self {
-            Cursor::Log(checkpoint) => store.read_log(checkpoint, limit).await,
+        let mut page = match *self {
+            Cursor::Log(checkpoint) => store.read_log(checkpoint, limit).await?,
             Cursor::Stream { stream_id, version } => {
-                stream_page(store.pool(), stream_id, version, limit).await
+                stream_page(store.pool(), stream_id, version, limit).await?
             }
-            Cursor::Sequence(after) => sequence_page(store.pool(), after, limit).await,
-        }
+            Cursor::Sequence(after) => return store.read_sequenced(after, limit).await,
+        };
+        store.attach_sequences(&mut page).await?;
+        Ok(page)
     }
 
     fn advance(&mut self, last: &RecordedEvent) {

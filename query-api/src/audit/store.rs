@@ -9,7 +9,7 @@
 //! give the query API a database role with `SELECT` on `events` only.
 
 use deadpool_postgres::Pool;
-use eventstore::row::{decode_event, EVENTS, EVENT_COLUMNS, SEQUENCED_EVENTS};
+use eventstore::row::{decode_event, EVENT_COLUMNS};
 use eventstore::{Connector, RecordedEvent, StoreError};
 use platform::Problem;
 use uuid::Uuid;
@@ -39,7 +39,7 @@ pub fn store_error(error: StoreError) -> Problem {
 }
 
 /// Up to `limit` events of `stream_id` with a version above `after_version`, in version
-/// order.
+/// order, without their sequence numbers.
 ///
 /// `EventStore::load_stream` loads a whole stream at once, and a product's stream grows
 /// with every order placed for it, so the audit endpoints read streams page by page.
@@ -54,30 +54,12 @@ pub async fn stream_page(
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE stream_id = $1 AND version > $2 \
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 \
              ORDER BY version LIMIT $3"
         ))
         .await?;
     let rows = client
         .query(&statement, &[&stream_id, &after_version, &limit])
         .await?;
-    rows.iter().map(decode_event).collect()
-}
-
-/// Up to `limit` events with a `sequence` above `after_sequence`, in sequence order. The
-/// sequence is dense and assigned in log order, so pages by sequence never skip an event.
-pub async fn sequence_page(
-    pool: &Pool,
-    after_sequence: i64,
-    limit: i64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM {SEQUENCED_EVENTS} WHERE sequence > $1 \
-             ORDER BY sequence LIMIT $2"
-        ))
-        .await?;
-    let rows = client.query(&statement, &[&after_sequence, &limit]).await?;
     rows.iter().map(decode_event).collect()
 }

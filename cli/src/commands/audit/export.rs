@@ -159,6 +159,10 @@ async fn read_pages(
         let before_horizon = page.partition_point(|e| e.transaction_id < horizon);
         let reached_horizon = before_horizon < page.len();
         page.truncate(before_horizon);
+        store
+            .attach_sequences(&mut page)
+            .await
+            .context("cannot read the log's sequence")?;
         let Some(last) = page.last() else { break };
         checkpoint = LogCheckpoint::after(last);
         remaining -= page.len() as u64;
