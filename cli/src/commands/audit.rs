@@ -14,9 +14,21 @@ pub mod export;
 pub mod report;
 pub mod verify;
 
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use clap::Subcommand;
+
+/// The pipe capacity asked for when an export is piped (`export --out - | verify --file
+/// -`): with the default 64 KiB the two processes take turns every few hundred lines; 1 MiB
+/// (Linux's default `pipe-max-size`) makes the piped run 4 to 7 % faster (BENCHMARKS.md).
+const PIPE_CAPACITY: usize = 1 << 20;
+
+/// Widens `fd`'s pipe to [`PIPE_CAPACITY`] when it is a pipe; anything else (a file, a
+/// terminal, a capacity the system does not allow) is left as it is.
+pub(crate) fn widen_pipe(fd: impl AsFd) {
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_CAPACITY);
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -33,5 +45,34 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Export(args) => export::run(args).await,
         AuditCommand::Verify(args) => verify::run(args).await,
         AuditCommand::Checkpoint(args) => checkpoint::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipe_is_widened_and_a_file_left_alone() {
+        let (reader, writer) = rustix::pipe::pipe().expect("a pipe");
+        assert_eq!(
+            rustix::pipe::fcntl_getpipe_size(&reader).expect("size"),
+            65_536
+        );
+        widen_pipe(&writer);
+        assert_eq!(
+            rustix::pipe::fcntl_getpipe_size(&reader).expect("size"),
+            PIPE_CAPACITY
+        );
+        let file = scratch_file();
+        widen_pipe(&file);
+        assert!(rustix::pipe::fcntl_getpipe_size(&file).is_err());
+    }
+
+    fn scratch_file() -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("agora-pipe-{}", std::process::id()));
+        let file = std::fs::File::create(&path).expect("a file");
+        let _ = std::fs::remove_file(&path);
+        file
     }
 }

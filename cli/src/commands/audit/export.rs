@@ -2,9 +2,10 @@
 //! (`(transaction_id, position)`, the commit order), exactly the lines of
 //! `GET /v1/audit/events`.
 //!
-//! The log is read in pages (`--page-size`, default 5,000 events per query) by one task
-//! while another serializes and writes the previous page, so memory stays bounded by two
-//! pages whatever the size of the log. The export ends at the end of the log as it was when
+//! The log is read in pages (`--page-size`, default 5,000 events per query) by one task,
+//! each page's sequence numbers by a task of its own (one range query, while the next page
+//! is read), and another serializes and writes the previous page, so memory stays bounded
+//! by a few pages whatever the size of the log. The export ends at the end of the log as it was when
 //! the export started (events committed later are left for the next export with `--after`),
 //! so it terminates even while writers keep appending. With `--out FILE`, the file appears
 //! only complete: it is written as `FILE.partial` and renamed at the end; without `--out`,
@@ -71,9 +72,12 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
 
     let (sink, target) = open_sink(args.out.as_deref())?;
     let progress = progress_bar(args.out.as_deref().is_some_and(|out| !is_stdout(out)));
-    let (pages, received) = mpsc::channel::<Vec<RecordedEvent>>(PAGES_IN_FLIGHT);
+    let (pages, received) = mpsc::channel::<NumberedPage>(PAGES_IN_FLIGHT);
     let writer_progress = progress.clone();
-    let writer = tokio::task::spawn_blocking(move || write_pages(sink, received, &writer_progress));
+    let runtime = tokio::runtime::Handle::current();
+    let writer = tokio::task::spawn_blocking(move || {
+        write_pages(sink, received, &runtime, &writer_progress)
+    });
 
     // A task of the runtime, not the main thread: it then runs where the connection's task
     // wakes it, without a thread switch for every batch of rows.
@@ -138,14 +142,19 @@ async fn log_horizon(store: &EventStore) -> anyhow::Result<u64> {
     Ok(horizon.0)
 }
 
-/// Reads the log after `start`, page by page, and hands the pages to the writer.
+/// A page of the log whose sequence numbers are being read (by a task of its own, so the
+/// next page is read meanwhile).
+type NumberedPage = tokio::task::JoinHandle<anyhow::Result<Vec<RecordedEvent>>>;
+
+/// Reads the log after `start`, page by page, and hands the pages to the writer, each with
+/// its sequence numbers.
 async fn read_pages(
     store: EventStore,
     start: LogCheckpoint,
     horizon: u64,
     limit: Option<u64>,
     page_size: i64,
-    pages: mpsc::Sender<Vec<RecordedEvent>>,
+    pages: mpsc::Sender<NumberedPage>,
 ) -> anyhow::Result<()> {
     let mut checkpoint = start;
     let mut remaining = limit.unwrap_or(u64::MAX);
@@ -159,14 +168,20 @@ async fn read_pages(
         let before_horizon = page.partition_point(|e| e.transaction_id < horizon);
         let reached_horizon = before_horizon < page.len();
         page.truncate(before_horizon);
-        store
-            .attach_sequences(&mut page)
-            .await
-            .context("cannot read the log's sequence")?;
         let Some(last) = page.last() else { break };
         checkpoint = LogCheckpoint::after(last);
         remaining -= page.len() as u64;
-        if pages.send(page).await.is_err() {
+        let numbering = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .attach_sequences(&mut page)
+                    .await
+                    .context("cannot read the log's sequence")?;
+                Ok(page)
+            }
+        });
+        if pages.send(numbering).await.is_err() {
             // The writer stopped: its error is reported by the caller.
             break;
         }
@@ -204,7 +219,9 @@ impl OutFile {
 /// Stdout (no `--out`, or `--out -`), or `FILE.partial` for `--out FILE`.
 fn open_sink(out: Option<&Path>) -> anyhow::Result<(Box<dyn Write + Send>, Option<OutFile>)> {
     let Some(path) = out.filter(|path| !is_stdout(path)) else {
-        return Ok((Box::new(io::stdout()), None));
+        let stdout = io::stdout();
+        super::widen_pipe(&stdout);
+        return Ok((Box::new(stdout), None));
     };
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
@@ -221,14 +238,18 @@ fn open_sink(out: Option<&Path>) -> anyhow::Result<(Box<dyn Write + Send>, Optio
 /// Writes every page it receives, one envelope per line.
 fn write_pages(
     sink: Box<dyn Write + Send>,
-    mut pages: mpsc::Receiver<Vec<RecordedEvent>>,
+    mut pages: mpsc::Receiver<NumberedPage>,
+    runtime: &tokio::runtime::Handle,
     progress: &ProgressBar,
 ) -> anyhow::Result<Written> {
     let mut out = BufWriter::with_capacity(1 << 20, sink);
     let mut written = Written::default();
     // A page's lines, written at once.
     let mut lines = Vec::with_capacity(1 << 22);
-    while let Some(page) = pages.blocking_recv() {
+    while let Some(numbering) = pages.blocking_recv() {
+        let page = runtime
+            .block_on(numbering)
+            .context("the numbering task failed")??;
         lines.clear();
         for event in &page {
             write_json_line(&mut lines, event).with_context(|| {

@@ -171,7 +171,9 @@ fn verify_file(
     tree: Option<TreeVerifier>,
 ) -> anyhow::Result<Report> {
     let input: Box<dyn Read + Send> = if path.as_os_str() == "-" {
-        Box::new(io::stdin())
+        let stdin = io::stdin();
+        super::widen_pipe(&stdin);
+        Box::new(stdin)
     } else {
         Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
     };
