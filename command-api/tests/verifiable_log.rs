@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use eventstore::checkpoint::LogSigningKey;
-use eventstore::LogCheckpoint;
+use eventstore::{LogCheckpoint, RecordedEvent};
 use serde_json::json;
 use support::TestApp;
 
@@ -69,8 +69,7 @@ async fn appended_events_are_sequenced_in_log_order_and_checkpoints_signed() {
         .await
         .expect("read");
     store.attach_sequences(&mut log).await.expect("sequences");
-    let sequences: Vec<Option<i64>> = log.iter().map(|event| event.sequence).collect();
-    assert_eq!(sequences, (1..=4).map(Some).collect::<Vec<_>>());
+    assert_eq!(numbers(&log), (1..=4).map(Some).collect::<Vec<_>>());
     let verified = store.verify_log(None, None).await.expect("verify");
     assert_eq!(verified.tree.failures, vec![], "{verified:?}");
     assert_eq!(verified.tree.root.to_hex(), checkpoint.root_hash);
@@ -146,47 +145,36 @@ async fn sequence_reads_skip_missing_events_and_number_scattered_pages() {
     let positions: Vec<i64> = log.iter().map(|event| event.position).collect();
     assert!(positions[5] >= 1_000_000, "{positions:?}");
     store.attach_sequences(&mut log).await.expect("sequences");
-    let numbers: Vec<Option<i64>> = log.iter().map(|event| event.sequence).collect();
-    assert_eq!(numbers, (1..=6).map(Some).collect::<Vec<_>>());
+    assert_eq!(numbers(&log), (1..=6).map(Some).collect::<Vec<_>>());
     let mut close = log[1..4].to_vec();
     close.iter_mut().for_each(|event| event.sequence = None);
     store.attach_sequences(&mut close).await.expect("sequences");
-    let numbers: Vec<Option<i64>> = close.iter().map(|event| event.sequence).collect();
-    assert_eq!(numbers, vec![Some(2), Some(3), Some(4)]);
+    assert_eq!(numbers(&close), vec![Some(2), Some(3), Some(4)]);
 
     let in_order = store.read_sequenced(0, 10).await.expect("read");
-    let numbered: Vec<(i64, Option<i64>)> = in_order
-        .iter()
-        .map(|event| (event.position, event.sequence))
-        .collect();
-    let expected: Vec<(i64, Option<i64>)> = log
-        .iter()
-        .map(|event| (event.position, event.sequence))
-        .collect();
-    assert_eq!(numbered, expected);
+    let placed = |events: &[RecordedEvent]| -> Vec<(i64, Option<i64>)> {
+        events
+            .iter()
+            .map(|event| (event.position, event.sequence))
+            .collect()
+    };
+    assert_eq!(placed(&in_order), placed(&log));
 
     attacker
         .execute("DELETE FROM events WHERE position = $1", &[&positions[1]])
         .await
         .expect("delete an event");
-    let page: Vec<Option<i64>> = store
-        .read_sequenced(0, 3)
-        .await
-        .expect("read")
-        .iter()
-        .map(|event| event.sequence)
-        .collect();
+    let page = store.read_sequenced(0, 3).await.expect("read");
     assert_eq!(
-        page,
+        numbers(&page),
         vec![Some(1), Some(3), Some(4)],
         "a full page past the gap"
     );
-    let rest: Vec<Option<i64>> = store
-        .read_sequenced(4, 3)
-        .await
-        .expect("read")
-        .iter()
-        .map(|event| event.sequence)
-        .collect();
-    assert_eq!(rest, vec![Some(5), Some(6)]);
+    let rest = store.read_sequenced(4, 3).await.expect("read");
+    assert_eq!(numbers(&rest), vec![Some(5), Some(6)]);
+}
+
+/// The events' sequence numbers, in order.
+fn numbers(events: &[RecordedEvent]) -> Vec<Option<i64>> {
+    events.iter().map(|event| event.sequence).collect()
 }
