@@ -80,11 +80,7 @@ async fn without_a_key_events_are_sequenced_but_nothing_is_signed() {
     let app = TestApp::spawn().await;
     app.create_product("MUG-1", 1299, 10).await;
     let store = &app.db.store;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while store.tree_size().await.expect("read") < 1 {
-        assert!(Instant::now() < deadline, "the event was not sequenced");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    sequenced(store, 1).await;
     assert_eq!(store.latest_checkpoint().await.expect("read"), None);
 }
 
@@ -131,11 +127,7 @@ async fn sequence_reads_skip_missing_events_and_number_scattered_pages() {
         .expect("move the identity");
     app.create_product("SEQ-FAR", 100, 1).await;
     let store = &app.db.store;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while store.tree_size().await.expect("read") < 6 {
-        assert!(Instant::now() < deadline, "the events were not sequenced");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    sequenced(store, 6).await;
 
     let mut log = store
         .read_log(LogCheckpoint::START, 100)
@@ -177,4 +169,14 @@ async fn sequence_reads_skip_missing_events_and_number_scattered_pages() {
 /// The events' sequence numbers, in order.
 fn numbers(events: &[RecordedEvent]) -> Vec<Option<i64>> {
     events.iter().map(|event| event.sequence).collect()
+}
+
+/// Waits until the sequencer has numbered `events` events.
+async fn sequenced(store: &eventstore::EventStore, events: u64) {
+    eventstore::testing::eventually(
+        &format!("{events} events sequenced"),
+        Duration::from_secs(30),
+        || async { store.tree_size().await.is_ok_and(|size| size >= events) },
+    )
+    .await;
 }
