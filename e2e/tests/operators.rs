@@ -163,6 +163,7 @@ fn prometheus_config_and_alerts_pass_promtool_and_their_unit_tests() {
         "AgoraProjectionLagging",
         "AgoraPoisonEvents",
         "AgoraLongOpenTransaction",
+        "AgoraNoSequencer",
     ] {
         assert!(names.contains(needed), "no alert {needed}");
     }
