@@ -9,7 +9,13 @@
 //! - every session runs with `statement_timeout` ([`STATEMENT_TIMEOUT`]) and
 //!   `idle_in_transaction_session_timeout` ([`IDLE_IN_TRANSACTION_TIMEOUT`]), so no request
 //!   can hold a connection or a lock for long. A URL may set other values with its own
-//!   `options` (they come after ours, and the last `-c` of a setting wins).
+//!   `options` (they come after ours, and the last `-c` of a setting wins);
+//! - a peer that vanishes without closing the connection (a partition, a host that lost
+//!   power) is noticed: data the server has not acknowledged for [`TCP_USER_TIMEOUT`] ends
+//!   the connection, and an idle one is probed after [`TCP_KEEPALIVE_IDLE`] (every
+//!   [`TCP_KEEPALIVE_INTERVAL`], [`TCP_KEEPALIVE_RETRIES`] times), instead of the system's
+//!   defaults of about 15 minutes and 2 hours. The URL's own `tcp_user_timeout`,
+//!   `keepalives_idle`, `keepalives_interval` and `keepalives_retries` win.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -45,6 +51,17 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a session may sit idle inside a transaction.
 pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long data sent may stay unacknowledged by the server before the connection ends.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may be idle before the first keepalive probe.
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// The time between two keepalive probes.
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered keepalive probes before the connection ends.
+pub const TCP_KEEPALIVE_RETRIES: u32 = 3;
+/// tokio-postgres's own idle time before a probe: a URL that leaves it gets ours.
+const LIBRARY_KEEPALIVE_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
 /// The connection settings of one database, with Agora's session settings applied.
 #[derive(Clone)]
 pub struct Connector {
@@ -64,6 +81,18 @@ impl Connector {
         config.ssl_mode(ssl.mode.tokio_postgres_mode());
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
+        if config.get_keepalives_idle() == LIBRARY_KEEPALIVE_IDLE {
+            config.keepalives_idle(TCP_KEEPALIVE_IDLE);
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(TCP_KEEPALIVE_INTERVAL);
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(TCP_KEEPALIVE_RETRIES);
         }
         Ok(Connector {
             config,
@@ -242,6 +271,34 @@ mod tests {
         let own = options.find("statement_timeout=100").unwrap();
         let enforced = options.find("default_transaction_read_only=on").unwrap();
         assert!(defaults < own && own < enforced, "{options}");
+    }
+
+    #[test]
+    fn a_vanished_peer_is_noticed_unless_the_url_says_otherwise() {
+        let ours = Connector::new("postgres://u@localhost/db")
+            .unwrap()
+            .config();
+        assert_eq!(ours.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert!(ours.get_keepalives());
+        assert_eq!(ours.get_keepalives_idle(), TCP_KEEPALIVE_IDLE);
+        assert_eq!(ours.get_keepalives_interval(), Some(TCP_KEEPALIVE_INTERVAL));
+        assert_eq!(ours.get_keepalives_retries(), Some(TCP_KEEPALIVE_RETRIES));
+
+        let own = Connector::new(
+            "postgres://u@localhost/db?tcp_user_timeout=5&keepalives_idle=7\
+             &keepalives_interval=2&keepalives_retries=9",
+        )
+        .unwrap()
+        .config();
+        assert_eq!(own.get_tcp_user_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(own.get_keepalives_idle(), Duration::from_secs(7));
+        assert_eq!(own.get_keepalives_interval(), Some(Duration::from_secs(2)));
+        assert_eq!(own.get_keepalives_retries(), Some(9));
+
+        let off = Connector::new("host=localhost user=u keepalives=0")
+            .unwrap()
+            .config();
+        assert!(!off.get_keepalives());
     }
 
     #[test]
