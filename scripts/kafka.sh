@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/kafka.sh — a private single-node Apache Kafka (KRaft) for Agora's tests and development.
 #
-# Usage: scripts/kafka.sh start|stop|restart|status|bootstrap|topics|reset
+# Usage: scripts/kafka.sh start|stop|restart|status|bootstrap|sasl|proxied|topics|reset
 #
 #   start      download the Kafka jars on first use (Maven Central, cached outside the repo),
 #              format the storage once, start the broker (broker+controller in one JVM) and wait
@@ -13,6 +13,10 @@
 #   sasl       print the SASL_SSL listener's settings as shell assignments: its bootstrap
 #              servers (127.0.0.1:59094; SASL/PLAIN over TLS, the server certificate from
 #              scripts/tls.sh), the user, the password and the CA file.
+#   proxied    print the listener for a fault proxy: the address it listens on
+#              (127.0.0.1:59095) and the one it advertises (127.0.0.1:59096), where a TCP proxy
+#              to the first must listen; clients bootstrapping there then send all their traffic
+#              through the proxy (e2e/tests/faults_kafka_network.rs puts toxiproxy there).
 #   topics     list the broker's topics.
 #   reset      stop and delete the broker's data.
 #
@@ -21,7 +25,8 @@
 # kafka-<version>/libs), AGORA_KAFKA_VERSION (default below), AGORA_KAFKA_PORT (59092),
 # AGORA_KAFKA_CONTROLLER_PORT (59093), AGORA_KAFKA_START_TIMEOUT (seconds, 90),
 # AGORA_KAFKA_STOP_TIMEOUT (seconds before SIGKILL, 60), AGORA_KAFKA_HEAP_OPTS (-Xms256m -Xmx1g),
-# AGORA_KAFKA_SASL_PORT (59094).
+# AGORA_KAFKA_SASL_PORT (59094), AGORA_KAFKA_PROXIED_PORT (59095),
+# AGORA_KAFKA_PROXY_PORT (59096).
 #
 # Needs Java 17+ and Maven (installed from Debian when missing).
 set -euo pipefail
@@ -36,6 +41,9 @@ CONTROLLER_PORT="${AGORA_KAFKA_CONTROLLER_PORT:-59093}"
 BOOTSTRAP="$KAFKA_HOST:$KAFKA_PORT"
 SASL_PORT="${AGORA_KAFKA_SASL_PORT:-59094}"
 SASL_BOOTSTRAP="$KAFKA_HOST:$SASL_PORT"
+# A plaintext listener that advertises a proxy's address instead of its own.
+PROXIED_PORT="${AGORA_KAFKA_PROXIED_PORT:-59095}"
+PROXY_PORT="${AGORA_KAFKA_PROXY_PORT:-59096}"
 # The SASL_SSL listener's one user (a test credential: this broker listens on loopback only).
 SASL_USER=agora
 SASL_PASSWORD=agora-test-sasl-password
@@ -169,9 +177,9 @@ write_configs() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$KAFKA_HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$SASL_PORT,CONTROLLER://$KAFKA_HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$SASL_PORT,CONTROLLER://$KAFKA_HOST:$CONTROLLER_PORT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$SASL_PORT,PROXIED://$KAFKA_HOST:$PROXIED_PORT,CONTROLLER://$KAFKA_HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,SASL_SSL://$KAFKA_HOST:$SASL_PORT,PROXIED://$KAFKA_HOST:$PROXY_PORT,CONTROLLER://$KAFKA_HOST:$CONTROLLER_PORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,PROXIED:PLAINTEXT
 # SASL/PLAIN over TLS, as managed Kafka services offer it (scripts/tls.sh's certificate).
 listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
@@ -313,8 +321,12 @@ do_start() {
   write_configs
   if broker_pid >/dev/null; then
     wait_ready "$START_TIMEOUT"
-    info "already running (pid $(broker_pid)): $BOOTSTRAP"
-    return 0
+    if port_open "$KAFKA_HOST" "$PROXIED_PORT"; then
+      info "already running (pid $(broker_pid)): $BOOTSTRAP"
+      return 0
+    fi
+    info "the running broker predates a listener of this script; restarting it"
+    do_stop
   fi
   rm -f "$PID_FILE"
   if port_open "$KAFKA_HOST" "$KAFKA_PORT" || port_open "$KAFKA_HOST" "$CONTROLLER_PORT"; then
@@ -403,6 +415,7 @@ case "$cmd" in
     printf 'bootstrap=%s\nuser=%s\npassword=%s\nca=%s\n' "$SASL_BOOTSTRAP" "$SASL_USER" \
       "$SASL_PASSWORD" "$("$REPO_ROOT/scripts/tls.sh" dir)/ca.crt"
     ;;
+  proxied) printf '%s %s\n' "$KAFKA_HOST:$PROXIED_PORT" "$KAFKA_HOST:$PROXY_PORT" ;;
   topics) do_topics ;;
   reset) with_lock "$LOCK" do_reset ;;
   *) usage ;;

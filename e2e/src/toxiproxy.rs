@@ -29,11 +29,28 @@ impl Toxiproxy {
 
     /// A new proxy named `name` on a free local port to `upstream` (`host:port`).
     pub async fn create(&self, name: &str, upstream: &str) -> anyhow::Result<Proxy> {
+        self.create_at(name, "127.0.0.1:0", upstream).await
+    }
+
+    /// A new proxy named `name` listening on `listen` (`host:port`; port 0: a free one) to
+    /// `upstream`. A proxy left under that name by an earlier run is replaced.
+    pub async fn create_at(
+        &self,
+        name: &str,
+        listen: &str,
+        upstream: &str,
+    ) -> anyhow::Result<Proxy> {
+        // An earlier run that failed may have left it (404 when it did not).
+        let _ = self
+            .call(reqwest::Method::DELETE, &format!("/proxies/{name}"), None)
+            .await;
         let created = self
             .call(
                 reqwest::Method::POST,
                 "/proxies",
-                Some(json!({"name": name, "listen": "127.0.0.1:0", "upstream": upstream, "enabled": true})),
+                Some(
+                    json!({"name": name, "listen": listen, "upstream": upstream, "enabled": true}),
+                ),
             )
             .await?;
         let listen = created["listen"]

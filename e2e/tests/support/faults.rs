@@ -35,6 +35,24 @@ pub fn kafka_script(action: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The shared broker's listener for a fault proxy (`scripts/kafka.sh proxied`): the address
+/// it listens on, and the one it advertises, where the proxy must listen.
+pub fn kafka_proxied() -> anyhow::Result<(String, String)> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
+    let output = Command::new("bash").arg(script).arg("proxied").output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "scripts/kafka.sh proxied failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout)?;
+    let mut addresses = text.split_whitespace().map(str::to_owned);
+    match (addresses.next(), addresses.next()) {
+        (Some(listener), Some(advertised)) => Ok((listener, advertised)),
+        _ => anyhow::bail!("scripts/kafka.sh proxied printed {text:?}"),
+    }
+}
+
 /// Starts the shared broker again after it was killed: a killed broker's accepted
 /// connections linger in TIME_WAIT for a minute and Kafka binds its listener without
 /// SO_REUSEADDR, so a start can fail with "Address already in use" until they are gone;

@@ -91,7 +91,8 @@ impl Stack {
     pub async fn start_with_auth(kafka: bool, auth: AuthSettings) -> anyhow::Result<Stack> {
         let query_auth = auth.clone();
         let db = TestDatabase::create().await?;
-        Self::start_configured(db, kafka, query_auth, |settings| settings.auth = auth).await
+        let brokers = kafka.then(e2e::kafka_brokers);
+        Self::start_configured(db, brokers, query_auth, |settings| settings.auth = auth).await
     }
 
     /// [`Stack::start`] with the command API's settings changed by `configure`.
@@ -100,22 +101,31 @@ impl Stack {
         configure: impl FnOnce(&mut command_api::config::Settings),
     ) -> anyhow::Result<Stack> {
         let db = TestDatabase::create().await?;
-        Self::start_configured(db, kafka, AuthSettings::hs256(SECRET), configure).await
+        let brokers = kafka.then(e2e::kafka_brokers);
+        Self::start_configured(db, brokers, AuthSettings::hs256(SECRET), configure).await
     }
 
     /// [`Stack::start`] on `db` (a database of another cluster: one a test crashes, or one
     /// behind a fault proxy).
     pub async fn start_on(db: TestDatabase, kafka: bool) -> anyhow::Result<Stack> {
-        Self::start_configured(db, kafka, AuthSettings::hs256(SECRET), |_| {}).await
+        let brokers = kafka.then(e2e::kafka_brokers);
+        Self::start_configured(db, brokers, AuthSettings::hs256(SECRET), |_| {}).await
+    }
+
+    /// [`Stack::start`] through Kafka at `brokers` (e.g. behind a fault proxy).
+    pub async fn start_via(brokers: &str) -> anyhow::Result<Stack> {
+        let db = TestDatabase::create().await?;
+        let brokers = Some(brokers.to_owned());
+        Self::start_configured(db, brokers, AuthSettings::hs256(SECRET), |_| {}).await
     }
 
     async fn start_configured(
         db: TestDatabase,
-        kafka: bool,
+        brokers: Option<String>,
         auth: AuthSettings,
         configure: impl FnOnce(&mut command_api::config::Settings),
     ) -> anyhow::Result<Stack> {
-        let brokers = kafka.then(e2e::kafka_brokers);
+        let kafka = brokers.is_some();
         let prefix = kafka.then(|| format!("e2e{}", Uuid::new_v4().simple()));
         let mut settings = command_settings(
             &db.url,
