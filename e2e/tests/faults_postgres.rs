@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use eventstore::testing::TestDatabase;
 use serde_json::json;
-use support::faults::{all_ready_are, faults_script, Load};
+use support::faults::{all_ready_are, assert_survived, faults_script, Load};
 use support::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -66,15 +66,11 @@ async fn a_postgres_crash_under_load_loses_nothing() -> anyhow::Result<()> {
         unknown_when_recovered - unknown_in_outage,
         unknown_at_end - unknown_when_recovered,
     );
-    report.assert_clean()?;
+    assert_survived(&report, &summary)?;
     assert!(report.acknowledged >= 300, "{report:?}");
     assert!(
         report.unknown >= 16,
         "the outage left commands without answers: {report:?}"
-    );
-    assert_eq!(
-        summary.reads_other, 0,
-        "reads answered neither 200 nor 503: {summary:?}"
     );
     assert!(
         summary.reads_unavailable > 0,

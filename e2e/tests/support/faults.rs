@@ -293,6 +293,31 @@ impl Load {
     }
 }
 
+/// What every fault run must end with: the history clean (nothing lost or applied twice,
+/// the read models equal to the log) and every read answered 200 or 503.
+pub fn assert_survived(report: &Report, summary: &Summary) -> anyhow::Result<()> {
+    report.assert_clean()?;
+    anyhow::ensure!(
+        summary.reads_other == 0,
+        "reads answered neither 200 nor 503: {summary:?}"
+    );
+    Ok(())
+}
+
+/// [`assert_survived`] after a fault of Kafka alone: besides, no command went unanswered,
+/// since the broker is not on the write path.
+pub fn assert_survived_off_the_write_path(
+    report: &Report,
+    summary: &Summary,
+) -> anyhow::Result<()> {
+    assert_survived(report, summary)?;
+    anyhow::ensure!(
+        report.unknown == 0,
+        "the broker is not on the write path: {report:?}"
+    );
+    Ok(())
+}
+
 /// Counts of a run besides the checker's report.
 #[derive(Debug)]
 pub struct Summary {
