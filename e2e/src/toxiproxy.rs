@@ -110,6 +110,22 @@ impl Proxy {
             .map(drop)
     }
 
+    /// Adds a toxic (as [`Proxy::add_toxic`], named after its kind), awaits `during`, and
+    /// removes the toxic again, also when `during` failed.
+    pub async fn with_toxic<T>(
+        &self,
+        kind: &str,
+        stream: &str,
+        attributes: Value,
+        during: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let name = format!("{kind}-{stream}");
+        self.add_toxic(&name, kind, stream, attributes).await?;
+        let outcome = during.await;
+        self.remove_toxic(&name).await?;
+        outcome
+    }
+
     pub async fn remove_toxic(&self, name: &str) -> anyhow::Result<()> {
         self.server
             .call(

@@ -34,89 +34,72 @@ async fn network_faults_to_kafka_lose_nothing() -> anyhow::Result<()> {
         .await?;
 
     // Slow: 100 ms ± 50 each way.
-    for (name, stream) in [("latency-down", "downstream"), ("latency-up", "upstream")] {
+    let latency = json!({"latency": 100, "jitter": 50});
+    let during = async {
+        let down = load.acknowledge(&stack, 100, Duration::from_secs(60));
         proxy
-            .add_toxic(
-                name,
-                "latency",
-                stream,
-                json!({"latency": 100, "jitter": 50}),
-            )
-            .await?;
-    }
-    load.acknowledge(&stack, 100, Duration::from_secs(60))
+            .with_toxic("latency", "downstream", latency.clone(), down)
+            .await
+    };
+    proxy
+        .with_toxic("latency", "upstream", latency.clone(), during)
         .await?;
-    proxy.remove_toxic("latency-down").await?;
-    proxy.remove_toxic("latency-up").await?;
 
     // Narrow: 32 KB/s back from the broker (fetches and produce acknowledgements).
+    let during = load.acknowledge(&stack, 100, Duration::from_secs(60));
     proxy
-        .add_toxic("bandwidth", "bandwidth", "downstream", json!({"rate": 32}))
+        .with_toxic("bandwidth", "downstream", json!({"rate": 32}), during)
         .await?;
-    load.acknowledge(&stack, 100, Duration::from_secs(60))
-        .await?;
-    proxy.remove_toxic("bandwidth").await?;
 
     // Cut: every connection reset at once, five times, while events are in flight.
-    for round in 0..5 {
-        let toxic = format!("reset-{round}");
+    for _ in 0..5 {
+        let during = load.acknowledge(&stack, 30, Duration::from_secs(60));
         proxy
-            .add_toxic(&toxic, "reset_peer", "downstream", json!({"timeout": 0}))
+            .with_toxic("reset_peer", "downstream", json!({"timeout": 0}), during)
             .await?;
-        load.acknowledge(&stack, 30, Duration::from_secs(60))
-            .await?;
-        proxy.remove_toxic(&toxic).await?;
         load.acknowledge(&stack, 30, Duration::from_secs(60))
             .await?;
     }
 
     // Cut after a few kilobytes: connections die at arbitrary points of their traffic.
+    let during = load.acknowledge(&stack, 100, Duration::from_secs(60));
     proxy
-        .add_toxic(
-            "limit",
-            "limit_data",
-            "downstream",
-            json!({"bytes": 50_000}),
-        )
+        .with_toxic("limit_data", "downstream", json!({"bytes": 50_000}), during)
         .await?;
-    load.acknowledge(&stack, 100, Duration::from_secs(60))
-        .await?;
-    proxy.remove_toxic("limit").await?;
 
     // Stalled: nothing passes, and the connection closes after 2 s.
+    let during = load.acknowledge(&stack, 100, Duration::from_secs(60));
     proxy
-        .add_toxic("stall", "timeout", "downstream", json!({"timeout": 2000}))
+        .with_toxic("timeout", "downstream", json!({"timeout": 2000}), during)
         .await?;
-    load.acknowledge(&stack, 100, Duration::from_secs(60))
-        .await?;
-    proxy.remove_toxic("stall").await?;
     load.acknowledge(&stack, 50, Duration::from_secs(60))
         .await?;
 
     // Blackout: nothing passes and connections stay open. The proof that Kafka's traffic
     // runs through the proxy: a product created now is not projected while it lasts (the
     // query API's read-your-writes wait runs out), and is once it ends.
-    proxy
-        .add_toxic("blackout", "timeout", "downstream", json!({"timeout": 0}))
-        .await?;
-    let (product, version) = stack
-        .ok(
-            "/v1/products",
-            &stack.admin,
-            json!({"sku": "BLACKOUT-1", "name": "Lamp", "price_cents": 900, "currency": "EUR"}),
-        )
-        .await?;
     let viewer = stack.token("blackout-viewer", &[Role::Viewer]);
-    let path = format!("/v1/products/{product}?min_version={version}");
-    let during = stack.get(&path, &viewer).await?;
-    let status = during.status();
-    let body: serde_json::Value = during.json().await?;
-    assert_eq!(
-        (status.as_u16(), body["code"].as_str()),
-        (503, Some("not_yet_consistent")),
-        "projected although Kafka was cut off: {body}"
-    );
-    proxy.remove_toxic("blackout").await?;
+    let blackout = async {
+        let (product, version) = stack
+            .ok(
+                "/v1/products",
+                &stack.admin,
+                json!({"sku": "BLACKOUT-1", "name": "Lamp", "price_cents": 900, "currency": "EUR"}),
+            )
+            .await?;
+        let path = format!("/v1/products/{product}?min_version={version}");
+        let during = stack.get(&path, &viewer).await?;
+        let status = during.status();
+        let body: serde_json::Value = during.json().await?;
+        anyhow::ensure!(
+            status.as_u16() == 503 && body["code"] == "not_yet_consistent",
+            "projected although Kafka was cut off: {status} {body}"
+        );
+        Ok(path)
+    };
+    let path = proxy
+        .with_toxic("timeout", "downstream", json!({"timeout": 0}), blackout)
+        .await?;
     let lifted = Instant::now();
     stack
         .eventually(

@@ -45,61 +45,41 @@ async fn network_faults_to_postgres_lose_nothing() -> anyhow::Result<()> {
         .await?;
 
     // Slow: 100 ms ± 50 each way.
+    let latency = json!({"latency": 100, "jitter": 50});
+    let during = load.acknowledge(&stack, 40, Duration::from_secs(60));
     proxy
-        .add_toxic(
-            "latency",
-            "latency",
-            "downstream",
-            json!({"latency": 100, "jitter": 50}),
-        )
+        .with_toxic("latency", "downstream", latency, during)
         .await?;
-    load.acknowledge(&stack, 40, Duration::from_secs(60))
-        .await?;
-    proxy.remove_toxic("latency").await?;
 
     // Narrow: 16 KB/s towards PostgreSQL.
+    let during = load.acknowledge(&stack, 20, Duration::from_secs(60));
     proxy
-        .add_toxic("bandwidth", "bandwidth", "upstream", json!({"rate": 16}))
+        .with_toxic("bandwidth", "upstream", json!({"rate": 16}), during)
         .await?;
-    load.acknowledge(&stack, 20, Duration::from_secs(60))
-        .await?;
-    proxy.remove_toxic("bandwidth").await?;
 
     // Cut: every connection reset at once, five times, while commands are in flight.
-    for round in 0..5 {
-        let toxic = format!("reset-{round}");
+    for _ in 0..5 {
+        let during = load.lose_answers(&stack, 1, Duration::from_secs(30));
         proxy
-            .add_toxic(&toxic, "reset_peer", "downstream", json!({"timeout": 0}))
+            .with_toxic("reset_peer", "downstream", json!({"timeout": 0}), during)
             .await?;
-        load.lose_answers(&stack, 1, Duration::from_secs(30))
-            .await?;
-        proxy.remove_toxic(&toxic).await?;
         load.acknowledge(&stack, 20, Duration::from_secs(60))
             .await?;
     }
 
     // Cut after a few kilobytes: connections die at arbitrary points of their traffic.
+    let during = load.lose_answers(&stack, 8, Duration::from_secs(60));
     proxy
-        .add_toxic(
-            "limit",
-            "limit_data",
-            "downstream",
-            json!({"bytes": 20_000}),
-        )
+        .with_toxic("limit_data", "downstream", json!({"bytes": 20_000}), during)
         .await?;
-    load.lose_answers(&stack, 8, Duration::from_secs(60))
-        .await?;
-    proxy.remove_toxic("limit").await?;
     load.acknowledge(&stack, 20, Duration::from_secs(60))
         .await?;
 
     // Stalled: nothing passes, and the connection closes after 2 s.
+    let during = load.lose_answers(&stack, 8, Duration::from_secs(60));
     proxy
-        .add_toxic("stall", "timeout", "downstream", json!({"timeout": 2000}))
+        .with_toxic("timeout", "downstream", json!({"timeout": 2000}), during)
         .await?;
-    load.lose_answers(&stack, 8, Duration::from_secs(60))
-        .await?;
-    proxy.remove_toxic("stall").await?;
     all_ready_are(&stack, 200, Duration::from_secs(60)).await?;
     load.acknowledge(&stack, 50, Duration::from_secs(60))
         .await?;
