@@ -236,6 +236,7 @@ pub fn run(
             .configure(configure)
             .default_service(web::to(http::no_such_route))
     })
+    .keep_alive(http::KEEP_ALIVE)
     .disable_signals()
     .shutdown_timeout(30);
     server = match tls {

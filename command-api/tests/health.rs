@@ -95,3 +95,56 @@ async fn readyz_and_commands_are_503_while_the_database_is_unreachable() {
     assert_eq!(response.status(), 200);
     assert_eq!(body_of(response).await["version"], 2);
 }
+
+/// Sends `GET /healthz` on `stream` and reads the whole answer; `None` if the server has
+/// closed the connection.
+async fn healthz_on(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: agora\r\n\r\n")
+        .await
+        .ok()?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        answer.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|n| n.trim().to_owned())
+                })
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return Some(text);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_connection_stays_open_longer_than_a_load_balancers_idle_timeout_would_need() {
+    let app = TestApp::spawn().await;
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let first = healthz_on(&mut stream).await.expect("an answer");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+
+    // Idle past actix-web's default keep-alive (5 s), which closed such a connection just
+    // as a pooled client or a load balancer sent its next request on it (no answer).
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let second = healthz_on(&mut stream)
+        .await
+        .expect("the server closed an idle connection after less than 7 s");
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+}

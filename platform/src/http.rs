@@ -9,6 +9,12 @@ use percent_encoding::percent_decode_str;
 
 use crate::problem::Problem;
 
+/// How long an idle client connection stays open. Longer than the idle timeouts of
+/// common load balancers and client pools (60 s), so the peer is the one to close an
+/// idle connection: a server that closes first races a request the peer is just
+/// sending on it, and that request gets no answer (a 502 at a load balancer).
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
+
 /// The largest accepted JSON body.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
 

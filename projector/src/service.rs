@@ -155,6 +155,7 @@ impl Projector {
                 .route("/metrics", web::get().to(metrics_endpoint))
         })
         .workers(1)
+        .keep_alive(platform::http::KEEP_ALIVE)
         .disable_signals()
         .listen(listener)?
         .run();

@@ -179,7 +179,8 @@ pub fn run(
             .app_data(http::query_config())
             .configure(configure)
             .default_service(web::to(http::no_such_route))
-    });
+    })
+    .keep_alive(http::KEEP_ALIVE);
     server = match tls {
         Some(tls) => server.listen_rustls_0_23(listener, tls)?,
         None => server.listen(listener)?,

@@ -194,7 +194,10 @@ async fn answered(answer: reqwest::Result<reqwest::Response>) -> (Option<String>
                 (None, None)
             }
         }
-        Err(error) => (Some(format!("no answer: {error}")), None),
+        Err(error) => (
+            Some(format!("no answer: {:#}", anyhow::Error::from(error))),
+            None,
+        ),
     }
 }
 
@@ -473,6 +476,9 @@ async fn main() -> Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(64)
+        // Below the services' keep-alive, as a client should be: the pool drops an
+        // idle connection before the server may close it under a request.
+        .pool_idle_timeout(platform::http::KEEP_ALIVE / 2)
         .build()?;
     for service in &mut services {
         wait_ready(&http, service).await?;
