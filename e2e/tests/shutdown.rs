@@ -97,8 +97,17 @@ async fn sigterm_under_load_loses_no_acknowledged_command() -> anyhow::Result<()
             acknowledged
         }));
     }
+    // A client that keeps an idle keep-alive connection open (a browser, a load balancer):
+    // it must not hold the shutdown until the 30 s shutdown timeout.
+    let idle = reqwest::Client::new();
+    idle.get(format!("{base}/healthz"))
+        .send()
+        .await?
+        .text()
+        .await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let pid = server.0.id().to_string();
+    let terminated_at = std::time::Instant::now();
     let status = Command::new("kill").args(["-TERM", &pid]).status()?;
     anyhow::ensure!(status.success(), "kill -TERM failed");
     let mut acknowledged = Vec::new();
@@ -106,9 +115,15 @@ async fn sigterm_under_load_loses_no_acknowledged_command() -> anyhow::Result<()
         acknowledged.extend(client.await?);
     }
     let exit = tokio::task::spawn_blocking(move || server.0.wait()).await??;
+    let shutdown = terminated_at.elapsed();
+    drop(idle);
     assert!(
         exit.success(),
         "the command API exits cleanly on SIGTERM: {exit:?}"
+    );
+    assert!(
+        shutdown < Duration::from_secs(20),
+        "an idle keep-alive connection held the shutdown for {shutdown:?}"
     );
     assert!(
         acknowledged.len() > 10,
