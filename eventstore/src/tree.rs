@@ -126,18 +126,60 @@ impl EventStore {
                 &[],
             )
             .await?;
-        row.map(|row| {
-            let root: &[u8] = row.try_get(1)?;
-            let signature: &[u8] = row.try_get(4)?;
-            Ok(Checkpoint {
-                tree_size: row.try_get::<_, i64>(0)?.max(0) as u64,
-                root_hash: hex::encode(root),
-                timestamp: format_timestamp(row.try_get(2)?),
-                key_id: row.try_get(3)?,
-                signature: BASE64.encode(signature),
-            })
-        })
-        .transpose()
+        row.as_ref().map(checkpoint_of_row).transpose()
+    }
+
+    /// The newest `limit` stored checkpoints that name `key_id`, largest tree first (their
+    /// signatures unchecked: the signer checks them against its key).
+    pub async fn checkpoints_of_key(
+        &self,
+        key_id: &str,
+        limit: i64,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT tree_size, root_hash, signed_at, key_id, signature FROM log_checkpoints \
+                 WHERE key_id = $1 ORDER BY tree_size DESC, id DESC LIMIT $2",
+                &[&key_id, &limit],
+            )
+            .await?;
+        rows.iter().map(checkpoint_of_row).collect()
+    }
+
+    /// A tree node or sequence number stored beyond the tree of `size` leaves, named, if
+    /// there is one (the sequencer writes none: a forged row). One index probe per level.
+    pub async fn tree_rows_beyond(&self, size: u64) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let levels: Vec<i16> = (0..63).collect();
+        let first_beyond: Vec<i64> = (0..63u32).map(|level| (size >> level) as i64).collect();
+        let node = client
+            .query_opt(
+                "SELECT n.level, n.idx FROM unnest($1::smallint[], $2::bigint[]) AS w(level, idx) \
+                 JOIN LATERAL (SELECT level, idx FROM merkle_nodes m \
+                               WHERE m.level = w.level AND m.idx >= w.idx LIMIT 1) n ON true \
+                 LIMIT 1",
+                &[&levels, &first_beyond],
+            )
+            .await?;
+        if let Some(row) = node {
+            let level: i16 = row.try_get(0)?;
+            let index: i64 = row.try_get(1)?;
+            return Ok(Some(format!("a tree node at level {level} index {index}")));
+        }
+        let sequence = client
+            .query_opt(
+                "SELECT sequence FROM event_sequence WHERE sequence > $1 ORDER BY sequence LIMIT 1",
+                &[&(size as i64)],
+            )
+            .await?;
+        match sequence {
+            Some(row) => Ok(Some(format!(
+                "sequence number {}",
+                row.try_get::<_, i64>(0)?
+            ))),
+            None => Ok(None),
+        }
     }
 
     /// The log's published public key: the one that signed the newest checkpoint.
@@ -158,4 +200,17 @@ impl EventStore {
         })
         .transpose()
     }
+}
+
+/// A `log_checkpoints` row (`tree_size, root_hash, signed_at, key_id, signature`).
+fn checkpoint_of_row(row: &tokio_postgres::Row) -> Result<Checkpoint, StoreError> {
+    let root: &[u8] = row.try_get(1)?;
+    let signature: &[u8] = row.try_get(4)?;
+    Ok(Checkpoint {
+        tree_size: row.try_get::<_, i64>(0)?.max(0) as u64,
+        root_hash: hex::encode(root),
+        timestamp: format_timestamp(row.try_get(2)?),
+        key_id: row.try_get(3)?,
+        signature: BASE64.encode(signature),
+    })
 }

@@ -6,11 +6,13 @@
 //!   Merkle tree of the sequenced log (against a kept checkpoint with `--checkpoint`), and
 //!   prints the report of `GET /v1/audit/verify`; exit code 0 when all holds, 1 when not.
 //! - `checkpoint` saves the newest signed checkpoint, for auditors to keep.
+//! - `rebuild-tree` recovers a halted signer: the sequence and tree rebuilt from the events.
 //!
 //! docs/AUDIT.md describes the algorithm for auditors who verify with their own code.
 
 pub mod checkpoint;
 pub mod export;
+pub mod rebuild_tree;
 pub mod report;
 pub mod verify;
 
@@ -38,6 +40,8 @@ pub enum AuditCommand {
     Verify(verify::VerifyArgs),
     /// Save the newest signed checkpoint of the log.
     Checkpoint(checkpoint::CheckpointArgs),
+    /// Rebuild the log's sequence and Merkle tree from the events (after the signer halted).
+    RebuildTree(rebuild_tree::RebuildTreeArgs),
 }
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
@@ -45,6 +49,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Export(args) => export::run(args).await,
         AuditCommand::Verify(args) => verify::run(args).await,
         AuditCommand::Checkpoint(args) => checkpoint::run(args).await,
+        AuditCommand::RebuildTree(args) => rebuild_tree::run(args).await,
     }
 }
 

@@ -8,13 +8,18 @@
 //! (`{"Authorization": "Bearer <token>"}`) or the upgrade request's header.
 //!
 //! Queries deeper than [`MAX_DEPTH`] or costlier than [`MAX_COMPLEXITY`] (each field
-//! costs 1, a list page its `first` times what each item costs) are refused before
-//! anything is read. Errors carry `extensions.code` (API.md's codes) and never the
+//! costs 1, a list its most items times what each item costs: a page its `first`, sales its
+//! buckets, top products its `limit`) are refused before anything is read, aliases and
+//! fragments counted. A request that passes still has a budget: at most [`MAX_READS`]
+//! read-model queries ([`ReadBudget`]) and [`DEADLINE`] to answer. Errors carry `extensions.code` (API.md's codes) and never the
 //! details of a server failure, which go to the log. The schema is committed as
 //! `query-api/schema.graphql`; a test keeps it equal to [`sdl`].
 
 mod query;
 mod subscription;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -34,8 +39,37 @@ pub type AgoraSchema = Schema<Query, EmptyMutation, Subscription>;
 
 /// The deepest selection accepted (GraphiQL's introspection query is 13 deep).
 pub const MAX_DEPTH: usize = 15;
-/// The costliest query accepted: one full page (500) of one list with every field.
+/// The costliest query accepted: one full page (500) of one list with every field, or
+/// about 1,600 hourly sales buckets with every field.
 pub const MAX_COMPLEXITY: usize = 10_000;
+/// The most read-model queries one request may make (a dashboard's query makes a few).
+pub const MAX_READS: usize = 32;
+/// The longest one request may run.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// What is left of one request's [`MAX_READS`].
+#[derive(Debug, Default)]
+pub(crate) struct ReadBudget(AtomicUsize);
+
+impl ReadBudget {
+    /// Counts one read-model query; an error once the budget is spent.
+    pub(crate) fn spend(&self) -> async_graphql::Result<()> {
+        if self.0.fetch_add(1, Ordering::Relaxed) < MAX_READS {
+            Ok(())
+        } else {
+            Err(too_costly(format!(
+                "the request makes more than {MAX_READS} read-model queries; split it"
+            )))
+        }
+    }
+}
+
+/// An error with `extensions.code` `too_costly`.
+fn too_costly(message: String) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, extensions| {
+        extensions.set("code", "too_costly");
+    })
+}
 
 /// The schema, its subscriptions fed by `live`.
 pub fn schema(live: Live) -> AgoraSchema {
@@ -89,8 +123,19 @@ pub async fn execute(
     state: web::Data<AppState>,
     request: web::Json<async_graphql::Request>,
 ) -> HttpResponse {
-    let request = request.into_inner().data(caller).data(state.into_inner());
-    let response = schema.execute(request).await;
+    let request = request
+        .into_inner()
+        .data(caller)
+        .data(state.into_inner())
+        .data(ReadBudget::default());
+    let response = match tokio::time::timeout(DEADLINE, schema.execute(request)).await {
+        Ok(response) => response,
+        Err(_) => async_graphql::Response::from_errors(vec![too_costly(format!(
+            "the request ran past its {} s deadline",
+            DEADLINE.as_secs()
+        ))
+        .into_server_error(async_graphql::Pos::default())]),
+    };
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
         .json(&response)

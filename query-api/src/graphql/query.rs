@@ -30,8 +30,42 @@ fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
         .saturating_mul(child_complexity)
 }
 
-/// The read model of the request's HTTP worker.
+/// What sales cost: the buckets the range spans (as the resolver will resolve it) times a
+/// bucket.
+fn sales_cost(
+    from: &Option<Timestamp>,
+    to: &Option<Timestamp>,
+    bucket: Option<Bucket>,
+    child_complexity: usize,
+) -> usize {
+    let buckets = SalesRange::resolve(
+        bucket.unwrap_or_default(),
+        from.map(|t| t.0),
+        to.map(|t| t.0),
+        Utc::now(),
+    )
+    .map_or(1, |range| range.count.max(1));
+    usize::try_from(buckets)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(child_complexity)
+}
+
+/// What top products cost: `limit` (default 10, at most 100) times an item.
+fn top_cost(limit: Option<i32>, child_complexity: usize) -> usize {
+    let limit = limit
+        .map_or(TOP_DEFAULT_LIMIT, i64::from)
+        .clamp(1, TOP_MAX_LIMIT);
+    usize::try_from(limit)
+        .unwrap_or(1)
+        .saturating_mul(child_complexity)
+}
+
+/// The read model of the request's HTTP worker, counted against the request's
+/// [`super::ReadBudget`] (subscriptions have none).
 fn read<'a>(ctx: &Context<'a>) -> Result<&'a ReadModel> {
+    if let Some(budget) = ctx.data_opt::<super::ReadBudget>() {
+        budget.spend()?;
+    }
     Ok(&ctx.data::<Arc<AppState>>()?.read)
 }
 
@@ -113,7 +147,8 @@ impl Query {
     }
 
     /// Sales per bucket over `[from, to)` (`admin`, `viewer`): the same defaults and
-    /// limits as `GET /v1/dashboard/sales`.
+    /// limits as `GET /v1/dashboard/sales`. Costs its buckets times a bucket's fields.
+    #[graphql(complexity = "sales_cost(&from, &to, bucket, child_complexity)")]
     async fn sales(
         &self,
         ctx: &Context<'_>,
@@ -137,6 +172,7 @@ impl Query {
     }
 
     /// The best-selling products, `limit` 1 to 100 (default 10) (`admin`, `viewer`).
+    #[graphql(complexity = "top_cost(limit, child_complexity)")]
     async fn top_products(&self, ctx: &Context<'_>, limit: Option<i32>) -> Result<TopProducts> {
         caller(ctx)?
             .require_any(DASHBOARD_ROLES)

@@ -464,3 +464,70 @@ async fn graphiql_is_served_from_the_binary() {
     let missing = app.get_anonymous("/graphql/assets/../../Cargo.toml").await;
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn amplification_by_aliases_fragments_and_lists_is_refused_before_it_reads() {
+    let app = TestApp::spawn().await;
+    let product = app.insert_product("A-1", 1, 0, 1).await;
+    let six_months = json!({"f": "2024-01-01T00:00:00Z", "t": "2024-07-01T00:00:00Z"});
+
+    // The reported attack: 3,000 aliases of six months of hourly buckets.
+    let sales = "sales(from: $f, to: $t) { buckets { start } }";
+    let aliases: String = (0..3000).map(|i| format!("s{i}: {sales} ")).collect();
+    let query = format!("query($f: DateTime, $t: DateTime) {{ {aliases} }}");
+    let body = graphql(&app, &app.viewer, &query, six_months.clone()).await;
+    assert_refused_as_too_complex(&body);
+    // The same through a fragment spread many times.
+    let spreads: String = (0..3000)
+        .map(|i| format!("f{i}: sales(from: $f, to: $t) {{ ...B }} "))
+        .collect();
+    let query = format!(
+        "query($f: DateTime, $t: DateTime) {{ {spreads} }} fragment B on Sales {{ buckets {{ start ordersPlaced revenueCents }} }}"
+    );
+    let body = graphql(&app, &app.viewer, &query, six_months.clone()).await;
+    assert_refused_as_too_complex(&body);
+    // One such range with one field is one list within the limit.
+    let one = data(
+        &app,
+        &app.viewer,
+        &format!("query($f: DateTime, $t: DateTime) {{ {sales} }}"),
+        six_months,
+    )
+    .await;
+    assert_eq!(one["sales"]["buckets"].as_array().map(Vec::len), Some(4368));
+
+    // Aliases of full pages, and of top products at their largest.
+    let pages: String = (0..20)
+        .map(|i| format!("p{i}: products(first: 500) {{ nodes {{ id }} }} "))
+        .collect();
+    assert_refused_as_too_complex(
+        &graphql(&app, &app.viewer, &format!("{{ {pages} }}"), json!({})).await,
+    );
+    let tops: String = (0..40)
+        .map(|i| format!("t{i}: topProducts(limit: 100) {{ items {{ sku name unitsSold }} }} "))
+        .collect();
+    assert_refused_as_too_complex(
+        &graphql(&app, &app.viewer, &format!("{{ {tops} }}"), json!({})).await,
+    );
+
+    // Cheap fields that each read the database: the request's read budget ends them.
+    let reads: String = (0..200)
+        .map(|i| format!("r{i}: product(id: \"{product}\") {{ id }} "))
+        .collect();
+    let body = graphql(&app, &app.viewer, &format!("{{ {reads} }}"), json!({})).await;
+    let codes = error_codes(&body);
+    assert!(!codes.is_empty(), "{body}");
+    assert!(codes.iter().all(|code| code == "too_costly"), "{body}");
+    assert_eq!(
+        codes.len(),
+        200 - query_api::graphql::MAX_READS,
+        "every read past the budget is refused: {body}"
+    );
+}
+
+/// The answer of a query refused by the complexity limit: an error, and nothing resolved.
+fn assert_refused_as_too_complex(body: &Value) {
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("too complex"), "{body}");
+    assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+}
