@@ -313,13 +313,15 @@ impl<'a> Filler<'a> {
         }
         let id = self.placed.swap_remove(self.rng.index(self.placed.len()));
         let order = &self.orders[&id];
-        let events = order.decide(OrderCommand::Pay {
+        // As the provider's webhook records it.
+        let events = order.decide(OrderCommand::ConfirmPayment {
             amount_cents: order.total_cents(),
             currency: order
                 .currency()
                 .cloned()
                 .context("an order has a currency")?,
-            payment_ref: PaymentRef::parse(format!("psp-{}", id.simple()))?,
+            payment_id: PaymentRef::parse(format!("pi_{}", id.simple()))?,
+            provider_event: domain::ProviderEventId::parse(format!("evt_{}", id.simple()))?,
         })?;
         self.add_order_events(id, events);
         self.paid.push(id);
@@ -351,10 +353,26 @@ impl<'a> Filler<'a> {
         } else {
             return self.place();
         };
+        let order = &self.orders[&id];
+        let refund = order
+            .payments()
+            .refundable_payment(order.payments().refundable_cents())
+            .filter(|_| from_paid)
+            .map(|payment| -> Result<domain::RefundRequest> {
+                Ok(domain::RefundRequest {
+                    refund_id: domain::RefundId::parse(format!("re_{}", id.simple()))?,
+                    payment_id: payment.payment_id.clone(),
+                    amount_cents: order.payments().refundable_cents(),
+                    reason: domain::Reason::parse("order cancelled")?,
+                    succeeded: true,
+                })
+            })
+            .transpose()?;
         let decided = domain::cancel_order(
             OrderId::from_uuid(id),
-            &self.orders[&id],
+            order,
             CancelReason::parse("customer request")?,
+            refund,
             &self.product_state,
         )?;
         self.add_placement(id, decided);

@@ -107,6 +107,7 @@ impl Stack {
                 webhook_retry_base: std::time::Duration::from_secs(5),
                 log_signing_key: None,
                 checkpoint_interval: std::time::Duration::from_secs(10),
+                payments: Default::default(),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());

@@ -87,4 +87,7 @@ pub struct Settings {
     /// `10s`, `500ms`, `1m`.
     #[arg(long, env = "AGORA_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub checkpoint_interval: Duration,
+    /// The payment provider (`AGORA_PAYMENTS`, `AGORA_STRIPE_*`).
+    #[command(flatten)]
+    pub payments: crate::payments::PaymentSettings,
 }

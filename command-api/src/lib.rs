@@ -8,6 +8,7 @@ pub mod errors;
 pub mod execution;
 pub mod headers;
 pub mod openapi;
+pub mod payments;
 pub mod reactors;
 pub mod requests;
 pub mod routes;

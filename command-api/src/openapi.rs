@@ -9,7 +9,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse};
 
 use crate::execution::CommandAccepted;
 use crate::requests;
-use crate::routes::{health, orders, products, webhooks};
+use crate::routes::{health, orders, payments, products, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -32,6 +32,10 @@ use crate::routes::{health, orders, products, webhooks};
         orders::pay,
         orders::ship,
         orders::cancel,
+        payments::checkout,
+        payments::confirm,
+        payments::refund,
+        payments::stripe_webhook,
         webhooks::create,
         webhooks::list,
         webhooks::get,
@@ -59,12 +63,16 @@ use crate::routes::{health, orders, products, webhooks};
             PayOrderRefused,
             ShipOrderRefused,
             CancelOrderRefused,
+            CheckoutRefused,
+            ConfirmPaymentRefused,
+            RefundRefused,
         )
     ),
     modifiers(&Common),
     tags(
         (name = "products", description = "Product commands (role `admin`)."),
         (name = "orders", description = "Order commands."),
+        (name = "payments", description = "Payments through the payment provider, its webhook, refunds."),
         (name = "webhooks", description = "Webhook subscriptions and deliveries (role `admin`)."),
         (name = "operations", description = "Health, readiness and metrics (no token)."),
     )
@@ -205,8 +213,23 @@ platform::problem_responses! {
     /// 422 of `POST /v1/orders/{id}/cancel`.
     pub CancelOrderRefused => 422,
         "Refused; nothing was appended. `invalid_state`: the order is `shipped` or already \
-         `cancelled`.",
+         `cancelled`; `payment_provider_refused`: the provider refused the refund of a paid \
+         order.",
+        ["invalid_state", "payment_provider_refused", "idempotency_key_reused"];
+    /// 422 of `POST /v1/orders/{id}/payment`.
+    pub CheckoutRefused => 422,
+        "Refused; nothing was appended. `invalid_state`: the order is not `placed`; \
+         `payment_provider_refused`: the provider refused the payment.",
+        ["invalid_state", "payment_provider_refused"];
+    /// 422 of `POST /v1/orders/{id}/payment/confirm`.
+    pub ConfirmPaymentRefused => 422,
+        "Refused; nothing was appended. `invalid_state`: the order has no open payment.",
         ["invalid_state", "idempotency_key_reused"];
+    /// 422 of `POST /v1/orders/{id}/refunds`.
+    pub RefundRefused => 422,
+        "Refused; nothing was appended. `refund_exceeds_payment`: more than was paid minus \
+         what was refunded; `payment_provider_refused`: the provider refused the refund.",
+        ["refund_exceeds_payment", "payment_provider_refused"];
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 
 use domain::{
     CancelReason, Carrier, Currency, CustomerId, OrderLines, PaymentRef, PriceCents, ProductName,
-    RestockQuantity, Sku, StockQuantity, TrackingNumber,
+    Reason, RestockQuantity, Sku, StockQuantity, TrackingNumber,
 };
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
@@ -99,17 +99,40 @@ pub struct OrderLine {
 /// `POST /v1/orders/{id}/pay`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
-#[schema(example = json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123"}))]
+#[schema(example = json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "bank-2024-0042",
+                          "reason": "bank transfer received on 2024-05-02"}))]
 pub struct PayOrder {
     /// Must equal the order total (422 `amount_mismatch`).
     pub amount_cents: i64,
     /// Must equal the order currency (422 `amount_mismatch`).
     #[schema(value_type = String, pattern = "^[A-Z]{3}$", min_length = 3, max_length = 3)]
     pub currency: Currency,
-    /// The payment provider's reference.
+    /// The offline payment's reference (a bank transfer's, a receipt's).
     #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub payment_ref: PaymentRef,
+    /// Why the payment is recorded by hand (required, not blank).
+    #[schema(value_type = String, min_length = 1, max_length = 500)]
+    pub reason: Reason,
 }
+
+/// `POST /v1/orders/{id}/refunds`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({"amount_cents": 1299, "reason": "one mug arrived broken"}))]
+pub struct RefundOrder {
+    /// At most what was paid minus what was refunded (422 `refund_exceeds_payment`).
+    #[schema(minimum = 1)]
+    pub amount_cents: i64,
+    /// Why (required, not blank).
+    #[schema(value_type = String, min_length = 1, max_length = 500)]
+    pub reason: Reason,
+}
+
+/// A command without a body: `{}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({}))]
+pub struct Empty {}
 
 /// `POST /v1/orders/{id}/ship`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -185,6 +208,8 @@ object_only!(
     Discontinue,
     PlaceOrder,
     PayOrder,
+    RefundOrder,
+    Empty,
     ShipOrder,
     CancelOrder,
 );

@@ -11,7 +11,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use eventstore::checkpoint::LogSigningKey;
 use eventstore::relay::{run_relay, RelayConfig};
-use eventstore::sequencer::{run_sequencer, SequencerConfig};
+use eventstore::sequencer::{run_sequencer, state_file_beside, SequencerConfig, SequencerStatus};
 use eventstore::{connect_pool, migrate, EventStore, GroupCommitLimits};
 use platform::telemetry::{metrics_endpoint, metrics_handle, track_requests};
 use platform::{http, Authenticator};
@@ -21,7 +21,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::execution::{Engine, StreamLocks};
 use crate::reactors::{ReactorStatuses, Reactors};
-use crate::routes::{health, orders, products, webhooks, AppState};
+use crate::routes::{health, orders, payments, products, webhooks, AppState};
 use crate::webhooks::secrets::SecretBox;
 use crate::webhooks::WebhookSettings;
 use eventstore::follower::FollowerStatus;
@@ -43,6 +43,7 @@ impl Application {
     /// Migrates the store, connects, and binds `settings.addr`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let authenticator = settings.auth.authenticator()?;
+        let payments = Arc::new(settings.payments.payments().map_err(anyhow::Error::msg)?);
         let signing_key = settings
             .log_signing_key
             .as_deref()
@@ -78,9 +79,12 @@ impl Application {
                 let task = tokio::spawn(run_relay(config, store.clone(), stopped));
                 (stop, task)
             });
+        let sequencer_status = SequencerStatus::default();
         let sequencer = {
             let mut config = SequencerConfig::new(&settings.database_url, signing_key);
             config.checkpoint_interval = settings.checkpoint_interval;
+            config.state_file = settings.log_signing_key.as_deref().map(state_file_beside);
+            config.status = sequencer_status.clone();
             let (stop, stopped) = watch::channel(false);
             (
                 stop,
@@ -113,12 +117,15 @@ impl Application {
             customer_locks: StreamLocks::default(),
             webhooks: webhooks.clone(),
             reactors: statuses.clone(),
+            sequencer: sequencer_status,
+            payments: payments.clone(),
         });
         let reactors = settings.reactors.then(|| {
             Reactors::spawn(
                 &settings.database_url,
                 state.engine.clone(),
                 settings.payment_ttl,
+                payments.clone(),
                 webhooks,
                 &statuses,
             )
@@ -195,6 +202,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 )
                 .route("/orders", web::post().to(orders::place))
                 .route("/orders/{id}/pay", web::post().to(orders::pay))
+                .route("/orders/{id}/payment", web::post().to(payments::checkout))
+                .route(
+                    "/orders/{id}/payment/confirm",
+                    web::post().to(payments::confirm),
+                )
+                .route("/orders/{id}/refunds", web::post().to(payments::refund))
+                .route(
+                    "/payments/stripe/webhook",
+                    web::post().to(payments::stripe_webhook),
+                )
                 .route("/orders/{id}/ship", web::post().to(orders::ship))
                 .route("/orders/{id}/cancel", web::post().to(orders::cancel))
                 .route("/webhooks", web::post().to(webhooks::create))

@@ -16,6 +16,7 @@ struct KeyFile(std::path::PathBuf);
 impl Drop for KeyFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(eventstore::sequencer::state_file_beside(&self.0));
     }
 }
 
@@ -164,6 +165,108 @@ async fn sequence_reads_skip_missing_events_and_number_scattered_pages() {
     );
     let rest = store.read_sequenced(4, 3).await.expect("read");
     assert_eq!(numbers(&rest), vec![Some(5), Some(6)]);
+}
+
+/// The reported forgery: a database user who may write the tree's tables inserts one node
+/// at level 20 and sets the tree's size to 2^20. The signer must not sign the forged tree;
+/// it halts, says why on `/readyz`, and keeps the last good checkpoint as the newest. The
+/// recovery command rebuilds the tree from the events, and the next checkpoint is a proven
+/// extension of the one before the forgery.
+#[tokio::test]
+async fn a_forged_tree_is_never_signed_and_the_rebuild_recovers() {
+    for forgery in [
+        "INSERT INTO merkle_nodes (level, idx, hash) VALUES (20, 0, decode(repeat('ab', 32), 'hex')); \
+         UPDATE log_sequencer SET tree_size = 1048576",
+        // A junk node where the next real one goes: the next batch cannot insert it.
+        "INSERT INTO merkle_nodes (level, idx, hash) \
+         SELECT 0, tree_size, decode(repeat('cd', 32), 'hex') FROM log_sequencer",
+    ] {
+        let key = LogSigningKey::generate();
+        let file = key_file(&key.to_pem().expect("pem"));
+        let path = file.0.clone();
+        let app = TestApp::spawn_with(|settings| {
+            settings.log_signing_key = Some(path);
+            settings.checkpoint_interval = Duration::from_millis(100);
+        })
+        .await;
+        app.create_product("GOOD-1", 100, 1).await;
+        app.create_product("GOOD-2", 100, 1).await;
+        let store = &app.db.store;
+        let before = checkpoint_of(store, 2).await;
+
+        let owner = eventstore::testing::attacker_session(&app.db.url)
+            .await
+            .expect("a superuser");
+        owner.batch_execute(forgery).await.expect("forge the tree");
+        app.create_product("AFTER-1", 100, 1).await;
+        let halted = eventstore::testing::eventually_some(
+            "the signer halts",
+            Duration::from_secs(30),
+            || async {
+                readiness(&app).await["signer_halted"]
+                    .as_str()
+                    .map(str::to_owned)
+            },
+        )
+        .await;
+        assert!(halted.contains("tree"), "{halted}");
+        let latest = store.latest_checkpoint().await.expect("read");
+        assert_eq!(latest.as_ref(), Some(&before), "{forgery}");
+        let signed: i64 = owner
+            .query_one("SELECT COALESCE(max(tree_size), 0) FROM log_checkpoints", &[])
+            .await
+            .expect("read")
+            .get(0);
+        assert_eq!(signed, 2, "nothing beyond the real log was signed");
+
+        eventstore::sequencer::rebuild_tree(&app.db.url)
+            .await
+            .expect("the recovery command");
+        app.create_product("AFTER-2", 100, 1).await;
+        let after = checkpoint_of(store, 4).await;
+        assert_eq!(after.verify(&key.public_key()), Ok(()));
+        let proof = store.consistency_proof(2, 4).await.expect("proof");
+        assert!(eventstore::merkle::verify_consistency(
+            2,
+            4,
+            &before.root().expect("root"),
+            &after.root().expect("root"),
+            &proof,
+        ));
+        eventstore::testing::eventually("the signer is healthy again", Duration::from_secs(30), || async {
+            let ready = readiness(&app).await;
+            ready.get("signer_halted").is_none() && ready["status"] == "ready"
+        })
+        .await;
+    }
+}
+
+/// The command API's `/readyz` answer (null when there is none).
+async fn readiness(app: &TestApp) -> serde_json::Value {
+    match app.http.get(format!("{}/readyz", app.address)).send().await {
+        Ok(response) => response.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+/// Waits for a signed checkpoint of exactly `events` events.
+async fn checkpoint_of(
+    store: &eventstore::EventStore,
+    events: u64,
+) -> eventstore::checkpoint::Checkpoint {
+    eventstore::testing::eventually_some(
+        &format!("a checkpoint of {events} events"),
+        Duration::from_secs(60),
+        || async {
+            store
+                .latest_checkpoint()
+                .await
+                .ok()
+                .flatten()
+                .filter(|checkpoint| checkpoint.tree_size == events)
+        },
+    )
+    .await
 }
 
 /// The events' sequence numbers, in order.

@@ -75,6 +75,16 @@ pub enum DomainError {
         currency: Currency,
     },
 
+    /// A refund asks for more than was paid and not yet refunded.
+    #[error(
+        "a refund may be at most what was paid and not yet refunded: {refundable_cents} \
+         (minor units)"
+    )]
+    RefundExceedsPayment {
+        /// What may still be refunded.
+        refundable_cents: i64,
+    },
+
     /// An order mixes products priced in different currencies.
     #[error(
         "all products of an order must have the same currency: the order is in \
@@ -113,6 +123,7 @@ impl DomainError {
     /// | `ProductDiscontinued` | `product_discontinued` |
     /// | `AmountMismatch` | `amount_mismatch` |
     /// | `CurrencyMismatch` | `currency_mismatch` |
+    /// | `RefundExceedsPayment` | `refund_exceeds_payment` |
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "not_found",
@@ -123,6 +134,7 @@ impl DomainError {
             Self::ProductDiscontinued { .. } => "product_discontinued",
             Self::AmountMismatch { .. } => "amount_mismatch",
             Self::CurrencyMismatch { .. } => "currency_mismatch",
+            Self::RefundExceedsPayment { .. } => "refund_exceeds_payment",
         }
     }
 

@@ -11,13 +11,15 @@
 
 pub mod error;
 pub mod order;
+pub mod payment;
 pub mod placement;
 pub mod product;
 mod stored;
 pub mod values;
 
 pub use error::{DomainError, EventDecodeError};
-pub use order::{Order, OrderCommand, OrderEvent, OrderStatus};
+pub use order::{Order, OrderCommand, OrderEvent, OrderStatus, RefundRequest};
+pub use payment::{Payment, PaymentStatus, Payments, Refund, RefundStatus};
 pub use placement::{cancel_order, expire_order, place_order, ship_order, PlacementEvents};
 pub use product::{Product, ProductCommand, ProductEvent};
 pub use values::*;
@@ -26,7 +28,7 @@ pub use values::*;
 /// whenever a fold or a state's fields change: snapshots of aggregates are keyed by it
 /// (together with the event schemas and upcasters), so snapshots written by an older fold
 /// are ignored and rebuilt instead of being read wrong.
-pub const FOLD_VERSION: u32 = 1;
+pub const FOLD_VERSION: u32 = 2;
 
 #[cfg(test)]
 mod test_support;

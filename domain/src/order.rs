@@ -1,5 +1,7 @@
 //! The Order aggregate (stream type `order`): lines, total and the status machine
-//! `placed → paid → shipped`, `placed | paid → cancelled`.
+//! `placed → paid → shipped`, `placed | paid → cancelled`, and its money
+//! ([`crate::payment`]): payments asked of the provider, the provider's word on them, and
+//! refunds.
 //!
 //! The order alone does not touch stock: placing, shipping and cancelling with their
 //! stock effects go through [`crate::placement`]. Like products, an order does not know
@@ -10,10 +12,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
+use crate::payment::{PaymentStatus, Payments, RefundStatus};
 use crate::stored::stored_events;
 use crate::values::{
     ActorId, CancelReason, Carrier, Currency, CustomerId, PaymentRef, PricedLine, PricedLines,
-    TrackingNumber,
+    ProviderEventId, ProviderName, Reason, RefundId, TrackingNumber,
 };
 
 /// The stream type of order streams.
@@ -68,14 +71,47 @@ pub enum OrderCommand {
         /// The currency of every unit price.
         currency: Currency,
     },
-    /// Records the payment of the order total.
+    /// Records an admin's offline payment of the order total (a bank transfer, cash on
+    /// delivery), with why.
     Pay {
         /// Must equal the order total.
         amount_cents: i64,
         /// Must equal the order currency.
         currency: Currency,
-        /// The payment service provider's reference.
+        /// The payment's reference (a bank transfer's, a receipt's).
         payment_ref: PaymentRef,
+        /// Why the payment is recorded by hand.
+        reason: Reason,
+    },
+    /// Records that a payment of the order total was asked of the provider. A placed order
+    /// only; while one is open (the same id) nothing more is recorded.
+    RequestPayment {
+        payment_id: PaymentRef,
+        provider: ProviderName,
+    },
+    /// The provider's word that a payment succeeded (its signed webhook, or its API read
+    /// back). Pays a placed order when the amount and currency are the total's; anything
+    /// else is recorded as needing review. A payment already recorded as captured: nothing.
+    ConfirmPayment {
+        payment_id: PaymentRef,
+        amount_cents: i64,
+        currency: Currency,
+        provider_event: ProviderEventId,
+    },
+    /// The provider's word that a payment failed. A captured payment stays captured.
+    FailPayment {
+        payment_id: PaymentRef,
+        provider_event: ProviderEventId,
+        reason: String,
+    },
+    /// Records a refund sent to the provider (and, when the provider already answered that
+    /// it succeeded, that too). At most what was captured and not yet refunded.
+    Refund(RefundRequest),
+    /// The provider's word on a refund: it succeeded (`failure` none) or failed.
+    SettleRefund {
+        refund_id: RefundId,
+        provider_event: Option<ProviderEventId>,
+        failure: Option<String>,
     },
     /// Records the shipment of a paid order. Use [`crate::placement::ship_order`], which
     /// also ships the reserved stock.
@@ -86,11 +122,27 @@ pub enum OrderCommand {
         tracking_number: TrackingNumber,
     },
     /// Cancels a placed or paid order. Use [`crate::placement::cancel_order`], which also
-    /// releases the reserved stock.
+    /// releases the reserved stock. A paid order is cancelled with the refund of what may
+    /// still be refunded, sent to the provider.
     Cancel {
         /// Why.
         reason: CancelReason,
+        /// The refund, for an order with captured money.
+        refund: Option<RefundRequest>,
     },
+}
+
+/// A refund the provider accepted (the route asked it first, with an idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub refund_id: RefundId,
+    /// The captured payment it pays back ([`Payments::refundable_payment`]).
+    pub payment_id: PaymentRef,
+    pub amount_cents: i64,
+    pub reason: Reason,
+    /// The provider answered that it already succeeded (Stripe's card refunds usually do;
+    /// the manual and offline providers always).
+    pub succeeded: bool,
 }
 
 /// Payload of `OrderPlaced` (schema version 2): an order was recorded (its stock reserved
@@ -114,7 +166,11 @@ pub struct OrderPlaced {
     pub currency: Currency,
 }
 
-/// Payload of `OrderPaid`: the order total was paid.
+/// Payload of `OrderPaid` (schema version 2): the order total was paid, by the provider's
+/// word (`provider_event`) or by an admin's offline payment (`reason`).
+///
+/// Version 2 added `provider_event` and `reason`; version 1 payloads (from before payments
+/// went through a provider) are upcast by the `schemas` crate with both `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderPaid {
@@ -122,8 +178,77 @@ pub struct OrderPaid {
     pub amount_cents: i64,
     /// The currency paid in (the order currency).
     pub currency: Currency,
-    /// The payment service provider's reference.
+    /// The payment's id at the provider (or the offline payment's reference).
     pub payment_ref: PaymentRef,
+    /// The provider event that reported it.
+    pub provider_event: Option<ProviderEventId>,
+    /// Why an admin recorded it by hand (an offline payment).
+    pub reason: Option<Reason>,
+}
+
+/// Payload of `PaymentRequested`: a payment of the order total was asked of the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequested {
+    pub payment_id: PaymentRef,
+    pub provider: ProviderName,
+    pub amount_cents: i64,
+    pub currency: Currency,
+}
+
+/// Payload of `PaymentFailed`: the provider refused a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentFailed {
+    pub payment_id: PaymentRef,
+    pub provider_event: ProviderEventId,
+    /// The provider's reason (may be empty).
+    pub reason: String,
+}
+
+/// Payload of `PaymentNeedsReview`: the provider captured money the order could not take
+/// (see [`crate::payment`]); an admin refunds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentNeedsReview {
+    pub payment_id: PaymentRef,
+    /// What the provider reports it captured.
+    pub amount_cents: i64,
+    pub currency: Currency,
+    pub provider_event: ProviderEventId,
+    /// Why the order could not take it.
+    pub reason: String,
+}
+
+/// Payload of `RefundRequested`: a refund was sent to the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequested {
+    pub refund_id: RefundId,
+    pub payment_id: PaymentRef,
+    pub amount_cents: i64,
+    pub currency: Currency,
+    pub reason: Reason,
+}
+
+/// Payload of `Refunded`: the provider paid a refund back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refunded {
+    pub refund_id: RefundId,
+    pub amount_cents: i64,
+    pub currency: Currency,
+    /// The provider event that reported it (none: the provider's answer to the request).
+    pub provider_event: Option<ProviderEventId>,
+}
+
+/// Payload of `RefundFailed`: the provider could not pay a refund back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundFailed {
+    pub refund_id: RefundId,
+    pub provider_event: Option<ProviderEventId>,
+    pub reason: String,
 }
 
 /// Payload of `OrderShipped`: the order was handed to a carrier.
@@ -142,7 +267,8 @@ pub struct OrderShipped {
 pub struct OrderCancelled {
     /// Why (may be empty).
     pub reason: CancelReason,
-    /// The refund: the order total if the order was paid, else 0.
+    /// Before refunds went through the provider: the order total if the order was paid,
+    /// else 0. Since: always 0, the refund is its own `RefundRequested` and `Refunded`.
     pub refunded_cents: i64,
 }
 
@@ -152,11 +278,23 @@ stored_events!(
         /// See [`OrderPlaced`].
         OrderPlaced = 2,
         /// See [`OrderPaid`].
-        OrderPaid,
+        OrderPaid = 2,
         /// See [`OrderShipped`].
         OrderShipped,
         /// See [`OrderCancelled`].
         OrderCancelled,
+        /// See [`PaymentRequested`].
+        PaymentRequested,
+        /// See [`PaymentFailed`].
+        PaymentFailed,
+        /// See [`PaymentNeedsReview`].
+        PaymentNeedsReview,
+        /// See [`RefundRequested`].
+        RefundRequested,
+        /// See [`Refunded`].
+        Refunded,
+        /// See [`RefundFailed`].
+        RefundFailed,
     }
 );
 
@@ -165,7 +303,8 @@ stored_events!(
 /// Serialized (for snapshots and the audit state endpoint) as
 /// `{"exists", "customer_id", "placed_by", "lines": [{"product_id", "quantity",
 /// "unit_price_cents"}], "total_cents", "currency", "status", "payment_ref", "carrier",
-/// "tracking_number", "cancel_reason", "refunded_cents"}`, with `null` where not set.
+/// "tracking_number", "cancel_reason", "refunded_cents", "payments": {"payments": [...],
+/// "refunds": [...]}}`, with `null` where not set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     exists: bool,
@@ -180,6 +319,8 @@ pub struct Order {
     tracking_number: Option<TrackingNumber>,
     cancel_reason: Option<CancelReason>,
     refunded_cents: Option<i64>,
+    #[serde(default)]
+    payments: Payments,
 }
 
 impl Order {
@@ -248,9 +389,16 @@ impl Order {
         self.cancel_reason.as_ref()
     }
 
-    /// The refund, once cancelled (the total if it was paid, else 0).
+    /// What was refunded: before payments went through a provider, the total when a paid
+    /// order was cancelled; since, the refunds the provider confirmed (`None` while there
+    /// was no refund and the order is not cancelled).
     pub fn refunded_cents(&self) -> Option<i64> {
         self.refunded_cents
+    }
+
+    /// The payments and refunds.
+    pub fn payments(&self) -> &Payments {
+        &self.payments
     }
 
     /// Decides the events a command produces, or why it is refused. Pure: `self` is not
@@ -294,6 +442,7 @@ impl Order {
                 amount_cents,
                 currency,
                 payment_ref,
+                reason,
             } => {
                 if status != OrderStatus::Placed {
                     return Err(DomainError::invalid_state(format!(
@@ -306,12 +455,142 @@ impl Order {
                         currency: order_currency.clone(),
                     });
                 }
+                if self.payments.payment(&payment_ref).is_some() {
+                    return Err(DomainError::invalid_state(format!(
+                        "the order already has a payment {payment_ref}"
+                    )));
+                }
                 OrderPaid {
                     amount_cents,
                     currency,
                     payment_ref,
+                    provider_event: None,
+                    reason: Some(reason),
                 }
                 .into()
+            }
+            OrderCommand::RequestPayment {
+                payment_id,
+                provider,
+            } => {
+                if status != OrderStatus::Placed {
+                    return Err(DomainError::invalid_state(format!(
+                        "order is {status}; only a placed order can be paid"
+                    )));
+                }
+                if let Some(open) = self.payments.open() {
+                    if open.payment_id == payment_id {
+                        return Ok(vec![]);
+                    }
+                    return Err(DomainError::invalid_state(format!(
+                        "payment {} is open for this order",
+                        open.payment_id
+                    )));
+                }
+                if self.payments.payment(&payment_id).is_some() {
+                    return Err(DomainError::invalid_state(format!(
+                        "payment {payment_id} was already recorded"
+                    )));
+                }
+                PaymentRequested {
+                    payment_id,
+                    provider,
+                    amount_cents: self.total_cents,
+                    currency: order_currency.clone(),
+                }
+                .into()
+            }
+            OrderCommand::ConfirmPayment {
+                payment_id,
+                amount_cents,
+                currency,
+                provider_event,
+            } => {
+                if self
+                    .payments
+                    .payment(&payment_id)
+                    .is_some_and(|p| p.status.is_captured())
+                {
+                    return Ok(vec![]);
+                }
+                let review = |reason: String| -> Vec<OrderEvent> {
+                    vec![PaymentNeedsReview {
+                        payment_id: payment_id.clone(),
+                        amount_cents,
+                        currency: currency.clone(),
+                        provider_event: provider_event.clone(),
+                        reason,
+                    }
+                    .into()]
+                };
+                if status != OrderStatus::Placed {
+                    return Ok(review(format!(
+                        "the order is {status}: it cannot take this payment"
+                    )));
+                }
+                if amount_cents != self.total_cents || &currency != order_currency {
+                    return Ok(review(format!(
+                        "the provider captured {amount_cents} {currency}, the order total is {} \
+                         {order_currency}",
+                        self.total_cents
+                    )));
+                }
+                OrderPaid {
+                    amount_cents,
+                    currency,
+                    payment_ref: payment_id,
+                    provider_event: Some(provider_event),
+                    reason: None,
+                }
+                .into()
+            }
+            OrderCommand::FailPayment {
+                payment_id,
+                provider_event,
+                reason,
+            } => {
+                let known = self.payments.payment(&payment_id);
+                if known
+                    .is_some_and(|p| p.status.is_captured() || p.status == PaymentStatus::Failed)
+                {
+                    return Ok(vec![]);
+                }
+                PaymentFailed {
+                    payment_id,
+                    provider_event,
+                    reason: bounded(reason),
+                }
+                .into()
+            }
+            OrderCommand::Refund(request) => {
+                return self.refund_events(request, order_currency);
+            }
+            OrderCommand::SettleRefund {
+                refund_id,
+                provider_event,
+                failure,
+            } => {
+                let Some(refund) = self.payments.refund(&refund_id) else {
+                    return Err(DomainError::NotFound { entity: "refund" });
+                };
+                if refund.status != RefundStatus::Requested {
+                    return Ok(vec![]);
+                }
+                match failure {
+                    None => Refunded {
+                        refund_id,
+                        amount_cents: refund.amount_cents,
+                        currency: order_currency.clone(),
+                        provider_event,
+                    }
+                    .into(),
+                    Some(reason) => RefundFailed {
+                        refund_id,
+                        provider_event,
+                        reason: bounded(reason),
+                    }
+                    .into(),
+                }
             }
             OrderCommand::Ship {
                 carrier,
@@ -328,24 +607,74 @@ impl Order {
                 }
                 .into()
             }
-            OrderCommand::Cancel { reason } => {
-                let refunded_cents = match status {
-                    OrderStatus::Placed => 0,
-                    OrderStatus::Paid => self.total_cents,
-                    OrderStatus::Shipped | OrderStatus::Cancelled => {
-                        return Err(DomainError::invalid_state(format!(
-                            "order is {status}; only a placed or paid order can be cancelled"
-                        )))
-                    }
-                };
-                OrderCancelled {
-                    reason,
-                    refunded_cents,
+            OrderCommand::Cancel { reason, refund } => {
+                if !matches!(status, OrderStatus::Placed | OrderStatus::Paid) {
+                    return Err(DomainError::invalid_state(format!(
+                        "order is {status}; only a placed or paid order can be cancelled"
+                    )));
                 }
-                .into()
+                let mut events = vec![OrderCancelled {
+                    reason,
+                    refunded_cents: 0,
+                }
+                .into()];
+                match refund {
+                    Some(request) => {
+                        events.extend(self.refund_events(request, order_currency)?);
+                    }
+                    None if status == OrderStatus::Paid && self.payments.refundable_cents() > 0 => {
+                        return Err(DomainError::invalid_state(
+                            "an order holding captured money is cancelled with its refund",
+                        ));
+                    }
+                    None => {}
+                }
+                return Ok(events);
             }
         };
         Ok(vec![event])
+    }
+
+    /// The events of a refund the provider accepted: `RefundRequested`, and `Refunded` when
+    /// it already succeeded.
+    fn refund_events(
+        &self,
+        request: RefundRequest,
+        currency: &Currency,
+    ) -> Result<Vec<OrderEvent>, DomainError> {
+        if self.payments.refund(&request.refund_id).is_some() {
+            return Ok(vec![]);
+        }
+        let refundable = self.payments.refundable_cents();
+        let payment_fits = self
+            .payments
+            .refundable_payment(request.amount_cents)
+            .is_some_and(|p| p.payment_id == request.payment_id);
+        if request.amount_cents <= 0 || request.amount_cents > refundable || !payment_fits {
+            return Err(DomainError::RefundExceedsPayment {
+                refundable_cents: refundable,
+            });
+        }
+        let mut events: Vec<OrderEvent> = vec![RefundRequested {
+            refund_id: request.refund_id.clone(),
+            payment_id: request.payment_id,
+            amount_cents: request.amount_cents,
+            currency: currency.clone(),
+            reason: request.reason,
+        }
+        .into()];
+        if request.succeeded {
+            events.push(
+                Refunded {
+                    refund_id: request.refund_id,
+                    amount_cents: request.amount_cents,
+                    currency: currency.clone(),
+                    provider_event: None,
+                }
+                .into(),
+            );
+        }
+        Ok(events)
     }
 
     /// Applies one event (a fact: never refused).
@@ -365,7 +694,53 @@ impl Order {
             }
             OrderEvent::OrderPaid(e) => {
                 self.status = Some(OrderStatus::Paid);
+                self.payments.set_payment(
+                    e.payment_ref.clone(),
+                    PaymentStatus::Succeeded,
+                    e.amount_cents,
+                );
+                if e.provider_event.is_none() {
+                    self.payments.mark_offline(&e.payment_ref);
+                }
                 self.payment_ref = Some(e.payment_ref);
+            }
+            OrderEvent::PaymentRequested(e) => {
+                if self.payments.payment(&e.payment_id).is_none() {
+                    self.payments.set_payment(
+                        e.payment_id,
+                        PaymentStatus::Requested,
+                        e.amount_cents,
+                    );
+                }
+            }
+            OrderEvent::PaymentFailed(e) => {
+                let amount = self
+                    .payments
+                    .payment(&e.payment_id)
+                    .map_or(0, |p| p.amount_cents);
+                self.payments
+                    .set_payment(e.payment_id, PaymentStatus::Failed, amount);
+            }
+            OrderEvent::PaymentNeedsReview(e) => {
+                self.payments
+                    .set_payment(e.payment_id, PaymentStatus::NeedsReview, e.amount_cents);
+            }
+            OrderEvent::RefundRequested(e) => {
+                self.payments.refunds.push(crate::payment::Refund {
+                    refund_id: e.refund_id,
+                    payment_id: e.payment_id,
+                    status: RefundStatus::Requested,
+                    amount_cents: e.amount_cents,
+                });
+            }
+            OrderEvent::Refunded(e) => {
+                self.payments
+                    .set_refund_status(&e.refund_id, RefundStatus::Succeeded);
+                self.refunded_cents = Some(self.payments.refunded_cents());
+            }
+            OrderEvent::RefundFailed(e) => {
+                self.payments
+                    .set_refund_status(&e.refund_id, RefundStatus::Failed);
             }
             OrderEvent::OrderShipped(e) => {
                 self.status = Some(OrderStatus::Shipped);
@@ -375,10 +750,21 @@ impl Order {
             OrderEvent::OrderCancelled(e) => {
                 self.status = Some(OrderStatus::Cancelled);
                 self.cancel_reason = Some(e.reason);
-                self.refunded_cents = Some(e.refunded_cents);
+                self.payments.cancel_open();
+                // Before refunds went through a provider, cancelling recorded the refund.
+                self.refunded_cents = Some(e.refunded_cents.max(self.payments.refunded_cents()));
             }
         }
     }
+}
+
+/// A provider's free-text reason, cut to 500 characters.
+fn bounded(reason: String) -> String {
+    reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(500)
+        .collect()
 }
 
 impl cqrs_es::Aggregate for Order {

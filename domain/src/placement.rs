@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::error::DomainError;
-use crate::order::{Order, OrderCommand, OrderEvent, OrderStatus};
+use crate::order::{Order, OrderCommand, OrderEvent, OrderStatus, RefundRequest};
 use crate::product::{Product, ProductCommand, ProductEvent};
 use crate::values::{
     ActorId, CancelReason, Carrier, Currency, CustomerId, LineQuantity, OrderId, OrderLines,
@@ -134,9 +134,10 @@ pub fn cancel_order(
     order_id: OrderId,
     order: &Order,
     reason: CancelReason,
+    refund: Option<RefundRequest>,
     products: &HashMap<ProductId, Product>,
 ) -> Result<PlacementEvents, DomainError> {
-    let order_events = order.decide(OrderCommand::Cancel { reason })?;
+    let order_events = order.decide(OrderCommand::Cancel { reason, refund })?;
     let products = per_line(order, products, |quantity| ProductCommand::Release {
         order_id,
         quantity,
@@ -157,9 +158,13 @@ pub fn expire_order(
     products: &HashMap<ProductId, Product>,
 ) -> Result<PlacementEvents, DomainError> {
     match order.status() {
-        Some(OrderStatus::Placed) => {
-            cancel_order(order_id, order, CancelReason::payment_timeout(), products)
-        }
+        Some(OrderStatus::Placed) => cancel_order(
+            order_id,
+            order,
+            CancelReason::payment_timeout(),
+            None,
+            products,
+        ),
         Some(status) => Err(DomainError::invalid_state(format!(
             "order is {status}; only a placed order expires"
         ))),

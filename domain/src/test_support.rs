@@ -105,6 +105,7 @@ pub fn pay_command(amount_cents: i64, currency: &str) -> OrderCommand {
         amount_cents,
         currency: cur(currency),
         payment_ref: PaymentRef::parse("psp-123").unwrap(),
+        reason: Reason::parse("bank transfer received").unwrap(),
     }
 }
 
@@ -118,6 +119,27 @@ pub fn ship_command() -> OrderCommand {
 pub fn cancel_command() -> OrderCommand {
     OrderCommand::Cancel {
         reason: CancelReason::parse("changed my mind").unwrap(),
+        refund: None,
+    }
+}
+
+/// A refund of `amount_cents` of the payment `pay_command` records, already succeeded.
+pub fn refund_request(refund_id: &str, amount_cents: i64) -> crate::order::RefundRequest {
+    crate::order::RefundRequest {
+        refund_id: RefundId::parse(refund_id).unwrap(),
+        payment_id: PaymentRef::parse("psp-123").unwrap(),
+        amount_cents,
+        reason: Reason::parse("changed my mind").unwrap(),
+        succeeded: true,
+    }
+}
+
+/// Cancels an order; a paid one with the refund of its total.
+pub fn cancel_command_for(order: &Order) -> OrderCommand {
+    OrderCommand::Cancel {
+        reason: CancelReason::parse("changed my mind").unwrap(),
+        refund: (order.payments().refundable_cents() > 0)
+            .then(|| refund_request("re_1", order.payments().refundable_cents())),
     }
 }
 

@@ -296,6 +296,54 @@ string_value!(
 );
 
 string_value!(
+    /// The payment provider that handles a payment: 1 to 32 characters of `a-z 0-9 _`
+    /// (`stripe`, `manual`, `offline`).
+    ProviderName,
+    field = "provider",
+    check = |field, value| {
+        check_len(field, value, 1, 32)?;
+        if value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            Ok(())
+        } else {
+            Err(ValueError::new(field, "may only contain a-z 0-9 _"))
+        }
+    }
+);
+
+string_value!(
+    /// The provider's id of one of its events (a webhook's `id`, `evt_...` at Stripe):
+    /// 1 to 255 characters. Each applies to the log at most once.
+    ProviderEventId,
+    field = "provider_event",
+    check = |field, value| check_len(field, value, 1, 255)
+);
+
+string_value!(
+    /// The provider's id of a refund (`re_...` at Stripe): 1 to 200 characters.
+    RefundId,
+    field = "refund_id",
+    check = |field, value| check_len(field, value, 1, 200)
+);
+
+string_value!(
+    /// Why a person did something that needs a why (an offline payment, a refund): 1 to
+    /// 500 characters.
+    Reason,
+    field = "reason",
+    check = |field, value| {
+        check_len(field, value, 1, 500)?;
+        if value.trim().is_empty() {
+            Err(ValueError::new(field, "must not be blank"))
+        } else {
+            Ok(())
+        }
+    }
+);
+
+string_value!(
     /// The carrier shipping an order: 1 to 100 characters.
     Carrier,
     field = "carrier",

@@ -18,7 +18,7 @@
 //! domain then writes version `N + 1` of that event type. Older schema files stay: stored
 //! events keep the version they were written at, and the audit export shows them as
 //! recorded. Current versions: every event type is at 1, except `OrderPlaced` at 2 (it
-//! gained `placed_by`).
+//! gained `placed_by`) and `OrderPaid` at 2 (it gained `provider_event` and `reason`).
 
 mod upcast;
 
@@ -69,8 +69,15 @@ static EVENT_SCHEMAS: &[EventSchema] = &[
     event_schema!("order", "OrderPlaced", 1),
     event_schema!("order", "OrderPlaced", 2),
     event_schema!("order", "OrderPaid", 1),
+    event_schema!("order", "OrderPaid", 2),
     event_schema!("order", "OrderShipped", 1),
     event_schema!("order", "OrderCancelled", 1),
+    event_schema!("order", "PaymentRequested", 1),
+    event_schema!("order", "PaymentFailed", 1),
+    event_schema!("order", "PaymentNeedsReview", 1),
+    event_schema!("order", "RefundRequested", 1),
+    event_schema!("order", "Refunded", 1),
+    event_schema!("order", "RefundFailed", 1),
 ];
 
 /// The version of the envelope schema.

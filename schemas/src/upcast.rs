@@ -14,6 +14,7 @@
 //! | event type | step | change |
 //! |---|---|---|
 //! | `OrderPlaced` | v1 → v2 | adds `placed_by` (who placed the order), default `customer_id` ([`order_placed_v1_to_v2`]) |
+//! | `OrderPaid` | v1 → v2 | adds `provider_event` and `reason`, both `null` ([`order_paid_v1_to_v2`]) |
 //!
 //! Steps chain: a payload at version 1 of a type at version 3 goes through the 1 → 2 and
 //! 2 → 3 steps. A version newer than the current one (written by a newer release) or 0 is
@@ -39,11 +40,38 @@ pub struct Upcaster {
 }
 
 /// Every registered upcasting step.
-static UPCASTERS: &[Upcaster] = &[Upcaster {
-    event_type: "OrderPlaced",
-    from_version: 1,
-    step: order_placed_v1_to_v2,
-}];
+static UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        event_type: "OrderPlaced",
+        from_version: 1,
+        step: order_placed_v1_to_v2,
+    },
+    Upcaster {
+        event_type: "OrderPaid",
+        from_version: 1,
+        step: order_paid_v1_to_v2,
+    },
+];
+
+/// `OrderPaid` v1 → v2: adds `provider_event` and `reason`, both `null`.
+///
+/// Version 1 was written when a payment was recorded by whoever called `pay` (customers
+/// included), with a free `payment_ref` and nothing else: it names neither a provider event
+/// nor an offline payment's reason, so both are read as unknown (`null`). Who recorded it
+/// is still in the event's metadata `actor`. Refuses a payload that is not an object or
+/// already has either field (v1 never had them).
+fn order_paid_v1_to_v2(mut payload: Value) -> Result<Value, String> {
+    let object = payload
+        .as_object_mut()
+        .ok_or("the payload is not a JSON object")?;
+    for field in ["provider_event", "reason"] {
+        if object.contains_key(field) {
+            return Err(format!("a v1 payload has no {field}"));
+        }
+        object.insert(field.to_owned(), Value::Null);
+    }
+    Ok(payload)
+}
 
 /// `OrderPlaced` v1 → v2: adds `placed_by`, who placed the order (a token `sub`).
 ///
@@ -197,10 +225,26 @@ mod tests {
     ];
 
     #[test]
-    fn the_registry_has_the_order_placed_step() {
-        assert_eq!(upcasters().len(), 1);
-        assert_eq!(upcasters()[0].event_type, "OrderPlaced");
-        assert_eq!(upcasters()[0].from_version, 1);
+    fn the_registry_has_the_order_placed_and_order_paid_steps() {
+        let steps: Vec<_> = upcasters()
+            .iter()
+            .map(|u| (u.event_type, u.from_version))
+            .collect();
+        assert_eq!(steps, [("OrderPlaced", 1), ("OrderPaid", 1)]);
+    }
+
+    #[test]
+    fn order_paid_v1_names_neither_a_provider_event_nor_a_reason() {
+        let v1 = json!({"amount_cents": 5, "currency": "EUR", "payment_ref": "p"});
+        assert_eq!(
+            order_paid_v1_to_v2(v1),
+            Ok(
+                json!({"amount_cents": 5, "currency": "EUR", "payment_ref": "p",
+                      "provider_event": null, "reason": null})
+            )
+        );
+        assert!(order_paid_v1_to_v2(json!([])).is_err());
+        assert!(order_paid_v1_to_v2(json!({"reason": "x"})).is_err());
     }
 
     #[test]

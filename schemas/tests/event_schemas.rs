@@ -106,9 +106,15 @@ impl World {
         self.placement(order_id, events);
     }
 
-    fn cancel(&mut self, order_id: OrderId, reason: CancelReason) {
-        let events = cancel_order(order_id, &self.orders[&order_id], reason, &self.products)
-            .expect("order cancelled");
+    fn cancel(&mut self, order_id: OrderId, reason: CancelReason, refund: Option<RefundRequest>) {
+        let events = cancel_order(
+            order_id,
+            &self.orders[&order_id],
+            reason,
+            refund,
+            &self.products,
+        )
+        .expect("order cancelled");
         self.placement(order_id, events);
     }
 }
@@ -199,6 +205,36 @@ fn emitted_by_decide() -> Vec<Stored> {
             amount_cents: MAX_TOTAL_CENTS,
             currency: eur(),
             payment_ref: PaymentRef::parse(chars(200)).unwrap(),
+            reason: Reason::parse(chars(500)).unwrap(),
+        },
+    );
+    // The longest refund: what was paid, in two parts, one of which the provider refused.
+    for (refund, amount) in [("r1", 1), ("r2", MAX_TOTAL_CENTS - 1)] {
+        w.order(
+            oid(1),
+            OrderCommand::Refund(RefundRequest {
+                refund_id: RefundId::parse(format!("{refund}{}", chars(198))).unwrap(),
+                payment_id: PaymentRef::parse(chars(200)).unwrap(),
+                amount_cents: amount,
+                reason: Reason::parse(chars(500)).unwrap(),
+                succeeded: false,
+            }),
+        );
+    }
+    w.order(
+        oid(1),
+        OrderCommand::SettleRefund {
+            refund_id: RefundId::parse(format!("r1{}", chars(198))).unwrap(),
+            provider_event: Some(ProviderEventId::parse(chars(255)).unwrap()),
+            failure: None,
+        },
+    );
+    w.order(
+        oid(1),
+        OrderCommand::SettleRefund {
+            refund_id: RefundId::parse(format!("r2{}", chars(198))).unwrap(),
+            provider_event: None,
+            failure: Some(chars(600)),
         },
     );
     w.ship(
@@ -216,19 +252,52 @@ fn emitted_by_decide() -> Vec<Stored> {
     // Placed by the customer themself (the shortest sub).
     let c = CustomerId::parse("c").unwrap();
     w.place(oid(2), c.clone(), c.clone().into(), &smallest);
-    w.cancel(oid(2), CancelReason::parse(chars(500)).unwrap());
+    // A payment asked of the provider, refused; then a success for another amount.
+    w.order(
+        oid(2),
+        OrderCommand::RequestPayment {
+            payment_id: PaymentRef::parse(chars(200)).unwrap(),
+            provider: ProviderName::parse("a".repeat(32)).unwrap(),
+        },
+    );
+    w.order(
+        oid(2),
+        OrderCommand::FailPayment {
+            payment_id: PaymentRef::parse(chars(200)).unwrap(),
+            provider_event: ProviderEventId::parse(chars(255)).unwrap(),
+            reason: chars(900),
+        },
+    );
+    w.order(
+        oid(2),
+        OrderCommand::ConfirmPayment {
+            payment_id: PaymentRef::parse("q").unwrap(),
+            amount_cents: 2,
+            currency: eur(),
+            provider_event: ProviderEventId::parse("e").unwrap(),
+        },
+    );
+    w.cancel(oid(2), CancelReason::parse(chars(500)).unwrap(), None);
 
     // Paid, then cancelled with an empty reason (a refund); shortest strings elsewhere.
     w.place(oid(3), c.clone(), ActorId::parse("a").unwrap(), &smallest);
     w.order(
         oid(3),
-        OrderCommand::Pay {
+        OrderCommand::ConfirmPayment {
+            payment_id: PaymentRef::parse("p").unwrap(),
             amount_cents: 1,
             currency: eur(),
-            payment_ref: PaymentRef::parse("p").unwrap(),
+            provider_event: ProviderEventId::parse("e").unwrap(),
         },
     );
-    w.cancel(oid(3), CancelReason::default());
+    let refund = RefundRequest {
+        refund_id: RefundId::parse("r").unwrap(),
+        payment_id: PaymentRef::parse("p").unwrap(),
+        amount_cents: 1,
+        reason: Reason::parse("r").unwrap(),
+        succeeded: true,
+    };
+    w.cancel(oid(3), CancelReason::default(), Some(refund));
 
     // Shipping works after the product was discontinued.
     w.place(oid(4), c.clone(), c.into(), &smallest);
@@ -238,6 +307,7 @@ fn emitted_by_decide() -> Vec<Stored> {
             amount_cents: 1,
             currency: eur(),
             payment_ref: PaymentRef::parse("p").unwrap(),
+            reason: Reason::parse("r").unwrap(),
         },
     );
     w.product(pid(1001), ProductCommand::Discontinue);
@@ -317,6 +387,58 @@ fn built_from_enums() -> Vec<Stored> {
             amount_cents: MAX_TOTAL_CENTS,
             currency: eur(),
             payment_ref: PaymentRef::parse(chars(200)).unwrap(),
+            provider_event: Some(ProviderEventId::parse(chars(255)).unwrap()),
+            reason: None,
+        }
+        .into(),
+        order::OrderPaid {
+            amount_cents: 1,
+            currency: eur(),
+            payment_ref: PaymentRef::parse("p").unwrap(),
+            provider_event: None,
+            reason: Some(Reason::parse(chars(500)).unwrap()),
+        }
+        .into(),
+        order::PaymentRequested {
+            payment_id: PaymentRef::parse(chars(200)).unwrap(),
+            provider: ProviderName::parse("a".repeat(32)).unwrap(),
+            amount_cents: MAX_TOTAL_CENTS,
+            currency: eur(),
+        }
+        .into(),
+        order::PaymentFailed {
+            payment_id: PaymentRef::parse("p").unwrap(),
+            provider_event: ProviderEventId::parse("e").unwrap(),
+            reason: String::new(),
+        }
+        .into(),
+        order::PaymentNeedsReview {
+            payment_id: PaymentRef::parse("p").unwrap(),
+            amount_cents: 1,
+            currency: eur(),
+            provider_event: ProviderEventId::parse("e").unwrap(),
+            reason: chars(500),
+        }
+        .into(),
+        order::RefundRequested {
+            refund_id: RefundId::parse(chars(200)).unwrap(),
+            payment_id: PaymentRef::parse(chars(200)).unwrap(),
+            amount_cents: MAX_TOTAL_CENTS,
+            currency: eur(),
+            reason: Reason::parse(chars(500)).unwrap(),
+        }
+        .into(),
+        order::Refunded {
+            refund_id: RefundId::parse("r").unwrap(),
+            amount_cents: 1,
+            currency: eur(),
+            provider_event: None,
+        }
+        .into(),
+        order::RefundFailed {
+            refund_id: RefundId::parse("r").unwrap(),
+            provider_event: Some(ProviderEventId::parse(chars(255)).unwrap()),
+            reason: chars(500),
         }
         .into(),
         order::OrderShipped {

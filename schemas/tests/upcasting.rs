@@ -43,7 +43,7 @@ fn unknown_types_and_versions_are_errors() {
     }
     // A type still at version 1 has no version 2 yet.
     assert!(matches!(
-        schemas::upcast("OrderPaid", 2, json!({})),
+        schemas::upcast("OrderShipped", 2, json!({})),
         Err(UpcastError::UnsupportedVersion { current: 1, .. })
     ));
 }
@@ -142,10 +142,23 @@ fn order_placed_v1_samples() -> Vec<Value> {
 /// Payloads of every older (non-current) schema version, valid at that version: one
 /// list per upcaster chain, so each step's output can be checked.
 fn older_version_samples() -> Vec<(&'static str, &'static str, u32, Value)> {
-    order_placed_v1_samples()
+    let placed = order_placed_v1_samples()
         .into_iter()
-        .map(|p| ("order", "OrderPlaced", 1, p))
-        .collect()
+        .map(|p| ("order", "OrderPlaced", 1, p));
+    let paid = order_paid_v1_samples()
+        .into_iter()
+        .map(|p| ("order", "OrderPaid", 1, p));
+    placed.chain(paid).collect()
+}
+
+/// `OrderPaid` v1 payloads as the releases before payments went through a provider wrote
+/// them.
+fn order_paid_v1_samples() -> Vec<Value> {
+    vec![
+        json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123"}),
+        json!({"amount_cents": domain::MAX_TOTAL_CENTS, "currency": "USD",
+               "payment_ref": chars(200)}),
+    ]
 }
 
 #[test]

@@ -11,6 +11,9 @@ pub const OIDC_ISSUER_ENV: &str = "AGORA_TEST_OIDC_ISSUER";
 /// Environment variable holding the admin API URL of the test OpenID provider.
 pub const OIDC_ADMIN_ENV: &str = "AGORA_TEST_OIDC_ADMIN";
 
+/// Environment variable holding the API base of the test payment provider (localstripe).
+pub const STRIPE_API_BASE_ENV: &str = "AGORA_TEST_STRIPE_API_BASE";
+
 /// URL of the test cluster started by `scripts/postgres.sh`.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:55432/postgres";
 /// Bootstrap servers of the test broker started by `scripts/kafka.sh`.
@@ -19,6 +22,9 @@ pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:59092";
 pub const DEFAULT_OIDC_ISSUER: &str = "http://127.0.0.1:54444";
 /// The admin API of the Hydra started by `scripts/hydra.sh`.
 pub const DEFAULT_OIDC_ADMIN: &str = "http://127.0.0.1:54445";
+
+/// The Stripe-compatible server started by `scripts/payments.sh` (localstripe).
+pub const DEFAULT_STRIPE_API_BASE: &str = "http://127.0.0.1:58420";
 
 /// What to tell a developer when a service cannot be reached.
 pub const SERVICES_HINT: &str =
@@ -45,6 +51,12 @@ pub fn oidc_issuer() -> String {
 /// [`DEFAULT_OIDC_ADMIN`].
 pub fn oidc_admin() -> String {
     env_or(OIDC_ADMIN_ENV, DEFAULT_OIDC_ADMIN)
+}
+
+/// The test payment provider's API: `$AGORA_TEST_STRIPE_API_BASE`, else
+/// [`DEFAULT_STRIPE_API_BASE`].
+pub fn stripe_api_base() -> String {
+    env_or(STRIPE_API_BASE_ENV, DEFAULT_STRIPE_API_BASE)
 }
 
 fn env_or(var: &str, default: &str) -> String {

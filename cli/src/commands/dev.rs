@@ -136,6 +136,8 @@ async fn serve(
         webhook_retry_base: std::time::Duration::from_secs(5),
         log_signing_key: Some(signing_key),
         checkpoint_interval: std::time::Duration::from_secs(10),
+        // The development provider: an admin confirms payments, no money moves.
+        payments: Default::default(),
     })
     .await
     .with_context(|| {

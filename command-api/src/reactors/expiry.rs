@@ -22,6 +22,7 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use crate::execution::Engine;
+use crate::payments::Payments;
 use crate::routes::orders::run_expiry;
 
 /// Orders expired per tick, at most.
@@ -77,6 +78,7 @@ impl BatchHandler for Tracker {
 /// The expiring half: runs while the tracker's `status` is active, until `shutdown`.
 pub async fn run_expirer(
     engine: Arc<Engine>,
+    payments: Arc<Payments>,
     ttl: Duration,
     status: FollowerStatus,
     mut shutdown: watch::Receiver<bool>,
@@ -84,7 +86,7 @@ pub async fn run_expirer(
     let tick = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     while !*shutdown.borrow() {
         if status.get() == FollowerState::Active {
-            if let Err(error) = expire_due(&engine, ttl).await {
+            if let Err(error) = expire_due(&engine, &payments, ttl).await {
                 tracing::warn!(%error, "reservation expiry round failed; retrying");
             }
         }
@@ -95,8 +97,10 @@ pub async fn run_expirer(
     }
 }
 
-/// Expires every tracked order older than `ttl` (up to [`BATCH`]).
-async fn expire_due(engine: &Engine, ttl: Duration) -> Result<(), String> {
+/// Expires every tracked order older than `ttl` (up to [`BATCH`]), and withdraws its open
+/// payment at the provider (a buyer paying after that is refused by the provider; a success
+/// that still arrives is recorded as needing review, never as paid).
+async fn expire_due(engine: &Engine, payments: &Payments, ttl: Duration) -> Result<(), String> {
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let client = engine.store.pool().get().await.map_err(|e| e.to_string())?;
     let rows = client
@@ -116,10 +120,22 @@ async fn expire_due(engine: &Engine, ttl: Duration) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut settled = Vec::with_capacity(due.len());
     for id in due {
+        let open = engine.streams.peek(id).await.ok().and_then(|state| {
+            state
+                .order()
+                .payments()
+                .open()
+                .map(|p| p.payment_id.clone())
+        });
         match run_expiry(engine, id).await {
             Ok(_) => {
                 metrics::counter!("orders_expired_total").increment(1);
                 settled.push(id);
+                if let Some(payment) = open {
+                    if let Err(error) = payments.provider.cancel_payment(payment.as_str()).await {
+                        tracing::warn!(order = %id, %payment, %error, "cannot withdraw an expired order's payment at the provider");
+                    }
+                }
             }
             // Paid, cancelled or expired already (or gone): nothing to do.
             Err(problem) if problem.status.is_client_error() => {

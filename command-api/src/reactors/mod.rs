@@ -73,6 +73,7 @@ impl Reactors {
         database_url: &str,
         engine: Arc<Engine>,
         payment_ttl: Duration,
+        payments: Arc<crate::payments::Payments>,
         webhooks: Option<WebhookSettings>,
         statuses: &ReactorStatuses,
     ) -> Reactors {
@@ -90,6 +91,7 @@ impl Reactors {
             )));
             tasks.push(tokio::spawn(expiry::run_expirer(
                 engine.clone(),
+                payments,
                 payment_ttl,
                 status.clone(),
                 stopped.clone(),

@@ -22,6 +22,12 @@ pub struct Health {
     /// `disconnected` each.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reactors: Option<ReactorReport>,
+    /// Why this process stopped sequencing and signing the verifiable log (readiness only,
+    /// when it did): the stored Merkle tree is not what the signer computed. The instance
+    /// stays ready for commands; the alert `AgoraLogSignerHalted` fires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub signer_halted: Option<String>,
 }
 
 fn health(status: &'static str, database: Option<&'static str>) -> Health {
@@ -29,6 +35,7 @@ fn health(status: &'static str, database: Option<&'static str>) -> Health {
         status,
         database,
         reactors: None,
+        signer_halted: None,
     }
 }
 
@@ -74,6 +81,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.engine.store.is_reachable().await {
         let mut ready = health("ready", Some("ok"));
         ready.reactors = Some(state.reactors.report());
+        ready.signer_halted = state.sequencer.halted();
         HttpResponse::Ok().json(ready)
     } else {
         HttpResponse::ServiceUnavailable().json(health("unready", Some("unreachable")))

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod webhooks;
 
@@ -25,4 +26,9 @@ pub struct AppState {
     pub webhooks: Option<WebhookSettings>,
     /// The reactors running in this process.
     pub reactors: ReactorStatuses,
+    /// The verifiable log's sequencer in this process (halted when the stored tree is not
+    /// what it computed).
+    pub sequencer: eventstore::sequencer::SequencerStatus,
+    /// The payment provider and its webhook secrets.
+    pub payments: Arc<crate::payments::Payments>,
 }

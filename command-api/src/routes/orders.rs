@@ -1,6 +1,8 @@
-//! Order commands: place (`customer` for themself, `admin` for anyone), pay and cancel
-//! (the owning customer or an admin), ship (`admin`). A customer acting on someone else's
-//! order gets 404, so order ids leak nothing.
+//! Order commands: place (`customer` for themself, `admin` for anyone), cancel (the owning
+//! customer or an admin; a paid order's money is refunded through the provider), ship and
+//! record an offline payment (`admin`). A customer acting on someone else's order gets
+//! 404, so order ids leak nothing. Payments through the provider are in
+//! [`super::payments`].
 
 use std::collections::HashMap;
 
@@ -24,7 +26,7 @@ use crate::openapi::{
 use crate::requests;
 use crate::streams::{order_rows, product_rows, state_of, States};
 
-const ORDER: &str = domain::order::STREAM_TYPE;
+pub(crate) const ORDER: &str = domain::order::STREAM_TYPE;
 const PRODUCT: &str = domain::product::STREAM_TYPE;
 
 /// `POST /v1/orders`.
@@ -189,7 +191,7 @@ mod open_orders {
 }
 
 /// The order in `states` if the caller may act on it (404 otherwise).
-fn visible_order<'a>(
+pub(crate) fn visible_order<'a>(
     states: &'a States,
     caller: &Caller,
     id: Uuid,
@@ -202,7 +204,7 @@ fn visible_order<'a>(
     Ok((stream, order))
 }
 
-fn is_visible(order: &Order, caller: &Caller) -> bool {
+pub(crate) fn is_visible(order: &Order, caller: &Caller) -> bool {
     order.exists()
         && (caller.has(Role::Admin)
             || order
@@ -231,10 +233,12 @@ async fn order_streams(
     path = "/v1/orders/{id}/pay",
     operation_id = "payOrder",
     tag = "orders",
-    summary = "Pay an order",
-    description = "The owning `customer` or an `admin` (another customer's order is 404). A \
-                   `placed` order becomes `paid`; the amount and currency must equal the \
-                   order total.",
+    summary = "Record an offline payment",
+    description = "Role `admin` only (a customer gets 403: a customer never pays by saying \
+                   so; storefronts use `POST /v1/orders/{id}/payment`). Records a payment \
+                   made outside the provider (a bank transfer, cash on delivery) with a \
+                   required `reason`, audited like any command: a `placed` order becomes \
+                   `paid`; the amount and currency must equal the order total.",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The order."), CommandHeaders),
     responses(
@@ -255,7 +259,7 @@ pub async fn pay(
     path: web::Path<Uuid>,
     body: web::Json<requests::PayOrder>,
 ) -> Result<HttpResponse, Problem> {
-    caller.require_any(&[Role::Admin, Role::Customer])?;
+    caller.require_any(&[Role::Admin])?;
     let id = path.into_inner();
     let body = body.into_inner();
     let context = CommandContext::new(&request, &caller, id, &body)?;
@@ -263,6 +267,7 @@ pub async fn pay(
         amount_cents: body.amount_cents,
         currency: body.currency,
         payment_ref: body.payment_ref,
+        reason: body.reason,
     };
     let streams = CommandStreams::existing(vec![id]);
     let outcome = execute(&state.engine, &context, &streams, |states: &States| {
@@ -339,7 +344,9 @@ pub async fn ship(
     summary = "Cancel an order",
     description = "The owning `customer` or an `admin` (another customer's order is 404). A \
                    `placed` or `paid` order becomes `cancelled` and its reservation is \
-                   released; cancelling a paid order records a refund of the total.",
+                   released; cancelling a paid order sends a refund of what was paid (and \
+                   not yet refunded) to the payment provider, recorded with it \
+                   (`RefundRequested`, then `Refunded` when the provider confirms).",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The order."), CommandHeaders),
     responses(
@@ -365,6 +372,7 @@ pub async fn cancel(
     let body = body.into_inner();
     let context = CommandContext::new(&request, &caller, id, &body)?;
     let streams = order_streams(&state, &caller, id).await?;
+    let refund = cancellation_refund(&state, &caller, id).await?;
     let outcome = execute(&state.engine, &context, &streams, |states: &States| {
         let (stream, order) = visible_order(states, &caller, id)?;
         context.check_if_match(stream.version)?;
@@ -373,6 +381,7 @@ pub async fn cancel(
             OrderId::from_uuid(id),
             &order,
             body.reason.clone(),
+            refund.clone(),
             &products,
         )
         .map_err(domain_problem)?;
@@ -380,6 +389,29 @@ pub async fn cancel(
     })
     .await?;
     Ok(outcome.respond(&context))
+}
+
+/// The refund a cancellation of order `id` sends first: everything a paid order's
+/// provider still holds (none for an order that is not paid). Keyed by the order: a retried
+/// cancellation asks the provider for the same refund.
+async fn cancellation_refund(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Option<domain::RefundRequest>, Problem> {
+    let order = state.engine.streams.peek(id).await?.order();
+    let refundable = order.payments().refundable_cents();
+    if !is_visible(&order, caller)
+        || order.status() != Some(domain::OrderStatus::Paid)
+        || refundable == 0
+    {
+        return Ok(None);
+    }
+    let reason = domain::Reason::parse("order cancelled").map_err(Problem::internal)?;
+    let key = format!("agora-cancel-{id}");
+    super::payments::request_refund(&state.payments, id, &order, refundable, reason, &key)
+        .await
+        .map(Some)
 }
 
 /// The actor recorded on commands the system sends by itself (reservation expiry).

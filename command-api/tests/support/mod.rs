@@ -52,6 +52,7 @@ pub fn settings(database_url: &str) -> Settings {
         webhook_retry_base: std::time::Duration::from_secs(5),
         log_signing_key: None,
         checkpoint_interval: std::time::Duration::from_secs(10),
+        payments: Default::default(),
     }
 }
 

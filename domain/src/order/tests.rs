@@ -112,6 +112,8 @@ fn pay_with_the_exact_total_and_currency() {
             amount_cents: 3098,
             currency: eur(),
             payment_ref: PaymentRef::parse("psp-123").unwrap(),
+            provider_event: None,
+            reason: Some(Reason::parse("bank transfer received").unwrap()),
         })]
     );
     assert_eq!(o.status(), Some(OrderStatus::Paid));
@@ -184,17 +186,34 @@ fn cancel_of_a_placed_order_refunds_nothing() {
 }
 
 #[test]
-fn cancel_of_a_paid_order_refunds_the_total() {
+fn cancel_of_a_paid_order_refunds_the_total_through_the_provider() {
     let mut o = order_in(OrderStatus::Paid);
-    let events = run_order(&mut o, cancel_command());
+    // Without the refund the provider accepted, a paid order is not cancelled.
+    assert_eq!(
+        o.decide(cancel_command()).unwrap_err().code(),
+        "invalid_state"
+    );
+    let cancel = cancel_command_for(&o);
+    let events = run_order(&mut o, cancel);
     assert!(matches!(
         &events[..],
-        [OrderEvent::OrderCancelled(OrderCancelled {
-            refunded_cents: 3098,
-            ..
-        })]
+        [
+            OrderEvent::OrderCancelled(OrderCancelled {
+                refunded_cents: 0,
+                ..
+            }),
+            OrderEvent::RefundRequested(RefundRequested {
+                amount_cents: 3098,
+                ..
+            }),
+            OrderEvent::Refunded(Refunded {
+                amount_cents: 3098,
+                ..
+            })
+        ]
     ));
     assert_eq!(o.refunded_cents(), Some(3098));
+    assert_eq!(o.payments().refundable_cents(), 0);
 }
 
 #[test]
@@ -202,7 +221,8 @@ fn cancel_with_an_empty_reason_is_fine() {
     let o = placed_order();
     assert!(o
         .decide(OrderCommand::Cancel {
-            reason: CancelReason::default()
+            reason: CancelReason::default(),
+            refund: None,
         })
         .is_ok());
 }
@@ -224,7 +244,7 @@ fn status_machine_table() {
         for (name, command) in [
             ("pay", pay_command(3098, "EUR")),
             ("ship", ship_command()),
-            ("cancel", cancel_command()),
+            ("cancel", cancel_command_for(&o)),
         ] {
             let result = o.decide(command);
             if allowed(status, name) {
@@ -286,7 +306,8 @@ fn state_serializes_for_snapshots_and_audit() {
             "carrier": null,
             "tracking_number": null,
             "cancel_reason": "changed my mind",
-            "refunded_cents": 0
+            "refunded_cents": 0,
+            "payments": {"payments": [], "refunds": []}
         })
     );
     assert_eq!(serde_json::from_value::<Order>(state).unwrap(), o);
@@ -314,9 +335,12 @@ fn stored_form_is_type_name_version_and_exact_payload() {
                 amount_cents: 2598,
                 currency: eur(),
                 payment_ref: PaymentRef::parse("psp-123").unwrap(),
+                provider_event: Some(ProviderEventId::parse("evt_1").unwrap()),
+                reason: None,
             }
             .into(),
-            json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123"}),
+            json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123",
+                   "provider_event": "evt_1", "reason": null}),
         ),
         (
             OrderShipped {
@@ -334,12 +358,76 @@ fn stored_form_is_type_name_version_and_exact_payload() {
             .into(),
             json!({"reason": "", "refunded_cents": 0}),
         ),
+        (
+            PaymentRequested {
+                payment_id: PaymentRef::parse("pi_1").unwrap(),
+                provider: ProviderName::parse("stripe").unwrap(),
+                amount_cents: 2598,
+                currency: eur(),
+            }
+            .into(),
+            json!({"payment_id": "pi_1", "provider": "stripe", "amount_cents": 2598,
+                   "currency": "EUR"}),
+        ),
+        (
+            PaymentFailed {
+                payment_id: PaymentRef::parse("pi_1").unwrap(),
+                provider_event: ProviderEventId::parse("evt_2").unwrap(),
+                reason: "card_declined".into(),
+            }
+            .into(),
+            json!({"payment_id": "pi_1", "provider_event": "evt_2", "reason": "card_declined"}),
+        ),
+        (
+            PaymentNeedsReview {
+                payment_id: PaymentRef::parse("pi_2").unwrap(),
+                amount_cents: 1,
+                currency: eur(),
+                provider_event: ProviderEventId::parse("evt_3").unwrap(),
+                reason: "amount".into(),
+            }
+            .into(),
+            json!({"payment_id": "pi_2", "amount_cents": 1, "currency": "EUR",
+                   "provider_event": "evt_3", "reason": "amount"}),
+        ),
+        (
+            RefundRequested {
+                refund_id: RefundId::parse("re_1").unwrap(),
+                payment_id: PaymentRef::parse("pi_1").unwrap(),
+                amount_cents: 100,
+                currency: eur(),
+                reason: Reason::parse("damaged").unwrap(),
+            }
+            .into(),
+            json!({"refund_id": "re_1", "payment_id": "pi_1", "amount_cents": 100,
+                   "currency": "EUR", "reason": "damaged"}),
+        ),
+        (
+            Refunded {
+                refund_id: RefundId::parse("re_1").unwrap(),
+                amount_cents: 100,
+                currency: eur(),
+                provider_event: None,
+            }
+            .into(),
+            json!({"refund_id": "re_1", "amount_cents": 100, "currency": "EUR",
+                   "provider_event": null}),
+        ),
+        (
+            RefundFailed {
+                refund_id: RefundId::parse("re_2").unwrap(),
+                provider_event: Some(ProviderEventId::parse("evt_4").unwrap()),
+                reason: "expired_card".into(),
+            }
+            .into(),
+            json!({"refund_id": "re_2", "provider_event": "evt_4", "reason": "expired_card"}),
+        ),
     ];
     let types: Vec<_> = events.iter().map(|(e, _)| e.event_type()).collect();
     assert_eq!(types, OrderEvent::EVENT_TYPES);
     for (event, payload) in events {
         let version = match event.event_type() {
-            "OrderPlaced" => 2,
+            "OrderPlaced" | "OrderPaid" => 2,
             _ => 1,
         };
         assert_eq!(event.payload(), payload, "{}", event.event_type());
@@ -355,7 +443,7 @@ fn stored_form_is_type_name_version_and_exact_payload() {
         );
     }
     assert_eq!(OrderPlaced::SCHEMA_VERSION, 2);
-    assert_eq!(OrderPaid::SCHEMA_VERSION, 1);
+    assert_eq!(OrderPaid::SCHEMA_VERSION, 2);
     assert_eq!(OrderEvent::current_schema_version("ProductCreated"), None);
 }
 
@@ -438,4 +526,154 @@ async fn aggregate_handle_writes_the_decided_events_to_the_sink() {
     assert_eq!(sink.collect().await, expected);
     assert_eq!(via_handle.status(), Some(OrderStatus::Paid));
     assert_eq!(<Order as Aggregate>::TYPE, "order");
+}
+
+fn confirm(payment: &str, amount_cents: i64, currency: &str, event: &str) -> OrderCommand {
+    OrderCommand::ConfirmPayment {
+        payment_id: PaymentRef::parse(payment).unwrap(),
+        amount_cents,
+        currency: cur(currency),
+        provider_event: ProviderEventId::parse(event).unwrap(),
+    }
+}
+
+fn request(payment: &str) -> OrderCommand {
+    OrderCommand::RequestPayment {
+        payment_id: PaymentRef::parse(payment).unwrap(),
+        provider: ProviderName::parse("stripe").unwrap(),
+    }
+}
+
+#[test]
+fn the_providers_success_pays_a_placed_order_once() {
+    let mut o = placed_order();
+    let requested = run_order(&mut o, request("pi_1"));
+    assert!(matches!(&requested[..], [OrderEvent::PaymentRequested(p)] if p.amount_cents == 3098));
+    // Asking again for the open payment records nothing; another one while it is open is refused.
+    assert_eq!(o.decide(request("pi_1")).unwrap(), vec![]);
+    assert_eq!(
+        o.decide(request("pi_2")).unwrap_err().code(),
+        "invalid_state"
+    );
+    let paid = run_order(&mut o, confirm("pi_1", 3098, "EUR", "evt_1"));
+    assert!(matches!(
+        &paid[..],
+        [OrderEvent::OrderPaid(OrderPaid {
+            provider_event: Some(_),
+            reason: None,
+            ..
+        })]
+    ));
+    assert_eq!(o.status(), Some(OrderStatus::Paid));
+    // The same success again (another event id: the provider retried) records nothing.
+    assert_eq!(
+        o.decide(confirm("pi_1", 3098, "EUR", "evt_9")).unwrap(),
+        vec![]
+    );
+    // A failure reported late does not undo a captured payment.
+    let late = OrderCommand::FailPayment {
+        payment_id: PaymentRef::parse("pi_1").unwrap(),
+        provider_event: ProviderEventId::parse("evt_0").unwrap(),
+        reason: "card_declined".into(),
+    };
+    assert_eq!(o.decide(late).unwrap(), vec![]);
+    assert_eq!(o.payments().captured_cents(), 3098);
+}
+
+#[test]
+fn a_success_the_order_cannot_take_needs_review_and_never_pays() {
+    // Another amount, another currency.
+    for (amount, currency) in [(3097, "EUR"), (3098, "USD")] {
+        let mut o = placed_order();
+        let events = run_order(&mut o, confirm("pi_1", amount, currency, "evt_1"));
+        assert!(
+            matches!(&events[..], [OrderEvent::PaymentNeedsReview(_)]),
+            "{events:?}"
+        );
+        assert_eq!(o.status(), Some(OrderStatus::Placed));
+        assert_eq!(o.payments().refundable_cents(), amount);
+    }
+    // An order no longer placed: expired (cancelled), or paid by another payment.
+    for status in [
+        OrderStatus::Cancelled,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+    ] {
+        let mut o = order_in(status);
+        let events = run_order(&mut o, confirm("pi_late", 3098, "EUR", "evt_1"));
+        assert!(
+            matches!(&events[..], [OrderEvent::PaymentNeedsReview(_)]),
+            "{status}"
+        );
+        assert_eq!(o.status(), Some(status));
+    }
+}
+
+#[test]
+fn a_failed_payment_leaves_the_order_placed() {
+    let mut o = placed_order();
+    run_order(&mut o, request("pi_1"));
+    let failed = OrderCommand::FailPayment {
+        payment_id: PaymentRef::parse("pi_1").unwrap(),
+        provider_event: ProviderEventId::parse("evt_1").unwrap(),
+        reason: "card_declined\u{7}".into(),
+    };
+    let events = run_order(&mut o, failed);
+    assert!(matches!(&events[..], [OrderEvent::PaymentFailed(f)] if f.reason == "card_declined"));
+    assert_eq!(o.status(), Some(OrderStatus::Placed));
+    assert_eq!(o.payments().open(), None);
+    // The buyer may try again with a new payment.
+    assert!(o.decide(request("pi_2")).is_ok());
+}
+
+#[test]
+fn refunds_never_exceed_what_was_captured_and_not_refunded() {
+    let mut o = order_in(OrderStatus::Paid);
+    let refund = |id: &str, amount: i64, succeeded: bool| {
+        OrderCommand::Refund(RefundRequest {
+            succeeded,
+            ..refund_request(id, amount)
+        })
+    };
+    let too_much = o.decide(refund("re_1", 3099, true)).unwrap_err();
+    assert_eq!(too_much.code(), "refund_exceeds_payment");
+    assert_eq!(
+        o.decide(refund("re_0", 0, true)).unwrap_err().code(),
+        "refund_exceeds_payment"
+    );
+    run_order(&mut o, refund("re_1", 1000, false));
+    // A requested refund counts against what is left.
+    assert_eq!(
+        o.decide(refund("re_2", 2099, true)).unwrap_err().code(),
+        "refund_exceeds_payment"
+    );
+    run_order(&mut o, refund("re_2", 2098, true));
+    assert_eq!(o.refunded_cents(), Some(2098));
+    // The provider fails the first: its amount may be refunded again.
+    let failed = OrderCommand::SettleRefund {
+        refund_id: RefundId::parse("re_1").unwrap(),
+        provider_event: None,
+        failure: Some("expired_card".into()),
+    };
+    assert!(matches!(
+        &run_order(&mut o, failed)[..],
+        [OrderEvent::RefundFailed(_)]
+    ));
+    assert_eq!(o.payments().refundable_cents(), 1000);
+    // Settling a settled refund again records nothing; an unknown one is not found.
+    let again = OrderCommand::SettleRefund {
+        refund_id: RefundId::parse("re_2").unwrap(),
+        provider_event: None,
+        failure: None,
+    };
+    assert_eq!(o.decide(again).unwrap(), vec![]);
+    let unknown = OrderCommand::SettleRefund {
+        refund_id: RefundId::parse("re_x").unwrap(),
+        provider_event: None,
+        failure: None,
+    };
+    assert_eq!(o.decide(unknown).unwrap_err().code(), "not_found");
+    // The same refund id again (a retried request) records nothing.
+    assert_eq!(o.decide(refund("re_2", 2098, true)).unwrap(), vec![]);
+    assert_eq!(o.status(), Some(OrderStatus::Paid));
 }

@@ -375,7 +375,7 @@ fn cancel_releases_every_reservation() {
         ProductCommand::Discontinue,
     );
 
-    let events = cancel_order(oid(1), &order, CancelReason::default(), &products).unwrap();
+    let events = cancel_order(oid(1), &order, CancelReason::default(), None, &products).unwrap();
     assert_eq!(
         events.order,
         vec![OrderCancelled {
@@ -406,13 +406,18 @@ fn cancel_of_a_paid_order_refunds_and_releases() {
     let mut products = catalog(&[(1, product(1299, "EUR", 10))]);
     let mut order = placed(&mut products, &[(1, 2)]);
     run_order(&mut order, pay_command(2598, "EUR"));
-    let events = cancel_order(oid(1), &order, CancelReason::default(), &products).unwrap();
+    let refund = Some(refund_request("re_1", 2598));
+    let events = cancel_order(oid(1), &order, CancelReason::default(), refund, &products).unwrap();
     assert!(matches!(
         &events.order[..],
-        [OrderEvent::OrderCancelled(OrderCancelled {
-            refunded_cents: 2598,
-            ..
-        })]
+        [
+            OrderEvent::OrderCancelled(OrderCancelled {
+                refunded_cents: 0,
+                ..
+            }),
+            OrderEvent::RefundRequested(_),
+            OrderEvent::Refunded(_)
+        ]
     ));
     assert_eq!(events.products.len(), 1);
 }
@@ -421,9 +426,9 @@ fn cancel_of_a_paid_order_refunds_and_releases() {
 fn cancel_of_a_shipped_or_cancelled_order_is_invalid_state() {
     let mut products = catalog(&[(1, product(1299, "EUR", 10))]);
     let mut order = placed(&mut products, &[(1, 2)]);
-    let events = cancel_order(oid(1), &order, CancelReason::default(), &products).unwrap();
+    let events = cancel_order(oid(1), &order, CancelReason::default(), None, &products).unwrap();
     apply_all(&events, &mut order, &mut products);
-    let err = cancel_order(oid(1), &order, CancelReason::default(), &products).unwrap_err();
+    let err = cancel_order(oid(1), &order, CancelReason::default(), None, &products).unwrap_err();
     assert_eq!(
         err.to_string(),
         "order is cancelled; only a placed or paid order can be cancelled"
@@ -469,7 +474,14 @@ fn a_paid_order_never_expires() {
 fn ship_or_cancel_with_a_missing_product_is_unknown_product() {
     let mut products = catalog(&[(1, product(1299, "EUR", 10))]);
     let order = placed(&mut products, &[(1, 2)]);
-    let err = cancel_order(oid(1), &order, CancelReason::default(), &HashMap::new()).unwrap_err();
+    let err = cancel_order(
+        oid(1),
+        &order,
+        CancelReason::default(),
+        None,
+        &HashMap::new(),
+    )
+    .unwrap_err();
     assert_eq!(err, DomainError::UnknownProduct { product_id: pid(1) });
 }
 
@@ -551,10 +563,15 @@ fn property_stock_matches_the_orders() {
                 }
                 4 if !orders.is_empty() => {
                     let i = rng.range(0, orders.len() as i64 - 1) as usize;
+                    let refund = match orders[i].payments().refundable_cents() {
+                        0 => None,
+                        cents => Some(refund_request(&format!("re_{i}"), cents)),
+                    };
                     let result = cancel_order(
                         oid(i as u128),
                         &orders[i],
                         CancelReason::default(),
+                        refund,
                         &products,
                     );
                     if let Ok(events) = result {

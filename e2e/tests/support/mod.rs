@@ -46,6 +46,7 @@ pub fn command_settings(
         webhook_retry_base: std::time::Duration::from_secs(5),
         log_signing_key: None,
         checkpoint_interval: std::time::Duration::from_secs(10),
+        payments: Default::default(),
     }
 }
 
