@@ -7,20 +7,23 @@
 #    Kafka jars (via scripts/kafka.sh), a C toolchain (apt; rdkafka builds librdkafka), the
 #    rustfmt/clippy components (rustup), OpenSSL (librdkafka's TLS/SASL), and
 #    (scripts/tools.sh) Chromium + chromedriver (apt) for the dashboard's browser test and
-#    promtool (Go module proxy, cached) for deploy/.
-# 2. Starts PostgreSQL (and a second, TLS-only cluster), Kafka (with a SASL_SSL listener) and
+#    promtool (Debian's prometheus package; built from the Go module proxy only when apt
+#    cannot install it) for deploy/.
+# 2. Starts PostgreSQL (and a second, TLS-only cluster), Kafka (with a SASL_SSL listener),
 #    an OpenID provider (Ory Hydra, built once from the Go module proxy by scripts/hydra.sh),
-#    the fault tests' PostgreSQL cluster and toxiproxy (scripts/faults.sh)
-#    (idempotent; they stay running afterwards) and exports AGORA_TEST_DATABASE_URL,
-#    AGORA_TEST_TLS_DATABASE_URL, AGORA_TEST_TLS_DIR, AGORA_TEST_KAFKA_BROKERS,
-#    AGORA_TEST_OIDC_ISSUER and AGORA_TEST_OIDC_ADMIN for the tests.
+#    a payment provider (localstripe, a Stripe-compatible server from PyPI, by
+#    scripts/payments.sh), the fault tests' PostgreSQL cluster and toxiproxy
+#    (scripts/faults.sh) (idempotent; they stay running afterwards) and exports
+#    AGORA_TEST_DATABASE_URL, AGORA_TEST_TLS_DATABASE_URL, AGORA_TEST_TLS_DIR,
+#    AGORA_TEST_KAFKA_BROKERS, AGORA_TEST_OIDC_ISSUER, AGORA_TEST_OIDC_ADMIN and
+#    AGORA_TEST_STRIPE_API_BASE for the tests.
 # 3. Runs cargo fmt --check, cargo clippy -D warnings and cargo test on the whole workspace,
 #    then schemathesis against both APIs (scripts/fuzz.sh) and a 3-minute soak
 #    (scripts/soak.sh).
 #    Every check runs even when an earlier one failed; the exit code is non-zero if any did.
 #
-# Environment: see scripts/postgres.sh, scripts/kafka.sh and scripts/hydra.sh (AGORA_STATE_DIR,
-# ports, ...);
+# Environment: see scripts/postgres.sh, scripts/kafka.sh, scripts/hydra.sh and
+# scripts/payments.sh (AGORA_STATE_DIR, ports, ...);
 # CARGO_TARGET_DIR is honoured as usual.
 set -euo pipefail
 
@@ -79,7 +82,7 @@ fi
 info "$(cargo --version); $(cargo fmt --version); $(cargo clippy --version)"
 
 # --- services --------------------------------------------------------------------------------
-section "Services (PostgreSQL, Kafka, Hydra)"
+section "Services (PostgreSQL, Kafka, Hydra, localstripe)"
 services_started=$SECONDS
 scripts/postgres.sh start
 scripts/postgres.sh sweep
@@ -89,6 +92,7 @@ AGORA_PG_NAME=pg-tls AGORA_PG_PORT=55433 AGORA_PG_TLS_DIR="$AGORA_TEST_TLS_DIR" 
 AGORA_TEST_TLS_DATABASE_URL="postgres://postgres@localhost:55433/postgres"
 scripts/kafka.sh start
 scripts/hydra.sh start
+scripts/payments.sh start
 # The fault tests' own cluster (they kill it) and the TCP fault proxy (built once).
 scripts/faults.sh pg-start >/dev/null
 scripts/faults.sh toxiproxy >/dev/null
@@ -96,11 +100,13 @@ AGORA_TEST_DATABASE_URL="$(scripts/postgres.sh url)"
 AGORA_TEST_KAFKA_BROKERS="$(scripts/kafka.sh bootstrap)"
 AGORA_TEST_OIDC_ISSUER="$(scripts/hydra.sh issuer)"
 AGORA_TEST_OIDC_ADMIN="$(scripts/hydra.sh admin)"
+AGORA_TEST_STRIPE_API_BASE="$(scripts/payments.sh url)"
 export AGORA_TEST_DATABASE_URL AGORA_TEST_KAFKA_BROKERS AGORA_TEST_TLS_DIR AGORA_TEST_TLS_DATABASE_URL
-export AGORA_TEST_OIDC_ISSUER AGORA_TEST_OIDC_ADMIN
+export AGORA_TEST_OIDC_ISSUER AGORA_TEST_OIDC_ADMIN AGORA_TEST_STRIPE_API_BASE
 info "AGORA_TEST_DATABASE_URL=$AGORA_TEST_DATABASE_URL"
 info "AGORA_TEST_KAFKA_BROKERS=$AGORA_TEST_KAFKA_BROKERS"
 info "AGORA_TEST_OIDC_ISSUER=$AGORA_TEST_OIDC_ISSUER (admin $AGORA_TEST_OIDC_ADMIN)"
+info "AGORA_TEST_STRIPE_API_BASE=$AGORA_TEST_STRIPE_API_BASE"
 info "services ready in $((SECONDS - services_started)) s"
 
 # --- tools the dashboard and operator tests drive -------------------------------------------
@@ -118,7 +124,7 @@ if AGORA_PROMTOOL="$(scripts/tools.sh promtool)"; then
   export AGORA_PROMTOOL
   info "AGORA_PROMTOOL=$AGORA_PROMTOOL"
 else
-  failed+=("build promtool")
+  failed+=("install promtool")
 fi
 info "tools ready in $((SECONDS - tools_started)) s"
 

@@ -6,7 +6,9 @@
 //! agora audit export [--after P] [--out FILE]    the event log as NDJSON, in log order
 //! agora audit verify [--file FILE] [--checkpoint CP]  check the chains and the Merkle tree
 //! agora audit checkpoint [--out FILE]            save the newest signed checkpoint
+//! agora audit rebuild-tree                       recover a halted log signer
 //! agora projections list | rebuild NAME          read models: state, zero-downtime rebuild
+//! agora payments reconcile [--since 30d]         the provider's payments beside the log
 //! agora dev [--kafka BROKERS]                    everything on this machine, one process
 //! ```
 //!
@@ -19,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{audit, dev, migrate, projections, token};
+use commands::{audit, dev, migrate, payments, projections, token};
 
 /// Agora's command-line tool.
 #[derive(Debug, Parser)]
@@ -44,6 +46,9 @@ enum Command {
     Projections(projections::ProjectionsCommand),
     /// Run everything on this machine: private PostgreSQL, both APIs and a projector.
     Dev(dev::DevArgs),
+    /// Reconcile the payment provider's payments with the log.
+    #[command(subcommand)]
+    Payments(payments::PaymentsCommand),
 }
 
 impl Command {
@@ -54,6 +59,7 @@ impl Command {
             Command::Audit(command) => audit::run(command).await,
             Command::Projections(command) => projections::run(command).await,
             Command::Dev(args) => dev::run(args).await,
+            Command::Payments(command) => payments::run(command).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod dev;
 pub mod migrate;
+pub mod payments;
 pub mod projections;
 pub mod token;
 

@@ -89,7 +89,7 @@ impl Drop for Scratch {
     }
 }
 
-fn metadata(causation: Option<&str>) -> EventMetadata {
+pub fn metadata(causation: Option<&str>) -> EventMetadata {
     EventMetadata {
         actor: "auditor-test".into(),
         correlation_id: Uuid::new_v4().to_string(),

@@ -9,6 +9,7 @@
 
 pub mod manual;
 pub mod provider;
+pub mod reconcile;
 pub mod stripe;
 pub mod webhook;
 

@@ -19,6 +19,8 @@ pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The most PaymentIntents one list call returns (Stripe's limit).
 const PAGE: usize = 100;
+/// The most pages one reconciliation reads (100,000 payments).
+const MAX_PAGES: usize = 1000;
 
 /// A Stripe account's API.
 pub struct StripeProvider {
@@ -248,6 +250,7 @@ impl PaymentProvider for StripeProvider {
         Box::pin(async move {
             let mut payments = Vec::new();
             let mut after: Option<String> = None;
+            let mut pages = 0;
             loop {
                 let mut query = vec![("limit", PAGE.to_string())];
                 if let Some(last) = &after {
@@ -256,7 +259,16 @@ impl PaymentProvider for StripeProvider {
                 let page: List<Listed> = self
                     .call(Method::GET, "/v1/payment_intents", &query, None)
                     .await?;
-                let older = page.data.iter().any(|listed| listed.created < since);
+                // Stripe lists newest first: a page ending before `since` is the last one
+                // needed. (Compatible servers that list oldest first are read to the end.)
+                let newest_first = page
+                    .data
+                    .windows(2)
+                    .all(|pair| pair[0].created >= pair[1].created);
+                let ends_before = page
+                    .data
+                    .last()
+                    .is_some_and(|listed| listed.created < since);
                 after = page.data.last().map(|listed| listed.intent.id.clone());
                 payments.extend(
                     page.data
@@ -264,7 +276,12 @@ impl PaymentProvider for StripeProvider {
                         .filter(|listed| listed.created >= since)
                         .map(|listed| ProviderPayment::from(listed.intent)),
                 );
-                if !page.has_more || older || after.is_none() {
+                pages += 1;
+                if !page.has_more
+                    || (newest_first && ends_before)
+                    || after.is_none()
+                    || pages >= MAX_PAGES
+                {
                     return Ok(payments);
                 }
             }
