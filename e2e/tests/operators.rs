@@ -20,13 +20,21 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `$AGORA_PROMTOOL` (scripts/test.sh sets it), else `promtool` on the PATH (Debian's
+/// prometheus package), else the Go build scripts/tools.sh caches as a fallback.
 fn promtool() -> PathBuf {
-    std::env::var_os("AGORA_PROMTOOL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/agora/go/bin/promtool")
-        })
+    if let Some(path) = std::env::var_os("AGORA_PROMTOOL") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("promtool"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+        Path::new(&home).join(".cache/agora/go/bin/promtool")
+    })
 }
 
 /// Runs promtool in `dir`; panics with its output unless it succeeds.

@@ -311,6 +311,7 @@ async fn baseline(
 ) -> Result<Option<Signed>, Interrupted> {
     let public = key.public_key();
     let mut best: Option<Signed> = None;
+    let mut signed_at = None;
     let mut consider = |checkpoint: &Checkpoint| {
         if checkpoint.verify(&public).is_err() {
             return;
@@ -321,6 +322,7 @@ async fn baseline(
                     size: checkpoint.tree_size,
                     root,
                 });
+                signed_at = chrono::DateTime::parse_from_rfc3339(&checkpoint.timestamp).ok();
             }
         }
     };
@@ -343,6 +345,9 @@ async fn baseline(
     }
     if let Some(signed) = best {
         metrics::gauge!("log_signed_tree_size").set(signed.size as f64);
+    }
+    if let Some(at) = signed_at {
+        metrics::gauge!("log_checkpoint_signed_timestamp_seconds").set(at.timestamp() as f64);
     }
     Ok(best)
 }
