@@ -36,6 +36,8 @@ pub struct StackOptions {
     pub group_commit: bool,
     /// Turn webhooks on with this key (and allow loopback receivers).
     pub webhook_key: Option<String>,
+    /// The payment provider (default: the manual one).
+    pub payments: command_api::payments::PaymentSettings,
 }
 
 impl Default for StackOptions {
@@ -50,6 +52,7 @@ impl Default for StackOptions {
             workers: 2,
             group_commit: true,
             webhook_key: None,
+            payments: Default::default(),
         }
     }
 }
@@ -107,7 +110,7 @@ impl Stack {
                 webhook_retry_base: std::time::Duration::from_secs(5),
                 log_signing_key: None,
                 checkpoint_interval: std::time::Duration::from_secs(10),
-                payments: Default::default(),
+                payments: options.payments.clone(),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());
