@@ -5,9 +5,11 @@
 //! Checked: every acknowledged command's events are in the store exactly once (one
 //! `command_id` per correlation id), at its acknowledged version and position; every refused
 //! command left nothing; an unknown outcome was applied at most once; each stream's versions
-//! are 1, 2, 3, … without gaps; no product's stock is negative at any version; and, once the
-//! read models caught up, each product and order in the query API equals the fold of its
-//! events.
+//! are 1, 2, 3, … without gaps; no product's stock is negative at any version; every
+//! `OrderPaid` names the provider event that reported it or the reason of an admin's offline
+//! payment (but version 1, which predates both), and no order is paid twice; and, once the
+//! read models caught up, each product and order in the query API (an order's status,
+//! payment reference, refunded amount, payments and refunds) equals the fold of its events.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -24,6 +26,8 @@ pub struct StoredEvent {
     pub version: i64,
     pub position: i64,
     pub event_type: String,
+    /// The version of the event type's schema the payload was recorded with.
+    pub schema_version: i32,
     pub payload: Value,
     pub correlation_id: String,
     pub command_id: String,
@@ -75,8 +79,9 @@ pub async fn load_events(database_url: &str) -> anyhow::Result<Vec<StoredEvent>>
     let driver = tokio::spawn(connection);
     let rows = client
         .query(
-            "SELECT stream_id, stream_type, version, position, event_type, payload, \
-                    coalesce(metadata->>'correlation_id', ''), coalesce(metadata->>'command_id', '') \
+            "SELECT stream_id, stream_type, version, position, event_type, schema_version, \
+                    payload, coalesce(metadata->>'correlation_id', ''), \
+                    coalesce(metadata->>'command_id', '') \
              FROM events ORDER BY stream_id, version",
             &[],
         )
@@ -91,9 +96,10 @@ pub async fn load_events(database_url: &str) -> anyhow::Result<Vec<StoredEvent>>
                 version: row.try_get(2)?,
                 position: row.try_get(3)?,
                 event_type: row.try_get(4)?,
-                payload: row.try_get(5)?,
-                correlation_id: row.try_get(6)?,
-                command_id: row.try_get(7)?,
+                schema_version: row.try_get(5)?,
+                payload: row.try_get(6)?,
+                correlation_id: row.try_get(7)?,
+                command_id: row.try_get(8)?,
             })
         })
         .collect()
@@ -126,6 +132,55 @@ pub struct ProductFold {
 pub struct OrderFold {
     pub version: i64,
     pub status: String,
+    /// The payment that paid the order.
+    pub payment_ref: Option<String>,
+    /// The refunds the provider confirmed, or what a cancellation recorded before refunds
+    /// went through the provider; `None` while neither happened.
+    pub refunded_cents: Option<i64>,
+    /// Payments (by `payment_id`), oldest first.
+    pub payments: Vec<Money>,
+    /// Refunds (by `refund_id`), oldest first.
+    pub refunds: Vec<Money>,
+}
+
+/// One payment or refund of an order: its id, status and amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Money {
+    pub id: String,
+    pub status: String,
+    pub amount_cents: i64,
+}
+
+impl OrderFold {
+    /// Sets the status and amount of payment `id`, listing it when it is new.
+    fn set_payment(&mut self, id: &str, status: &str, amount_cents: i64) {
+        match self.payments.iter_mut().find(|p| p.id == id) {
+            Some(payment) => {
+                payment.status = status.to_owned();
+                payment.amount_cents = amount_cents;
+            }
+            None => self.payments.push(Money {
+                id: id.to_owned(),
+                status: status.to_owned(),
+                amount_cents,
+            }),
+        }
+    }
+
+    /// Sets the status of refund `id` (one never requested is left alone).
+    fn set_refund(&mut self, id: &str, status: &str) {
+        if let Some(refund) = self.refunds.iter_mut().find(|r| r.id == id) {
+            refund.status = status.to_owned();
+        }
+    }
+
+    fn refunds_confirmed(&self) -> i64 {
+        self.refunds
+            .iter()
+            .filter(|r| r.status == "succeeded")
+            .map(|r| r.amount_cents)
+            .sum()
+    }
 }
 
 /// The folds of every stream, by id.
@@ -257,20 +312,7 @@ fn check_streams(events: &[StoredEvent], report: &mut Report) -> Folds {
             }
             "order" => {
                 let fold = folds.orders.entry(event.stream_id).or_default();
-                fold.version = event.version;
-                fold.status = match event.event_type.as_str() {
-                    "OrderPlaced" => "placed",
-                    "OrderPaid" => "paid",
-                    "OrderShipped" => "shipped",
-                    "OrderCancelled" => "cancelled",
-                    other => {
-                        report
-                            .violations
-                            .push(format!("unknown order event {other}"));
-                        "?"
-                    }
-                }
-                .to_owned();
+                apply_order(fold, event, report);
             }
             other => report
                 .violations
@@ -279,6 +321,82 @@ fn check_streams(events: &[StoredEvent], report: &mut Report) -> Folds {
     }
     report.streams = expected.len();
     folds
+}
+
+/// Folds one order event (its JSON as stored) and checks what the payment rules say of it:
+/// an `OrderPaid` after version 1 names the provider event that reported it or the reason
+/// of an admin's offline payment, and an order is paid at most once.
+fn apply_order(fold: &mut OrderFold, event: &StoredEvent, report: &mut Report) {
+    let text = |field: &str| event.payload[field].as_str().unwrap_or_default().to_owned();
+    let named = |field: &str| {
+        event.payload[field]
+            .as_str()
+            .is_some_and(|value| !value.trim().is_empty())
+    };
+    let amount = event.payload["amount_cents"].as_i64().unwrap_or_default();
+    let at = || format!("order {} version {}", event.stream_id, event.version);
+    fold.version = event.version;
+    match event.event_type.as_str() {
+        "OrderPlaced" => fold.status = "placed".into(),
+        "OrderPaid" => {
+            if event.schema_version >= 2 && !named("provider_event") && !named("reason") {
+                report.violations.push(format!(
+                    "{}: OrderPaid names neither a provider event nor an offline payment's \
+                     reason: {}",
+                    at(),
+                    event.payload
+                ));
+            }
+            if let Some(earlier) = &fold.payment_ref {
+                report.violations.push(format!(
+                    "{}: the order is paid twice ({earlier}, then {})",
+                    at(),
+                    text("payment_ref")
+                ));
+            }
+            fold.status = "paid".into();
+            fold.payment_ref = Some(text("payment_ref"));
+            fold.set_payment(&text("payment_ref"), "succeeded", amount);
+        }
+        "PaymentRequested" => {
+            let id = text("payment_id");
+            if !fold.payments.iter().any(|p| p.id == id) {
+                fold.set_payment(&id, "requested", amount);
+            }
+        }
+        "PaymentFailed" => {
+            let id = text("payment_id");
+            let asked = fold.payments.iter().find(|p| p.id == id);
+            let asked = asked.map_or(0, |p| p.amount_cents);
+            fold.set_payment(&id, "failed", asked);
+        }
+        "PaymentNeedsReview" => fold.set_payment(&text("payment_id"), "needs_review", amount),
+        "RefundRequested" => fold.refunds.push(Money {
+            id: text("refund_id"),
+            status: "requested".into(),
+            amount_cents: amount,
+        }),
+        "Refunded" => {
+            fold.set_refund(&text("refund_id"), "succeeded");
+            fold.refunded_cents = Some(fold.refunds_confirmed());
+        }
+        "RefundFailed" => fold.set_refund(&text("refund_id"), "failed"),
+        "OrderShipped" => fold.status = "shipped".into(),
+        "OrderCancelled" => {
+            fold.status = "cancelled".into();
+            for payment in &mut fold.payments {
+                if payment.status == "requested" {
+                    payment.status = "canceled".into();
+                }
+            }
+            // Before refunds went through the provider, cancelling recorded the refund.
+            let recorded = event.payload["refunded_cents"].as_i64().unwrap_or_default();
+            fold.refunded_cents = Some(recorded.max(fold.refunds_confirmed()));
+        }
+        other => report
+            .violations
+            .push(format!("{}: unknown order event {other}", at())),
+    }
 }
 
 fn apply_product(fold: &mut ProductFold, event: &StoredEvent) {
@@ -361,9 +479,25 @@ pub async fn compare_read_models(
     }
     for (id, fold) in &folds.orders {
         let body = read(format!("/v1/orders/{id}?min_version={}", fold.version)).await?;
+        let money = |list: &str, id: &str| -> Vec<Money> {
+            body[list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|item| Money {
+                    id: item[id].as_str().unwrap_or_default().to_owned(),
+                    status: item["status"].as_str().unwrap_or_default().to_owned(),
+                    amount_cents: item["amount_cents"].as_i64().unwrap_or(-1),
+                })
+                .collect()
+        };
         let seen = OrderFold {
             version: body["version"].as_i64().unwrap_or(-1),
             status: body["status"].as_str().unwrap_or_default().to_owned(),
+            payment_ref: body["payment_ref"].as_str().map(str::to_owned),
+            refunded_cents: body["refunded_cents"].as_i64(),
+            payments: money("payments", "payment_id"),
+            refunds: money("refunds", "refund_id"),
         };
         if &seen != fold {
             report.violations.push(format!(
@@ -388,6 +522,7 @@ mod tests {
             version,
             position,
             event_type: kind.into(),
+            schema_version: 1,
             payload,
             correlation_id: format!("c{position}"),
             command_id: format!("k{position}"),
@@ -492,5 +627,244 @@ mod tests {
         report.assert_clean().unwrap();
         assert_eq!(folds.products[&p].on_hand, 4);
         assert_eq!(report.unknown, 1);
+    }
+
+    /// The events of one order, versions from 1, each `(type, schema version, payload)`.
+    fn order_events(order: Uuid, events: &[(&str, i32, Value)]) -> Vec<StoredEvent> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, schema_version, payload))| StoredEvent {
+                stream_type: "order".into(),
+                schema_version: *schema_version,
+                ..event(order, i as i64 + 1, i as i64 + 1, kind, payload.clone())
+            })
+            .collect()
+    }
+
+    fn money(id: &str, status: &str, amount_cents: i64) -> Money {
+        Money {
+            id: id.into(),
+            status: status.into(),
+            amount_cents,
+        }
+    }
+
+    fn placed() -> (&'static str, i32, Value) {
+        ("OrderPlaced", 2, json!({"total_cents": 3098}))
+    }
+
+    #[test]
+    fn orders_fold_their_payments_and_refunds() {
+        let o = Uuid::new_v4();
+        let events = order_events(
+            o,
+            &[
+                placed(),
+                (
+                    "PaymentRequested",
+                    1,
+                    json!({"payment_id": "pi_1", "amount_cents": 3098}),
+                ),
+                (
+                    "PaymentFailed",
+                    1,
+                    json!({"payment_id": "pi_1", "reason": "declined"}),
+                ),
+                (
+                    "PaymentRequested",
+                    1,
+                    json!({"payment_id": "pi_2", "amount_cents": 3098}),
+                ),
+                (
+                    "PaymentNeedsReview",
+                    1,
+                    json!({"payment_id": "pi_2", "amount_cents": 3000}),
+                ),
+                (
+                    "PaymentRequested",
+                    1,
+                    json!({"payment_id": "pi_3", "amount_cents": 3098}),
+                ),
+                (
+                    "OrderPaid",
+                    2,
+                    json!({"amount_cents": 3098, "payment_ref": "pi_3",
+                           "provider_event": "evt_1", "reason": null}),
+                ),
+                (
+                    "RefundRequested",
+                    1,
+                    json!({"refund_id": "re_1", "payment_id": "pi_2", "amount_cents": 3000}),
+                ),
+                (
+                    "Refunded",
+                    1,
+                    json!({"refund_id": "re_1", "amount_cents": 3000}),
+                ),
+                (
+                    "RefundRequested",
+                    1,
+                    json!({"refund_id": "re_2", "payment_id": "pi_3", "amount_cents": 100}),
+                ),
+                (
+                    "RefundFailed",
+                    1,
+                    json!({"refund_id": "re_2", "reason": "no"}),
+                ),
+                ("OrderCancelled", 1, json!({"refunded_cents": 0})),
+                (
+                    "RefundRequested",
+                    1,
+                    json!({"refund_id": "re_3", "payment_id": "pi_3", "amount_cents": 3098}),
+                ),
+            ],
+        );
+        let (report, folds) = check_store(&[], &events);
+        report.assert_clean().unwrap();
+        let expected = OrderFold {
+            version: 13,
+            status: "cancelled".into(),
+            payment_ref: Some("pi_3".into()),
+            refunded_cents: Some(3000),
+            payments: vec![
+                money("pi_1", "failed", 3098),
+                money("pi_2", "needs_review", 3000),
+                money("pi_3", "succeeded", 3098),
+            ],
+            refunds: vec![
+                money("re_1", "succeeded", 3000),
+                money("re_2", "failed", 100),
+                money("re_3", "requested", 3098),
+            ],
+        };
+        assert_eq!(folds.orders[&o], expected);
+
+        // An open payment is withdrawn by the cancellation; an old-style cancellation
+        // recorded the refund itself.
+        let o = Uuid::new_v4();
+        let events = order_events(
+            o,
+            &[
+                placed(),
+                (
+                    "OrderPaid",
+                    1,
+                    json!({"amount_cents": 3098, "payment_ref": "psp-1"}),
+                ),
+                ("OrderCancelled", 1, json!({"refunded_cents": 3098})),
+            ],
+        );
+        let (report, folds) = check_store(&[], &events);
+        report.assert_clean().unwrap();
+        assert_eq!(folds.orders[&o].refunded_cents, Some(3098));
+        assert_eq!(
+            folds.orders[&o].payments,
+            [money("psp-1", "succeeded", 3098)]
+        );
+        let o = Uuid::new_v4();
+        let events = order_events(
+            o,
+            &[
+                placed(),
+                (
+                    "PaymentRequested",
+                    1,
+                    json!({"payment_id": "pi_1", "amount_cents": 3098}),
+                ),
+                ("OrderCancelled", 1, json!({"refunded_cents": 0})),
+            ],
+        );
+        let (_, folds) = check_store(&[], &events);
+        assert_eq!(folds.orders[&o].payments, [money("pi_1", "canceled", 3098)]);
+        assert_eq!(folds.orders[&o].refunded_cents, Some(0));
+    }
+
+    #[test]
+    fn a_payment_must_name_its_provider_event_or_reason_and_come_once() {
+        let paid = |provider_event: Value, reason: Value| {
+            (
+                "OrderPaid",
+                2,
+                json!({"amount_cents": 3098, "payment_ref": "pi_1",
+                       "provider_event": provider_event, "reason": reason}),
+            )
+        };
+        let (provider, offline, neither, blank, twice, v1) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let mut events = Vec::new();
+        events.extend(order_events(
+            provider,
+            &[placed(), paid(json!("evt_1"), Value::Null)],
+        ));
+        events.extend(order_events(
+            offline,
+            &[placed(), paid(Value::Null, json!("bank"))],
+        ));
+        events.extend(order_events(
+            neither,
+            &[placed(), paid(Value::Null, Value::Null)],
+        ));
+        events.extend(order_events(
+            blank,
+            &[placed(), paid(json!(""), json!("  "))],
+        ));
+        events.extend(order_events(
+            twice,
+            &[
+                placed(),
+                paid(json!("evt_1"), Value::Null),
+                paid(json!("evt_2"), Value::Null),
+            ],
+        ));
+        // Before payments went through a provider: neither field, at schema version 1.
+        let v1_paid = (
+            "OrderPaid",
+            1,
+            json!({"amount_cents": 3098, "payment_ref": "psp-1"}),
+        );
+        events.extend(order_events(v1, &[placed(), v1_paid]));
+
+        let (report, _) = check_store(&[], &events);
+        let violations = &report.violations;
+        assert_eq!(violations.len(), 3, "{violations:?}");
+        let about = |order: Uuid| {
+            violations
+                .iter()
+                .filter(|v| v.contains(&order.to_string()))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        for order in [neither, blank] {
+            let found = about(order);
+            assert_eq!(found.len(), 1, "{violations:?}");
+            assert!(found[0].contains("names neither"), "{found:?}");
+        }
+        let found = about(twice);
+        assert_eq!(found.len(), 1, "{violations:?}");
+        assert!(found[0].contains("paid twice"), "{found:?}");
+        assert!(report.assert_clean().is_err());
+    }
+
+    #[test]
+    fn an_unknown_order_event_is_a_violation() {
+        let o = Uuid::new_v4();
+        let events = order_events(o, &[placed(), ("OrderTeleported", 1, json!({}))]);
+        let (report, folds) = check_store(&[], &events);
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.contains("unknown order event OrderTeleported")),
+            "{:?}",
+            report.violations
+        );
+        assert_eq!(folds.orders[&o].status, "placed");
     }
 }

@@ -108,6 +108,7 @@ async fn pay(shop: &Shop, id: Uuid) -> Result<()> {
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("placed"))?,
         payment_ref: domain::PaymentRef::parse("psp-1")?,
+        reason: domain::Reason::parse("bank transfer")?,
     })?;
     let rows = events
         .iter()

@@ -54,6 +54,10 @@ use crate::routes::{audit, dashboard, health, orders, products, verifiable};
             orders::OrderSummary,
             orders::OrderDetail,
             orders::OrderLine,
+            orders::OrderPayment,
+            orders::OrderRefund,
+            orders::PaymentStatus,
+            orders::RefundStatus,
             orders::Status,
             Page<orders::OrderSummary>,
             dashboard::Bucket,
@@ -347,6 +351,21 @@ mod tests {
         let state = serde_json::to_value(domain::Product::default()).unwrap();
         assert_eq!(keys(&example["state"]), keys(&state));
         assert_eq!(example["stream_type"], domain::product::STREAM_TYPE);
+    }
+
+    #[test]
+    fn the_order_example_shows_payments_and_refunds_as_documented() {
+        let document = document();
+        let example = &document["components"]["schemas"]["OrderDetail"]["example"];
+        for (list, schema) in [("payments", "OrderPayment"), ("refunds", "OrderRefund")] {
+            let items = example[list].as_array().expect("a list");
+            assert!(!items.is_empty(), "{list}");
+            for item in items {
+                assert_eq!(keys(item), properties(&document, schema), "{list}");
+            }
+            let own = &document["components"]["schemas"][schema]["example"];
+            assert_eq!(keys(own), properties(&document, schema), "{schema}");
+        }
     }
 
     #[test]

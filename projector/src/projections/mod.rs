@@ -1,6 +1,8 @@
-//! The shop's projections: products, orders (summary and detail), sales per hour/day
-//! bucket, and top products.
+//! The shop's projections: products, orders (summary and detail, with payments and
+//! refunds), sales per hour/day bucket, and top products.
 
+#[cfg(test)]
+pub(crate) mod histories;
 pub mod orders;
 pub mod products;
 pub mod sales;

@@ -1,6 +1,15 @@
 //! `sales`: orders placed, orders paid, revenue and units per hour and per day (UTC).
-//! Placed counts at placing time; paid, revenue (payments minus refunds) and units at
-//! paying time: a refund is taken off the buckets its payment was counted in.
+//! Revenue is money the provider confirmed minus refunds the provider confirmed.
+//!
+//! - Placed counts at placing time.
+//! - Paid, revenue and units count at paying time (`OrderPaid`).
+//! - A refund (`Refunded`) takes its amount off the revenue of its own bucket, unless it
+//!   pays back a payment the order never took (`PaymentNeedsReview`: captured money that
+//!   was never revenue, so neither is its refund).
+//! - Cancelling a paid order takes its units off the buckets its payment was counted in.
+//!   Before refunds went through the provider, the cancellation also recorded the refund
+//!   (`OrderCancelled.refunded_cents`), which comes off the revenue of those buckets too;
+//!   since, it is 0 and the refund is its own `Refunded`.
 //!
 //! Per order it remembers the version it reflects (`sales_v{n}_orders`), so a replayed
 //! event changes nothing, and what a later payment or refund needs. A batch reads those
@@ -13,6 +22,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use domain::OrderEvent;
 use futures::future::BoxFuture;
+use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use crate::apply::ApplyError;
@@ -29,6 +39,10 @@ pub struct OrderRow {
     pub total_cents: i64,
     pub units: i64,
     pub paid_at: Option<DateTime<Utc>>,
+    /// The payments captured without paying the order (`PaymentNeedsReview`).
+    pub review_payments: Vec<String>,
+    /// Refunds of revenue requested and not yet confirmed.
+    pub revenue_refunds: Vec<String>,
 }
 
 /// What a batch adds to one bucket.
@@ -85,9 +99,8 @@ fn add(buckets: &mut Buckets, at: DateTime<Utc>, sums: Sums) -> Result<(), Strin
 
 /// Applies one event to an order's row (`None`: not yet known) and the batch's buckets,
 /// as a single guarded statement would: placing inserts when there is no row (and counts
-/// the order placed); any other event changes an existing row it is newer than (a
-/// payment counts at paying time, a refund comes off its payment's buckets). An error is
-/// the reason the event is poison (nothing changed).
+/// the order placed); any other event changes an existing row it is newer than, as the
+/// module doc says. An error is the reason the event is poison (nothing changed).
 pub fn step(
     row: &mut Option<OrderRow>,
     buckets: &mut Buckets,
@@ -111,6 +124,8 @@ pub fn step(
                 total_cents: placed.total_cents,
                 units,
                 paid_at: None,
+                review_payments: Vec::new(),
+                revenue_refunds: Vec::new(),
             });
         }
         return Ok(());
@@ -118,8 +133,12 @@ pub fn step(
     let Some(current) = row.as_mut().filter(|r| r.version < event.version) else {
         return Ok(());
     };
+    let negative = |value: i64, what: &str| {
+        value
+            .checked_neg()
+            .ok_or_else(|| format!("{what} out of range"))
+    };
     match body {
-        OrderEvent::OrderPlaced(_) => {}
         OrderEvent::OrderPaid(paid) => {
             let sums = Sums {
                 orders_placed: 0,
@@ -130,24 +149,50 @@ pub fn step(
             add(buckets, event.occurred_at, sums)?;
             current.paid_at = Some(event.occurred_at);
         }
-        OrderEvent::OrderCancelled(cancelled) if cancelled.refunded_cents > 0 => {
+        OrderEvent::OrderCancelled(cancelled) => {
             if let Some(paid_at) = current.paid_at {
-                let refund = Sums {
+                let cancelled_sale = Sums {
                     orders_placed: 0,
                     orders_paid: 0,
-                    revenue_cents: cancelled
-                        .refunded_cents
-                        .checked_neg()
-                        .ok_or_else(|| "refund out of range".to_owned())?,
-                    units_sold: current
-                        .units
-                        .checked_neg()
-                        .ok_or_else(|| "units out of range".to_owned())?,
+                    revenue_cents: negative(cancelled.refunded_cents, "refund")?,
+                    units_sold: negative(current.units, "units")?,
                 };
-                add(buckets, paid_at, refund)?;
+                add(buckets, paid_at, cancelled_sale)?;
             }
         }
-        OrderEvent::OrderCancelled(_) | OrderEvent::OrderShipped(_) => {}
+        OrderEvent::PaymentNeedsReview(review) => {
+            let payment = review.payment_id.as_str();
+            if !current.review_payments.iter().any(|p| p == payment) {
+                current.review_payments.push(payment.to_owned());
+            }
+        }
+        OrderEvent::RefundRequested(requested) => {
+            let payment = requested.payment_id.as_str();
+            if !current.review_payments.iter().any(|p| p == payment) {
+                current
+                    .revenue_refunds
+                    .push(requested.refund_id.as_str().to_owned());
+            }
+        }
+        OrderEvent::Refunded(refunded) => {
+            let refund = refunded.refund_id.as_str();
+            if let Some(at) = current.revenue_refunds.iter().position(|r| r == refund) {
+                let refund = Sums {
+                    revenue_cents: negative(refunded.amount_cents, "refund")?,
+                    ..Sums::default()
+                };
+                add(buckets, event.occurred_at, refund)?;
+                current.revenue_refunds.remove(at);
+            }
+        }
+        OrderEvent::RefundFailed(failed) => {
+            let refund = failed.refund_id.as_str();
+            current.revenue_refunds.retain(|r| r != refund);
+        }
+        OrderEvent::OrderPlaced(_)
+        | OrderEvent::OrderShipped(_)
+        | OrderEvent::PaymentRequested(_)
+        | OrderEvent::PaymentFailed(_) => {}
     }
     current.version = event.version;
     Ok(())
@@ -186,7 +231,8 @@ async fn apply(
     let rows = read(
         tx,
         &format!(
-            "SELECT t.order_id, t.version, t.total_cents, t.units, t.paid_at \
+            "SELECT t.order_id, t.version, t.total_cents, t.units, t.paid_at, \
+                 t.review_payments, t.revenue_refunds \
              FROM unnest($1::uuid[]) AS s(id) JOIN {orders} AS t ON t.order_id = s.id"
         ),
         &[&ids],
@@ -196,6 +242,8 @@ async fn apply(
     let mut existing = HashMap::with_capacity(rows.len());
     for r in &rows {
         let id: Uuid = r.try_get(0)?;
+        let Json(review_payments) = r.try_get(5)?;
+        let Json(revenue_refunds) = r.try_get(6)?;
         existing.insert(
             id,
             OrderRow {
@@ -203,6 +251,8 @@ async fn apply(
                 total_cents: r.try_get(2)?,
                 units: r.try_get(3)?,
                 paid_at: r.try_get(4)?,
+                review_payments,
+                revenue_refunds,
             },
         );
     }
@@ -225,13 +275,25 @@ async fn apply(
     write_exactly(
         tx,
         &format!(
-            "INSERT INTO {orders} (order_id, version, total_cents, units, lines, paid_at) \
-             SELECT id, version, total_cents, units, '[]', paid_at \
-             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[]) \
-                  AS s(id, version, total_cents, units, paid_at) \
+            "INSERT INTO {orders} (order_id, version, total_cents, units, lines, paid_at, \
+                 review_payments, revenue_refunds) \
+             SELECT id, version, total_cents, units, '[]', paid_at, review_payments, \
+                 revenue_refunds \
+             FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[], \
+                         $6::jsonb[], $7::jsonb[]) \
+                  AS s(id, version, total_cents, units, paid_at, review_payments, \
+                       revenue_refunds) \
              ON CONFLICT (order_id) DO NOTHING"
         ),
-        &[&c.id, &c.version, &c.total_cents, &c.units, &c.paid_at],
+        &[
+            &c.id,
+            &c.version,
+            &c.total_cents,
+            &c.units,
+            &c.paid_at,
+            &c.review_payments,
+            &c.revenue_refunds,
+        ],
         c.id.len(),
         "new sales orders",
     )
@@ -240,12 +302,21 @@ async fn apply(
     write_exactly(
         tx,
         &format!(
-            "UPDATE {orders} AS t SET version = s.version, paid_at = s.paid_at \
-             FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::int8[]) \
-                  AS s(id, version, paid_at, expected) \
+            "UPDATE {orders} AS t SET version = s.version, paid_at = s.paid_at, \
+                 review_payments = s.review_payments, revenue_refunds = s.revenue_refunds \
+             FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::jsonb[], $5::jsonb[], \
+                         $6::int8[]) \
+                  AS s(id, version, paid_at, review_payments, revenue_refunds, expected) \
              WHERE t.order_id = s.id AND t.version = s.expected"
         ),
-        &[&c.id, &c.version, &c.paid_at, &c.expected],
+        &[
+            &c.id,
+            &c.version,
+            &c.paid_at,
+            &c.review_payments,
+            &c.revenue_refunds,
+            &c.expected,
+        ],
         c.id.len(),
         "changed sales orders",
     )
@@ -290,6 +361,8 @@ struct Changed {
     total_cents: Vec<i64>,
     units: Vec<i64>,
     paid_at: Vec<Option<DateTime<Utc>>>,
+    review_payments: Vec<Json<Vec<String>>>,
+    revenue_refunds: Vec<Json<Vec<String>>>,
     expected: Vec<i64>,
 }
 
@@ -300,6 +373,8 @@ impl Columns<OrderRow> for Changed {
         self.total_cents.push(row.total_cents);
         self.units.push(row.units);
         self.paid_at.push(row.paid_at);
+        self.review_payments.push(Json(row.review_payments));
+        self.revenue_refunds.push(Json(row.revenue_refunds));
         self.expected.push(expected);
     }
 }
@@ -307,6 +382,153 @@ impl Columns<OrderRow> for Changed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projections::histories::{self, at, History, TOTAL, UNITS};
+
+    /// The order row and the buckets a history folds to.
+    fn fold(history: &History) -> (OrderRow, Buckets) {
+        let (mut row, mut buckets) = (None, Buckets::new());
+        for event in history.projected() {
+            let ShopEvent::Order(body) = &event.body else {
+                unreachable!("an order history");
+            };
+            step(&mut row, &mut buckets, &event, body).unwrap();
+        }
+        (row.expect("a placed order has a row"), buckets)
+    }
+
+    /// The hour buckets, by the index of the history's event they start at.
+    fn hours(buckets: &Buckets) -> BTreeMap<usize, Sums> {
+        buckets
+            .iter()
+            .filter(|((kind, _), _)| *kind == "hour")
+            .map(|((_, start), sums)| {
+                let index = (0..24)
+                    .find(|i| at(*i) == *start)
+                    .expect("a history's hour");
+                (index, *sums)
+            })
+            .collect()
+    }
+
+    fn placed() -> Sums {
+        Sums {
+            orders_placed: 1,
+            ..Sums::default()
+        }
+    }
+
+    fn paid(revenue_cents: i64, units_sold: i64) -> Sums {
+        Sums {
+            orders_placed: 0,
+            orders_paid: 1,
+            revenue_cents,
+            units_sold,
+        }
+    }
+
+    fn refunded(cents: i64) -> Sums {
+        Sums {
+            revenue_cents: -cents,
+            ..Sums::default()
+        }
+    }
+
+    #[test]
+    fn revenue_is_confirmed_payments_minus_confirmed_refunds_of_them() {
+        let cases = [
+            (
+                "paid through the provider at event 4",
+                histories::provider_payment(),
+                vec![(0, placed()), (4, paid(TOTAL, UNITS))],
+            ),
+            (
+                "captured for review at 2 (not revenue, nor is its refund at 6), paid at 4",
+                histories::needs_review(),
+                vec![(0, placed()), (4, paid(TOTAL, UNITS))],
+            ),
+            (
+                "paid at 1, refunded 700 at 3, a failed refund at 5",
+                histories::partial_refund(),
+                vec![(0, placed()), (1, paid(TOTAL, UNITS)), (3, refunded(700))],
+            ),
+            (
+                "paid at 2, cancelled at 3 (units off the paying hour), refunded at 5",
+                histories::cancelled_paid(),
+                vec![(0, placed()), (2, paid(TOTAL, 0)), (5, refunded(TOTAL))],
+            ),
+            (
+                "cancelled unpaid; the late capture and its refund are not revenue",
+                histories::cancelled_open(),
+                vec![(0, placed())],
+            ),
+            (
+                "old style: the cancellation takes revenue and units off the paying hour",
+                histories::old_style(),
+                vec![(0, placed()), (1, paid(0, 0))],
+            ),
+        ];
+        for (name, history, expected) in cases {
+            let (row, buckets) = fold(&history);
+            let expected: BTreeMap<usize, Sums> = expected.into_iter().collect();
+            assert_eq!(hours(&buckets), expected, "{name}");
+            let day = expected
+                .values()
+                .fold(Sums::default(), |a, b| a.plus(*b).unwrap());
+            let days: Vec<Sums> = buckets
+                .iter()
+                .filter(|((kind, _), _)| *kind == "day")
+                .map(|(_, sums)| *sums)
+                .collect();
+            assert_eq!(days, [day], "{name}");
+            assert_eq!(row.version, history.events.len() as i64, "{name}");
+            assert!(
+                row.revenue_refunds.is_empty(),
+                "{name}: every refund settled"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refund_remembers_whether_it_pays_back_revenue_until_it_is_settled() {
+        let mut history = History::placed();
+        history
+            .request("pi_1")
+            .confirm("pi_1", 1000)
+            .pay_offline("bank-1")
+            .refund("re_1", "pi_1", 1000, false)
+            .refund("re_2", "bank-1", 400, false);
+        let (row, _) = fold(&history);
+        assert_eq!(row.review_payments, ["pi_1"]);
+        assert_eq!(row.revenue_refunds, ["re_2"]);
+
+        history.settle("re_2", true).settle("re_1", true);
+        let (row, buckets) = fold(&history);
+        assert!(row.revenue_refunds.is_empty());
+        assert_eq!(hours(&buckets)[&6], refunded(400));
+        assert_eq!(
+            hours(&buckets).len(),
+            3,
+            "placed, paid, one refund of revenue"
+        );
+    }
+
+    #[test]
+    fn replayed_events_change_nothing() {
+        let history = histories::cancelled_paid();
+        let events = history.projected();
+        let (mut row, mut buckets) = (None, Buckets::new());
+        for event in &events {
+            for earlier in events.iter().filter(|e| e.version <= event.version) {
+                let ShopEvent::Order(body) = &earlier.body else {
+                    unreachable!("an order history");
+                };
+                step(&mut row, &mut buckets, earlier, body).unwrap();
+            }
+        }
+        let (once_row, once_buckets) = fold(&history);
+        assert_eq!(row, Some(once_row));
+        assert_eq!(buckets, once_buckets);
+    }
 
     #[test]
     fn buckets_start_at_the_utc_hour_and_day() {

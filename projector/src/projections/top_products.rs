@@ -1,5 +1,9 @@
-//! `top_products`: units sold and revenue per product from paid orders (refunds taken
-//! off), with the product's SKU and name.
+//! `top_products`: units sold and revenue per product from paid orders, with the product's
+//! SKU and name. A paid order's lines count when it is paid (`OrderPaid`) and come off when
+//! it is cancelled (whether the cancellation recorded the refund itself, as before refunds
+//! went through the provider, or the refund followed as its own events). A refund without a
+//! cancellation (partial, or of a payment the order never took) changes nothing here: it
+//! cannot be attributed to products.
 //!
 //! Per order it remembers the version it reflects and the lines (`top_products_v{n}_orders`),
 //! so a replayed event changes nothing; per product, the version of the SKU and name. A
@@ -78,8 +82,8 @@ fn sell(products: &mut Products, lines: &[Line], sign: i64) -> Result<(), String
 
 /// Applies one order event to the order's row (`None`: not yet known) and the batch's
 /// product sums, as a single guarded statement would: placing inserts when there is no
-/// row; a payment of an unpaid order adds its lines, a refund of a paid one takes them
-/// off; any other event moves the version of a row it is newer than. An error is the
+/// row; a payment of an unpaid order adds its lines, the cancellation of a paid one takes
+/// them off; any event moves the version of a row it is newer than. An error is the
 /// reason the event is poison (nothing changed).
 pub fn step(
     row: &mut Option<OrderRow>,
@@ -100,17 +104,14 @@ pub fn step(
     let Some(current) = row.as_mut().filter(|r| r.version < event.version) else {
         return Ok(());
     };
-    let (paid_before, paid_after, sign) = match body {
-        OrderEvent::OrderPaid(_) => (false, true, 1),
-        OrderEvent::OrderCancelled(cancelled) if cancelled.refunded_cents > 0 => (true, false, -1),
+    let (paid_after, sign) = match body {
+        OrderEvent::OrderPaid(_) if !current.paid => (true, 1),
+        OrderEvent::OrderCancelled(_) if current.paid => (false, -1),
         _ => {
             current.version = event.version;
             return Ok(());
         }
     };
-    if current.paid != paid_before {
-        return Ok(());
-    }
     let lines = current
         .lines
         .as_deref()
@@ -305,5 +306,93 @@ impl Columns<OrderRow> for Changed {
         self.version.push(row.version);
         self.paid.push(row.paid);
         self.expected.push(expected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projections::histories::{self, History, PRODUCTS};
+
+    /// Units and revenue per product a history folds to (products it never sold: none).
+    fn fold(history: &History) -> (OrderRow, Vec<(i64, i64)>) {
+        let (mut row, mut products) = (None, Products::new());
+        for event in history.projected() {
+            let ShopEvent::Order(body) = &event.body else {
+                unreachable!("an order history");
+            };
+            step(&mut row, &mut products, &event, body).unwrap();
+        }
+        let sums = PRODUCTS
+            .iter()
+            .map(|n| {
+                let sums = products
+                    .get(&Uuid::from_u128(*n))
+                    .cloned()
+                    .unwrap_or_default();
+                (sums.units_sold, sums.revenue_cents)
+            })
+            .collect();
+        (row.expect("a placed order has a row"), sums)
+    }
+
+    #[test]
+    fn paid_orders_count_until_they_are_cancelled_whatever_their_refunds() {
+        let sold = vec![(2, 2 * 1299), (1, 500)];
+        let nothing = vec![(0, 0), (0, 0)];
+        let cases = [
+            (
+                "provider payment, shipped",
+                histories::provider_payment(),
+                &sold,
+                true,
+            ),
+            (
+                "paid, with a refund of captured money",
+                histories::needs_review(),
+                &sold,
+                true,
+            ),
+            (
+                "paid, partly refunded",
+                histories::partial_refund(),
+                &sold,
+                true,
+            ),
+            (
+                "paid and cancelled",
+                histories::cancelled_paid(),
+                &nothing,
+                false,
+            ),
+            (
+                "cancelled unpaid, a late capture",
+                histories::cancelled_open(),
+                &nothing,
+                false,
+            ),
+            (
+                "old style, paid and cancelled",
+                histories::old_style(),
+                &nothing,
+                false,
+            ),
+        ];
+        for (name, history, expected, paid) in cases {
+            let (row, sums) = fold(&history);
+            assert_eq!(&sums, expected, "{name}");
+            assert_eq!(row.paid, paid, "{name}");
+            assert_eq!(row.version, history.events.len() as i64, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unpaid_cancellation_takes_nothing_off() {
+        let mut history = History::placed();
+        history.cancel(None);
+        let (row, sums) = fold(&history);
+        assert_eq!(sums, [(0, 0), (0, 0)]);
+        assert!(!row.paid);
+        assert_eq!(row.version, 2);
     }
 }

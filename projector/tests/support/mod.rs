@@ -10,7 +10,8 @@ use chrono::Utc;
 use domain::{
     CancelReason, Carrier, Currency, CustomerId, LineItem, LineQuantity, Order, OrderCommand,
     OrderEvent, OrderId, OrderLines, PaymentRef, PriceCents, Product, ProductCommand, ProductEvent,
-    ProductId, ProductName, Sku, StockQuantity, TrackingNumber,
+    ProductId, ProductName, ProviderEventId, ProviderName, Reason, RefundId, RefundRequest, Sku,
+    StockQuantity, TrackingNumber,
 };
 use eventstore::testing::TestDatabase;
 use eventstore::{AppendRequest, EventMetadata, EventStore, LoadedStream, NewEvent, StreamWrite};
@@ -19,21 +20,34 @@ use uuid::Uuid;
 
 pub type Result<T> = anyhow::Result<T>;
 
-fn product_of(stream: &LoadedStream) -> Result<Product> {
-    let events = stream
+/// The events of a stream, read as every reader must (upcast, then decoded).
+fn events_of<E>(
+    stream: &LoadedStream,
+    pick: impl Fn(eventstore::ShopEvent) -> Option<E>,
+) -> Result<Vec<E>> {
+    stream
         .events
         .iter()
-        .map(|e| ProductEvent::from_stored(&e.event_type, e.schema_version as u32, &e.payload))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .map(|e| {
+            let event = eventstore::decode(e)?;
+            pick(event).ok_or_else(|| anyhow::anyhow!("{} is of another stream type", e.stream_id))
+        })
+        .collect()
+}
+
+fn product_of(stream: &LoadedStream) -> Result<Product> {
+    let events = events_of(stream, |e| match e {
+        eventstore::ShopEvent::Product(event) => Some(event),
+        eventstore::ShopEvent::Order(_) => None,
+    })?;
     Ok(Product::from_events(events))
 }
 
 fn order_of(stream: &LoadedStream) -> Result<Order> {
-    let events = stream
-        .events
-        .iter()
-        .map(|e| OrderEvent::from_stored(&e.event_type, e.schema_version as u32, &e.payload))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let events = events_of(stream, |e| match e {
+        eventstore::ShopEvent::Order(event) => Some(event),
+        eventstore::ShopEvent::Product(_) => None,
+    })?;
     Ok(Order::from_events(events))
 }
 
@@ -210,22 +224,104 @@ impl Shop {
         Ok((stream, order, streams, products))
     }
 
-    pub async fn pay(&self, id: Uuid) -> Result<()> {
+    /// Runs `command` on order `id` (decided on the fold of its stream) and appends what it
+    /// decides.
+    pub async fn order_command(&self, id: Uuid, command: OrderCommand) -> Result<()> {
         let stream = self.store.load_stream(id).await?;
-        let order = order_of(&stream)?;
-        let events = order.decide(OrderCommand::Pay {
-            amount_cents: order.total_cents(),
-            currency: order
-                .currency()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("no currency"))?,
-            payment_ref: PaymentRef::parse(format!("psp-{id}"))?,
-        })?;
+        let events = order_of(&stream)?.decide(command)?;
         self.append(vec![StreamWrite::after(
             &stream,
             "order",
             order_rows(&events),
         )])
+        .await
+    }
+
+    /// The fold of order `id`.
+    pub async fn order(&self, id: Uuid) -> Result<Order> {
+        order_of(&self.store.load_stream(id).await?)
+    }
+
+    /// An admin's offline payment of the total (`psp-<id>`).
+    pub async fn pay(&self, id: Uuid) -> Result<()> {
+        let order = self.order(id).await?;
+        self.order_command(
+            id,
+            OrderCommand::Pay {
+                amount_cents: order.total_cents(),
+                currency: currency_of(&order)?,
+                payment_ref: PaymentRef::parse(format!("psp-{id}"))?,
+                reason: Reason::parse("bank transfer")?,
+            },
+        )
+        .await
+    }
+
+    /// Asks the provider for a payment of the total.
+    pub async fn request_payment(&self, id: Uuid, payment: &str) -> Result<()> {
+        self.order_command(
+            id,
+            OrderCommand::RequestPayment {
+                payment_id: PaymentRef::parse(payment)?,
+                provider: ProviderName::parse("stripe")?,
+            },
+        )
+        .await
+    }
+
+    /// The provider's word that `payment` captured `amount_cents` (the total pays the order;
+    /// anything else needs review).
+    pub async fn confirm_payment(&self, id: Uuid, payment: &str, amount_cents: i64) -> Result<()> {
+        let order = self.order(id).await?;
+        self.order_command(
+            id,
+            OrderCommand::ConfirmPayment {
+                payment_id: PaymentRef::parse(payment)?,
+                amount_cents,
+                currency: currency_of(&order)?,
+                provider_event: ProviderEventId::parse(format!("evt-{id}-{payment}"))?,
+            },
+        )
+        .await
+    }
+
+    /// The provider's word that `payment` failed.
+    pub async fn fail_payment(&self, id: Uuid, payment: &str) -> Result<()> {
+        self.order_command(
+            id,
+            OrderCommand::FailPayment {
+                payment_id: PaymentRef::parse(payment)?,
+                provider_event: ProviderEventId::parse(format!("evt-{id}-{payment}-failed"))?,
+                reason: "card declined".into(),
+            },
+        )
+        .await
+    }
+
+    /// Refunds `amount_cents` of what may still be refunded (from the first payment with
+    /// that much left); `succeeded`: the provider answered that it already succeeded.
+    pub async fn refund(
+        &self,
+        id: Uuid,
+        refund: &str,
+        amount_cents: i64,
+        succeeded: bool,
+    ) -> Result<()> {
+        let order = self.order(id).await?;
+        let request = refund_request(&order, refund, Some(amount_cents), succeeded)?;
+        self.order_command(id, OrderCommand::Refund(request)).await
+    }
+
+    /// The provider's word on `refund`: succeeded, or failed.
+    pub async fn settle_refund(&self, id: Uuid, refund: &str, succeeded: bool) -> Result<()> {
+        self.order_command(
+            id,
+            OrderCommand::SettleRefund {
+                refund_id: RefundId::parse(refund)?,
+                provider_event: Some(ProviderEventId::parse(format!("evt-{id}-{refund}"))?),
+                failure: (!succeeded).then(|| "insufficient funds".to_owned()),
+            },
+        )
         .await
     }
 
@@ -241,20 +337,71 @@ impl Shop {
         self.append_placement(&stream, &streams, decided).await
     }
 
+    /// Cancels the order, a paid one with the refund (already succeeded) of what its first
+    /// refundable payment may still pay back (`re-<id>`).
     pub async fn cancel(&self, id: Uuid) -> Result<()> {
         let (stream, order, streams, products) = self.load_order(id).await?;
+        let refund = match order.status() {
+            Some(domain::OrderStatus::Paid) if order.payments().refundable_cents() > 0 => {
+                Some(refund_request(&order, &format!("re-{id}"), None, true)?)
+            }
+            _ => None,
+        };
         let decided = domain::cancel_order(
             OrderId::from_uuid(id),
             &order,
             CancelReason::parse("test")?,
+            refund,
             &products,
         )?;
         self.append_placement(&stream, &streams, decided).await
     }
 }
 
-/// A deterministic mixed workload: products, orders, payments, shipments, cancellations.
-/// Returns the number of events appended.
+fn currency_of(order: &Order) -> Result<Currency> {
+    order
+        .currency()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no currency: the order is not placed"))
+}
+
+/// A refund of `amount_cents` (all it may pay back: `None`) from the first captured payment
+/// of `order` with that much left to pay back.
+fn refund_request(
+    order: &Order,
+    refund: &str,
+    amount_cents: Option<i64>,
+    succeeded: bool,
+) -> Result<RefundRequest> {
+    let money = order.payments();
+    let left = |payment: &domain::Payment| {
+        let claimed: i64 = money
+            .refunds
+            .iter()
+            .filter(|r| r.payment_id == payment.payment_id)
+            .filter(|r| r.status != domain::RefundStatus::Failed)
+            .map(|r| r.amount_cents)
+            .sum();
+        payment.amount_cents - claimed
+    };
+    let payment = money
+        .payments
+        .iter()
+        .filter(|p| p.status.is_captured())
+        .find(|p| left(p) >= amount_cents.unwrap_or(1))
+        .ok_or_else(|| anyhow::anyhow!("nothing left to refund"))?;
+    Ok(RefundRequest {
+        refund_id: RefundId::parse(refund)?,
+        payment_id: payment.payment_id.clone(),
+        amount_cents: amount_cents.unwrap_or_else(|| left(payment)),
+        reason: Reason::parse("customer asked")?,
+        succeeded,
+    })
+}
+
+/// A deterministic mixed workload: products, orders, payments (offline, through the
+/// provider, declined, captured for review), refunds (confirmed, pending, failed),
+/// shipments, cancellations.
 pub async fn workload(shop: &Shop, seed: u64, orders: usize) -> Result<()> {
     let mut rng = seed
         .wrapping_mul(6364136223846793005)
@@ -295,16 +442,51 @@ pub async fn workload(shop: &Shop, seed: u64, orders: usize) -> Result<()> {
         let Some(order) = shop.place(&customer, &lines).await? else {
             continue;
         };
+        let total = shop.order(order).await?.total_cents();
         match next(10) {
             0..=4 => {
-                shop.pay(order).await?;
-                match next(4) {
+                // Paid offline, through the provider, or through it after a declined card.
+                match next(3) {
+                    0 => shop.pay(order).await?,
+                    way => {
+                        if way == 2 {
+                            shop.request_payment(order, "pi_declined").await?;
+                            shop.fail_payment(order, "pi_declined").await?;
+                        }
+                        shop.request_payment(order, "pi_1").await?;
+                        shop.confirm_payment(order, "pi_1", total).await?;
+                    }
+                }
+                match next(5) {
                     0 | 1 => shop.ship(order).await?,
                     2 => shop.cancel(order).await?,
+                    // A partial refund, confirmed with the request, later, or failed.
+                    3 => {
+                        let confirmed = next(3);
+                        shop.refund(order, "re_1", 1 + total / 3, confirmed == 0)
+                            .await?;
+                        if confirmed > 0 {
+                            shop.settle_refund(order, "re_1", confirmed == 1).await?;
+                        }
+                    }
                     _ => {}
                 }
             }
             5 => shop.cancel(order).await?,
+            // The provider captures less than the total: captured money the order cannot
+            // take, refunded by an admin, or left for review; the order stays placed.
+            6 => {
+                shop.request_payment(order, "pi_short").await?;
+                shop.confirm_payment(order, "pi_short", total - 1).await?;
+                if next(2) == 0 {
+                    shop.refund(order, "re_short", total - 1, true).await?;
+                }
+            }
+            // Cancelled while a payment is open.
+            7 => {
+                shop.request_payment(order, "pi_open").await?;
+                shop.cancel(order).await?;
+            }
             _ => {}
         }
         if n % 97 == 0 {
@@ -489,4 +671,131 @@ pub async fn on_hand(client: &tokio_postgres::Client, product: Uuid) -> Result<i
         )
         .await?
         .get(0))
+}
+
+/// What the dashboards count of an order, by the domain's fold of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sale {
+    /// Whether it was paid (`OrderPaid`): counted in `orders_paid`.
+    pub paid: bool,
+    /// Money the provider confirmed (the payment that paid the order) minus the refunds of
+    /// it the provider confirmed, or minus an old-style cancellation's refund.
+    pub revenue_cents: i64,
+    /// `(product, units, revenue)` of each line, when the order counts as sold (paid and
+    /// not cancelled).
+    pub sold: Vec<(Uuid, i64, i64)>,
+}
+
+pub fn sale_of(order: &Order) -> Sale {
+    use domain::{PaymentStatus, RefundStatus};
+    let money = order.payments();
+    let paid_cents: i64 = money
+        .payments
+        .iter()
+        .filter(|p| p.status == PaymentStatus::Succeeded)
+        .map(|p| p.amount_cents)
+        .sum();
+    let revenue_refunds: i64 = money
+        .refunds
+        .iter()
+        .filter(|r| r.status == RefundStatus::Succeeded)
+        .filter(|r| {
+            money
+                .payment(&r.payment_id)
+                .is_some_and(|p| p.status == PaymentStatus::Succeeded)
+        })
+        .map(|r| r.amount_cents)
+        .sum();
+    // Before refunds went through the provider, the cancellation recorded the refund.
+    let old_style_refund = order.refunded_cents().unwrap_or(0) - money.refunded_cents();
+    let paid = order.payment_ref().is_some();
+    let cancelled = order.status() == Some(domain::OrderStatus::Cancelled);
+    let sold = if paid && !cancelled {
+        order
+            .lines()
+            .iter()
+            .map(|l| {
+                let units = l.quantity.get();
+                (
+                    l.product_id.as_uuid(),
+                    units,
+                    units * l.unit_price_cents.get(),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Sale {
+        paid,
+        revenue_cents: paid_cents - revenue_refunds - old_style_refund,
+        sold,
+    }
+}
+
+/// Asserts that the orders read model's row of `id` is what the domain's fold of its
+/// events says: status, total, version, payment reference, refunded amount, payments and
+/// refunds.
+pub async fn assert_order_row(
+    client: &tokio_postgres::Client,
+    id: Uuid,
+    order: &Order,
+    version: i64,
+) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT status, total_cents, version, payment_ref, refunded_cents, payments, refunds \
+             FROM read_model.orders WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    let got: (String, i64, i64, Option<String>, Option<i64>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let expected = (
+        order
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        order.total_cents(),
+        version,
+        order.payment_ref().map(|p| p.as_str().to_owned()),
+        order.refunded_cents(),
+    );
+    anyhow::ensure!(
+        got == expected,
+        "order {id}: {got:?}, the domain says {expected:?}"
+    );
+    let money = order.payments();
+    let payments: Vec<serde_json::Value> = money
+        .payments
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "payment_id": p.payment_id.as_str(),
+                "status": p.status.as_str(),
+                "amount_cents": p.amount_cents,
+            })
+        })
+        .collect();
+    let refunds: Vec<serde_json::Value> = money
+        .refunds
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "refund_id": r.refund_id.as_str(),
+                "status": r.status.as_str(),
+                "amount_cents": r.amount_cents,
+            })
+        })
+        .collect();
+    let got: (serde_json::Value, serde_json::Value) = (row.get(5), row.get(6));
+    let expected = (
+        serde_json::Value::from(payments),
+        serde_json::Value::from(refunds),
+    );
+    anyhow::ensure!(
+        got == expected,
+        "order {id}: payments and refunds {got:?}, the domain says {expected:?}"
+    );
+    Ok(())
 }

@@ -11,7 +11,7 @@
 //! costs 1, a list its most items times what each item costs: a page its `first`, sales its
 //! buckets, top products its `limit`) are refused before anything is read, aliases and
 //! fragments counted. A request that passes still has a budget: at most [`MAX_READS`]
-//! read-model queries ([`ReadBudget`]) and [`DEADLINE`] to answer. Errors carry `extensions.code` (API.md's codes) and never the
+//! read-model queries (`ReadBudget`) and [`DEADLINE`] to answer. Errors carry `extensions.code` (API.md's codes) and never the
 //! details of a server failure, which go to the log. The schema is committed as
 //! `query-api/schema.graphql`; a test keeps it equal to [`sdl`].
 

@@ -188,9 +188,12 @@ pub struct SalesBucket {
     pub orders_placed: i64,
     /// Orders paid in the bucket (counted at paying time).
     pub orders_paid: i64,
-    /// Payments minus refunds in the bucket, in minor units (at paying or refund time).
+    /// Money the provider confirmed minus refunds it confirmed, in minor units: a payment
+    /// at paying time, a refund when it was confirmed (one an old-style cancellation
+    /// recorded, at its payment's time). Captured money the order could not take
+    /// (`needs_review`) is not revenue, nor is its refund.
     pub revenue_cents: i64,
-    /// Units of the orders paid in the bucket.
+    /// Units of the orders paid in the bucket (taken off again if the order is cancelled).
     pub units_sold: i64,
 }
 
@@ -239,8 +242,8 @@ pub struct Sales {
     tag = "dashboard",
     summary = "Sales over time",
     description = "Roles `admin`, `viewer`. Orders placed (at placing time), and orders paid, \
-                   revenue (payments minus refunds) and units sold (at paying time), per hour \
-                   or day bucket.",
+                   revenue (money the provider confirmed minus refunds it confirmed, each at \
+                   its time) and units sold (at paying time), per hour or day bucket.",
     security(("bearer" = [])),
     params(SalesQuery),
     responses(
@@ -319,9 +322,11 @@ pub struct TopProduct {
     pub product_id: Uuid,
     pub sku: String,
     pub name: String,
-    /// Units of paid orders.
+    /// Units of paid orders that were not cancelled.
     pub units_sold: i64,
-    /// Paid revenue minus refunds, in minor units.
+    /// Their lines' revenue, in minor units. A refund without a cancellation (partial, or
+    /// of captured money the order could not take) cannot be attributed to products and
+    /// changes nothing here.
     pub revenue_cents: i64,
 }
 

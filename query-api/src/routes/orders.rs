@@ -27,7 +27,8 @@ use crate::timestamp::Timestamp;
 const SUMMARY_COLUMNS: &str =
     "id, customer_id, status, total_cents, currency, placed_at, updated_at, version";
 const DETAIL_COLUMNS: &str = "id, customer_id, status, total_cents, currency, placed_at, \
-     updated_at, version, lines, payment_ref, carrier, tracking_number, refunded_cents";
+     updated_at, version, lines, payment_ref, carrier, tracking_number, refunded_cents, \
+     payments, refunds";
 
 /// Which orders a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,22 +130,82 @@ pub struct OrderLine {
     pub unit_price_cents: i64,
 }
 
-/// One order with its lines, payment, shipment and refund.
+/// What became of a payment: asked of the provider (`requested`), captured and paying the
+/// order (`succeeded`), refused (`failed`), captured but not taken by the order, for an admin
+/// to refund (`needs_review`: a wrong amount, or the order was no longer `placed`), or
+/// withdrawn when the order was cancelled (`canceled`). Documents the values the projector
+/// stores (`domain::PaymentStatus`; a test keeps the two equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Requested,
+    Succeeded,
+    Failed,
+    NeedsReview,
+    Canceled,
+}
+
+/// What became of a refund: sent to the provider (`requested`), paid back (`succeeded`),
+/// or refused by the provider (`failed`). Documents `domain::RefundStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    Requested,
+    Succeeded,
+    Failed,
+}
+
+/// One payment of an order.
+#[derive(Debug, Serialize, Deserialize, ToSchema, SimpleObject)]
+#[schema(example = json!({"payment_id": "pi_3PqR8s2eZvKYlo2C1x9yTz4A", "status": "succeeded",
+                          "amount_cents": 2598}))]
+pub struct OrderPayment {
+    /// The provider's id of the payment (a Stripe PaymentIntent `pi_...`), or an offline
+    /// payment's reference.
+    pub payment_id: String,
+    /// `requested`, `succeeded`, `failed`, `needs_review` or `canceled` ([`PaymentStatus`]).
+    #[schema(value_type = PaymentStatus)]
+    pub status: String,
+    /// What was asked for, or what the provider reports it captured (minor units of the
+    /// order's currency).
+    pub amount_cents: i64,
+}
+
+/// One refund of an order.
+#[derive(Debug, Serialize, Deserialize, ToSchema, SimpleObject)]
+#[schema(example = json!({"refund_id": "re_3PqR9t2eZvKYlo2C0a1bCd2E", "status": "succeeded",
+                          "amount_cents": 2598}))]
+pub struct OrderRefund {
+    /// The provider's id of the refund (`re_...` at Stripe).
+    pub refund_id: String,
+    /// `requested`, `succeeded` or `failed` ([`RefundStatus`]).
+    #[schema(value_type = RefundStatus)]
+    pub status: String,
+    /// Minor units of the order's currency.
+    pub amount_cents: i64,
+}
+
+/// One order with its lines, payments and refunds, and shipment.
 #[derive(Debug, Serialize, ToSchema, SimpleObject)]
 #[schema(example = json!({
     "id": "0190f5b3-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "customer_id": "alice", "status": "paid",
     "total_cents": 2598, "currency": "EUR", "placed_at": "2024-05-01T10:00:00.123456Z",
-    "updated_at": "2024-05-01T10:05:00Z", "version": 2,
+    "updated_at": "2024-05-01T10:05:00Z", "version": 4,
     "lines": [{"product_id": "0190f5b2-7c1e-7a3d-9c4f-2b8e6d1a0f37", "quantity": 2,
                "unit_price_cents": 1299}],
-    "payment_ref": "psp-123", "carrier": null, "tracking_number": null, "refunded_cents": null
+    "payment_ref": "pi_3PqR8s2eZvKYlo2C1x9yTz4A", "carrier": null, "tracking_number": null,
+    "refunded_cents": 500,
+    "payments": [{"payment_id": "pi_3PqR8s2eZvKYlo2C1x9yTz4A", "status": "succeeded",
+                  "amount_cents": 2598}],
+    "refunds": [{"refund_id": "re_3PqR9t2eZvKYlo2C0a1bCd2E", "status": "succeeded",
+                 "amount_cents": 500}]
 }))]
 pub struct OrderDetail {
     #[serde(flatten)]
     #[graphql(flatten)]
     pub summary: OrderSummary,
     pub lines: Vec<OrderLine>,
-    /// The payment's reference, once paid.
+    /// The reference of the payment that paid the order, once paid.
     #[schema(required = true)]
     pub payment_ref: Option<String>,
     /// Once shipped.
@@ -153,14 +214,23 @@ pub struct OrderDetail {
     /// Once shipped.
     #[schema(required = true)]
     pub tracking_number: Option<String>,
-    /// The amount refunded when a paid order was cancelled.
+    /// What was refunded: the refunds the provider confirmed (`Refunded`), or, for an
+    /// order cancelled before refunds went through the provider, the refund its
+    /// cancellation recorded. `null` while there was none and the order is not cancelled.
     #[schema(required = true)]
     pub refunded_cents: Option<i64>,
+    /// Every payment asked of the provider or recorded offline, oldest first (empty when
+    /// none).
+    pub payments: Vec<OrderPayment>,
+    /// Every refund, oldest first (empty when none).
+    pub refunds: Vec<OrderRefund>,
 }
 
 impl OrderDetail {
     fn from_row(row: &Row) -> Result<OrderDetail, tokio_postgres::Error> {
         let Json(lines) = row.try_get("lines")?;
+        let Json(payments) = row.try_get("payments")?;
+        let Json(refunds) = row.try_get("refunds")?;
         Ok(OrderDetail {
             summary: OrderSummary::from_row(row)?,
             lines,
@@ -168,6 +238,8 @@ impl OrderDetail {
             carrier: row.try_get("carrier")?,
             tracking_number: row.try_get("tracking_number")?,
             refunded_cents: row.try_get("refunded_cents")?,
+            payments,
+            refunds,
         })
     }
 }
@@ -369,8 +441,10 @@ pub async fn find(
     summary = "Get an order",
     description = "Roles `admin`, `viewer`, and the owner `customer` (someone else's order is \
                    404 for a customer, exactly like a missing one). The summary plus lines, \
-                   payment, shipment and refund (`null` where not set). `?min_version=N` waits \
-                   for version N (read-your-writes), `If-None-Match` revalidates a cached copy.",
+                   payment, shipment and refund (`null` where not set), and the order's \
+                   payments and refunds with their status (oldest first, empty when none). \
+                   `?min_version=N` waits for version N (read-your-writes), `If-None-Match` \
+                   revalidates a cached copy.",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The order."), EntityQuery, EntityHeaders),
     responses(
@@ -402,4 +476,57 @@ pub async fn get(
         .fetch("order", min_version, || find(&state.read, &scope, id))
         .await?;
     Ok(entity_response(&request, order.summary.version, &order))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON name a documented status serializes to.
+    fn name(status: impl Serialize) -> String {
+        serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// The documented status of each of the domain's (a new one fails to compile here).
+    fn documented_payment(status: domain::PaymentStatus) -> PaymentStatus {
+        use domain::PaymentStatus as P;
+        match status {
+            P::Requested => PaymentStatus::Requested,
+            P::Succeeded => PaymentStatus::Succeeded,
+            P::Failed => PaymentStatus::Failed,
+            P::NeedsReview => PaymentStatus::NeedsReview,
+            P::Canceled => PaymentStatus::Canceled,
+        }
+    }
+
+    fn documented_refund(status: domain::RefundStatus) -> RefundStatus {
+        use domain::RefundStatus as R;
+        match status {
+            R::Requested => RefundStatus::Requested,
+            R::Succeeded => RefundStatus::Succeeded,
+            R::Failed => RefundStatus::Failed,
+        }
+    }
+
+    #[test]
+    fn documented_statuses_are_the_domains() {
+        use domain::{PaymentStatus as P, RefundStatus as R};
+        for status in [
+            P::Requested,
+            P::Succeeded,
+            P::Failed,
+            P::NeedsReview,
+            P::Canceled,
+        ] {
+            assert_eq!(name(documented_payment(status)), status.as_str());
+            assert_eq!(name(status), status.as_str());
+        }
+        for status in [R::Requested, R::Succeeded, R::Failed] {
+            assert_eq!(name(documented_refund(status)), status.as_str());
+            assert_eq!(name(status), status.as_str());
+        }
+    }
 }

@@ -241,6 +241,7 @@ impl Shop {
                 amount_cents: order.total_cents(),
                 currency: order.currency().unwrap().clone(),
                 payment_ref: PaymentRef::parse("psp-1").unwrap(),
+                reason: domain::Reason::parse("bank transfer").unwrap(),
             })
             .unwrap();
         let write = StreamWrite::after(&loaded, "order", order_rows(&events));
@@ -267,6 +268,7 @@ impl Shop {
             OrderId::from(order_id),
             &order,
             CancelReason::parse("changed my mind").unwrap(),
+            None,
             &folded,
         )
         .unwrap();

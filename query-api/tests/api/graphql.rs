@@ -113,6 +113,19 @@ async fn shop(app: &TestApp) -> (Vec<Uuid>, Uuid, Uuid) {
     let alice = app
         .insert_order("alice", "paid", now - TimeDelta::minutes(5), 2)
         .await;
+    app.execute(
+        "UPDATE read_model.orders_v1 SET payment_ref = 'pi_2', refunded_cents = 500, \
+         payments = $2, refunds = $3 WHERE id = $1",
+        &[
+            &alice,
+            &json!([
+                {"payment_id": "pi_1", "status": "needs_review", "amount_cents": 3000},
+                {"payment_id": "pi_2", "status": "succeeded", "amount_cents": 3098}
+            ]),
+            &json!([{"refund_id": "re_1", "status": "succeeded", "amount_cents": 500}]),
+        ],
+    )
+    .await;
     app.insert_order("alice", "placed", now - TimeDelta::minutes(4), 1)
         .await;
     let bob = app
@@ -168,7 +181,8 @@ async fn graphql_answers_equal_rest_for_every_role() {
         let query = format!(
             "query($id: UUID!) {{ order(id: $id) {{ {SUMMARY_FIELDS} \
              lines {{ productId quantity unitPriceCents }} paymentRef carrier trackingNumber \
-             refundedCents }} }}"
+             refundedCents payments {{ paymentId status amountCents }} \
+             refunds {{ refundId status amountCents }} }} }}"
         );
         for id in [alice_order, bob_order] {
             let body = graphql(&app, token, &query, json!({"id": id})).await;
@@ -177,6 +191,13 @@ async fn graphql_answers_equal_rest_for_every_role() {
                 200 => {
                     let rest: Value = rest.json().await.unwrap();
                     assert_eq!(snake_keys(&body["data"]["order"]), rest, "{role}");
+                    if id == alice_order {
+                        let payments = &body["data"]["order"]["payments"];
+                        assert_eq!(payments[0]["status"], "needs_review", "{role}: {body}");
+                        assert_eq!(payments[1]["paymentId"], "pi_2", "{role}: {body}");
+                        let refunds = &body["data"]["order"]["refunds"];
+                        assert_eq!(refunds[0]["amountCents"], 500, "{role}: {body}");
+                    }
                 }
                 404 => assert_eq!(body["data"]["order"], Value::Null, "{role}: {body}"),
                 status => {

@@ -629,9 +629,16 @@ async fn documented_schemas_are_those_of_the_real_answers() {
     let placed = at("2024-05-01T10:00:00.123456Z");
     let order_id = app.insert_order("alice", "placed", placed, 2).await;
     app.execute(
-        "UPDATE read_model.orders_v1 SET status = 'paid', payment_ref = 'psp-1', version = 3 \
-         WHERE id = $1",
-        &[&order_id],
+        "UPDATE read_model.orders_v1 SET status = 'paid', payment_ref = 'psp-1', version = 3, \
+         refunded_cents = 500, payments = $2, refunds = $3 WHERE id = $1",
+        &[
+            &order_id,
+            &json!([
+                {"payment_id": "pi_1", "status": "needs_review", "amount_cents": 3000},
+                {"payment_id": "psp-1", "status": "succeeded", "amount_cents": 3098}
+            ]),
+            &json!([{"refund_id": "re_1", "status": "succeeded", "amount_cents": 500}]),
+        ],
     )
     .await;
     let order = checked(
@@ -646,6 +653,39 @@ async fn documented_schemas_are_those_of_the_real_answers() {
     assert_eq!(always_sent(&detail, "OrderDetail"), keys(&order));
     let line = flatten(&document, &detail["properties"]["lines"]["items"]);
     assert_eq!(always_sent(&line, "OrderLine"), keys(&order["lines"][0]));
+    let payment = flatten(&document, &detail["properties"]["payments"]["items"]);
+    assert_eq!(
+        always_sent(&payment, "OrderPayment"),
+        keys(&order["payments"][0])
+    );
+    let refund = flatten(&document, &detail["properties"]["refunds"]["items"]);
+    assert_eq!(
+        always_sent(&refund, "OrderRefund"),
+        keys(&order["refunds"][0])
+    );
+    // The statuses are documented with every value the projector writes.
+    let documented =
+        |schema: &Value| names(&resolve(&document, &schema["properties"]["status"])["enum"]);
+    assert_eq!(
+        documented(&payment),
+        [
+            "canceled",
+            "failed",
+            "needs_review",
+            "requested",
+            "succeeded"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
+    );
+    assert_eq!(
+        documented(&refund),
+        ["failed", "requested", "succeeded"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
     let customer = app.token("alice", &[Role::Customer]);
     let orders = checked(
         &app,

@@ -43,7 +43,9 @@ async fn an_order_shows_its_summary_and_detail() {
             "carrier",
             "lines",
             "payment_ref",
+            "payments",
             "refunded_cents",
+            "refunds",
             "tracking_number",
         ]
         .map(String::from),
@@ -62,6 +64,8 @@ async fn an_order_shows_its_summary_and_detail() {
     assert!(detail["carrier"].is_null());
     assert!(detail["tracking_number"].is_null());
     assert!(detail["refunded_cents"].is_null());
+    assert_eq!(detail["payments"], json!([]));
+    assert_eq!(detail["refunds"], json!([]));
     let lines = detail["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 2);
     assert_eq!(
@@ -82,6 +86,48 @@ async fn an_order_shows_its_summary_and_detail() {
     for key in SUMMARY_KEYS {
         assert_eq!(summary[key], detail[key], "{key}");
     }
+}
+
+#[tokio::test]
+async fn an_order_lists_its_payments_and_refunds_oldest_first() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .insert_order("alice", "placed", at("2024-05-01T10:00:00Z"), 1)
+        .await;
+    // As the projector writes them: a declined card, a capture of the wrong amount (needs
+    // review), the payment that paid the order; the wrong one refunded, a partial refund
+    // the provider refused, one it has not answered yet.
+    let payments = json!([
+        {"payment_id": "pi_1", "status": "failed", "amount_cents": 3098},
+        {"payment_id": "pi_2", "status": "needs_review", "amount_cents": 3000},
+        {"payment_id": "pi_3", "status": "succeeded", "amount_cents": 3098}
+    ]);
+    let refunds = json!([
+        {"refund_id": "re_1", "status": "succeeded", "amount_cents": 3000},
+        {"refund_id": "re_2", "status": "failed", "amount_cents": 100},
+        {"refund_id": "re_3", "status": "requested", "amount_cents": 200}
+    ]);
+    app.execute(
+        "UPDATE read_model.orders_v1 SET status = 'paid', payment_ref = 'pi_3', \
+         refunded_cents = 3000, version = 9, payments = $2, refunds = $3 WHERE id = $1",
+        &[&id, &payments, &refunds],
+    )
+    .await;
+
+    let alice = app.token("alice", &[Role::Customer]);
+    for token in [&app.admin, &app.viewer, &alice] {
+        let detail = app
+            .get_json(&format!("/v1/orders/{id}?min_version=9"), token)
+            .await;
+        assert_eq!(detail["payments"], payments, "{detail}");
+        assert_eq!(detail["refunds"], refunds, "{detail}");
+        assert_eq!(detail["payment_ref"], "pi_3");
+        assert_eq!(detail["refunded_cents"], 3000);
+        assert_eq!(detail["status"], "paid");
+    }
+    // Lists stay summaries.
+    let list = app.get_json("/v1/orders", &app.viewer).await;
+    assert_eq!(keys(&list["items"][0]), SUMMARY_KEYS);
 }
 
 #[tokio::test]
