@@ -7,13 +7,18 @@
 # 1. Installs schemathesis (pinned) into a virtualenv under $AGORA_STATE_DIR (default
 #    ~/.cache/agora), once.
 # 2. Starts PostgreSQL (scripts/postgres.sh), makes a fresh database, builds and starts the
-#    command API, a projector on the Postgres log and the query API on free loopback ports
-#    with a random 48-byte secret, and seeds a product and an order so reads find things.
+#    command API (with the development payment provider, AGORA_PAYMENTS=manual), a projector
+#    on the Postgres log and the query API on free loopback ports with a random 48-byte
+#    secret, and seeds a product and orders so reads find things: one placed, and one paid
+#    the storefront's way (the customer checks out, an admin confirms) and partly refunded,
+#    so orders carry payments and refunds.
 # 3. Runs schemathesis against each service's /openapi.json once per role (admin,
 #    customer, viewer, auditor), with the checks: no server error, status codes, content
 #    types, response headers and bodies as documented, and invalid input refused.
 #    `positive_data_acceptance` is left out: schema-valid bodies naming ids that do not
-#    exist are rightly refused (404/422).
+#    exist are rightly refused (404/422), and so are schema-valid commands of a role that
+#    may not send them (403, documented on every command: a customer on the admin's
+#    /pay, /payment/confirm and /refunds).
 # 4. Prints operations and test cases per run, stops the services, drops the database and
 #    exits non-zero on any failure.
 #
@@ -88,6 +93,7 @@ openssl genpkey -algorithm ed25519 -out "$logs/log-signing-key.pem" 2>/dev/null
 export AGORA_WEBHOOK_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 export AGORA_LOG_SIGNING_KEY="$logs/log-signing-key.pem" AGORA_CHECKPOINT_INTERVAL=1s
 export DATABASE_URL="$database_url" AGORA_JWT_SECRET="$secret" RUST_LOG="${RUST_LOG:-warn}"
+export AGORA_PAYMENTS=manual
 COMMAND_API_ADDR="127.0.0.1:$command_port" AGORA_HTTP_WORKERS=2 \
   "$target_dir/command-api" >"$logs/command-api.log" 2>&1 &
 pids+=($!)
@@ -101,13 +107,22 @@ wait_until 60 "the query API" curl -fsS -o /dev/null "http://127.0.0.1:$query_po
 
 token() { "$target_dir/agora" token --sub "$1" --role "$2" --ttl 7200; }
 admin="$(token fuzz-admin admin)"
+customer="$(token fuzz-customer customer)"
 command_url="http://127.0.0.1:$command_port"
-product="$(curl -fsS -X POST "$command_url/v1/products" -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' \
-  -d '{"sku": "FUZZ-1", "name": "Fuzz mug", "price_cents": 1200, "currency": "EUR", "initial_stock": 1000000}' |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-curl -fsS -o /dev/null -X POST "$command_url/v1/orders" -H "Authorization: Bearer $(token fuzz-customer customer)" \
-  -H 'Content-Type: application/json' -d "{\"lines\": [{\"product_id\": \"$product\", \"quantity\": 1}]}"
+# seed TOKEN PATH BODY: POSTs a command that must succeed; prints its answer's "id".
+seed() {
+  curl -fsS -X POST "$command_url$2" -H "Authorization: Bearer $1" \
+    -H 'Content-Type: application/json' -d "$3" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin).get("id", ""))'
+}
+product="$(seed "$admin" /v1/products \
+  '{"sku": "FUZZ-1", "name": "Fuzz mug", "price_cents": 1200, "currency": "EUR", "initial_stock": 1000000}')"
+order_line="{\"lines\": [{\"product_id\": \"$product\", \"quantity\": 1}]}"
+seed "$customer" /v1/orders "$order_line" >/dev/null
+paid="$(seed "$customer" /v1/orders "$order_line")"
+seed "$customer" "/v1/orders/$paid/payment" '{}' >/dev/null
+seed "$admin" "/v1/orders/$paid/payment/confirm" '{}' >/dev/null
+seed "$admin" "/v1/orders/$paid/refunds" '{"amount_cents": 200, "reason": "fuzz seed: a partial refund"}' >/dev/null
 
 # --- fuzzing ---------------------------------------------------------------------------------
 all_checks=not_a_server_error,status_code_conformance,content_type_conformance

@@ -195,14 +195,48 @@ async fn the_curl_tour_works_against_agora_dev() -> anyhow::Result<()> {
     .await?;
     assert_eq!(status, 201, "{order}");
     let order_id = order["id"].as_str().unwrap_or_default().to_owned();
-    let (status, paid) = post(
+    // Alice pays the storefront's way: she checks out at the development provider (no
+    // money moves), an admin confirms the payment.
+    let (status, checkout) = post(
+        format!("{command}/v1/orders/{order_id}/payment"),
+        alice.clone(),
+        json!({}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{checkout}");
+    assert_eq!(
+        (
+            checkout["provider"].as_str(),
+            checkout["amount_cents"].as_i64()
+        ),
+        (Some("manual"), Some(2598)),
+        "{checkout}"
+    );
+    // She cannot confirm it herself, nor record a payment by saying so.
+    let (status, refused) = post(
+        format!("{command}/v1/orders/{order_id}/payment/confirm"),
+        alice.clone(),
+        json!({}),
+    )
+    .await?;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
+    let (status, refused) = post(
         format!("{command}/v1/orders/{order_id}/pay"),
         alice.clone(),
-        json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123"}),
+        json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123",
+               "reason": "trust me"}),
+    )
+    .await?;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("forbidden")));
+    let (status, paid) = post(
+        format!("{command}/v1/orders/{order_id}/payment/confirm"),
+        admin.clone(),
+        json!({}),
     )
     .await?;
     assert_eq!(status, 200, "{paid}");
     let version = paid["version"].as_i64().unwrap_or_default();
+    assert_eq!(version, 3, "{paid}");
 
     let read: Value = http
         .get(format!(
@@ -262,6 +296,7 @@ async fn the_curl_tour_works_against_agora_dev() -> anyhow::Result<()> {
             "ProductCreated",
             "OrderPlaced",
             "StockReserved",
+            "PaymentRequested",
             "OrderPaid"
         ]
     );

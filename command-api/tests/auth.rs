@@ -1,11 +1,15 @@
 //! Authentication and roles: a missing, malformed, expired, forged or foreign token is 401;
-//! a valid token without the role is 403; neither appends anything.
+//! a valid token without the role is 403; neither appends anything. A customer never pays,
+//! confirms a payment or refunds by saying so, not even on their own order.
 
 mod support;
 
 use platform::{JwtKeys, Role};
 use serde_json::{json, Value};
-use support::{assert_problem, craft_token, in_seconds, signed_token, TestApp, SECRET};
+use support::{
+    assert_problem, body_of, craft_token, in_seconds, offline_payment, signed_token, TestApp,
+    SECRET,
+};
 use uuid::Uuid;
 
 /// Every command endpoint with a body that would be valid.
@@ -28,16 +32,28 @@ fn every_command(product: Uuid, order: Uuid) -> Vec<(String, Value)> {
             "/v1/orders".into(),
             json!({"lines": [{"product_id": product, "quantity": 1}]}),
         ),
-        (
-            format!("/v1/orders/{order}/pay"),
-            json!({"amount_cents": 100, "currency": "EUR", "payment_ref": "p"}),
-        ),
+        (format!("/v1/orders/{order}/pay"), offline_payment(100)),
         (
             format!("/v1/orders/{order}/ship"),
             json!({"carrier": "DHL", "tracking_number": "T"}),
         ),
         (format!("/v1/orders/{order}/cancel"), json!({})),
+        (format!("/v1/orders/{order}/payment"), json!({})),
+        (format!("/v1/orders/{order}/payment/confirm"), json!({})),
+        (
+            format!("/v1/orders/{order}/refunds"),
+            json!({"amount_cents": 100, "reason": "broken"}),
+        ),
     ]
+}
+
+/// The body `every_command` gives the route ending in `suffix`.
+fn command_ending(commands: &[(String, Value)], suffix: &str) -> (String, Value) {
+    commands
+        .iter()
+        .find(|(path, _)| path.ends_with(suffix))
+        .cloned()
+        .unwrap_or_else(|| panic!("no command ends in {suffix}"))
 }
 
 async fn product_and_order(app: &TestApp) -> (Uuid, Uuid) {
@@ -198,11 +214,13 @@ async fn tokens_without_the_role_are_403_and_append_nothing() {
             assert_problem(response, 403, "forbidden").await;
         }
     }
-    // The order's owner is "root" (placed by the admin), but a customer may still not ship.
-    let (ship_path, ship_body) = &order_commands[2];
-    assert!(ship_path.ends_with("/ship"));
-    let response = app.post(ship_path, &customer, ship_body).await;
-    assert_problem(response, 403, "forbidden").await;
+    // The order's owner is "root" (placed by the admin), but a customer may still not ship,
+    // record an offline payment, confirm a payment or refund.
+    for suffix in ["/ship", "/pay", "/payment/confirm", "/refunds"] {
+        let (path, body) = command_ending(order_commands, suffix);
+        let response = app.post(&path, &customer, &body).await;
+        assert_problem(response, 403, "forbidden").await;
+    }
     assert_eq!(app.event_count().await, before);
 
     // A viewer that is also an admin may.
@@ -211,4 +229,95 @@ async fn tokens_without_the_role_are_403_and_append_nothing() {
         .post(&product_commands[2].0, &both, &product_commands[2].1)
         .await;
     assert_eq!(response.status(), 200);
+}
+
+/// The attacker is the order's owner: a customer's token with the owner's `sub` tries to
+/// mark their own order paid (`/pay`, then the development provider's confirmation, with
+/// the open payment their own checkout made) and to refund it. Each is 403, nothing is
+/// appended, the order stays `placed`. An admin's offline payment needs a real `reason`.
+#[tokio::test]
+async fn the_owner_cannot_pay_confirm_or_refund_their_own_order() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product("OWN-1", 1299, 10).await;
+    let alice = app.token("alice", &[Role::Customer]);
+    let order = app
+        .placed_order(&alice, json!([{"product_id": product, "quantity": 2}]))
+        .await;
+    // Her checkout is allowed: it opens a payment at the provider, which an admin (or the
+    // provider's webhook) must confirm.
+    let checkout = app.checkout(order, &alice).await;
+    assert_eq!(checkout["amount_cents"], 2598, "{checkout}");
+    let before = app.event_count().await;
+    let events = app.events_of(order).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+
+    let attempts = [
+        (format!("/v1/orders/{order}/pay"), offline_payment(2598)),
+        (format!("/v1/orders/{order}/payment/confirm"), json!({})),
+        (
+            format!("/v1/orders/{order}/refunds"),
+            json!({"amount_cents": 2598, "reason": "I want my money back"}),
+        ),
+    ];
+    for (path, body) in &attempts {
+        let response = app.post(path, &alice, body).await;
+        assert_problem(response, 403, "forbidden").await;
+        // With the headers a retrying client sends, too.
+        let response = app
+            .post_with(
+                path,
+                &alice,
+                body,
+                &[("Idempotency-Key", "retry-1"), ("If-Match", "\"2\"")],
+            )
+            .await;
+        assert_problem(response, 403, "forbidden").await;
+    }
+    assert_eq!(app.event_count().await, before, "nothing appended");
+    assert_eq!(app.events_of(order).await, events);
+    let state = app.order_state(order).await;
+    assert_eq!(state.status(), Some(domain::OrderStatus::Placed));
+    assert_eq!(state.payments().captured_cents(), 0);
+
+    // An admin's offline payment without a reason, or with a blank one, is 400.
+    let mut without = offline_payment(2598);
+    without.as_object_mut().expect("an object").remove("reason");
+    let mut bodies = vec![without];
+    for blank in ["", " ", "   ", "\u{3000}"] {
+        let mut body = offline_payment(2598);
+        body["reason"] = json!(blank);
+        bodies.push(body);
+    }
+    let mut null_reason = offline_payment(2598);
+    null_reason["reason"] = Value::Null;
+    bodies.push(null_reason);
+    for body in &bodies {
+        let response = app
+            .post(&format!("/v1/orders/{order}/pay"), &app.admin, body)
+            .await;
+        assert_eq!(response.status(), 400, "{body}");
+        assert_problem(response, 400, "invalid_request").await;
+    }
+    assert_eq!(app.event_count().await, before, "nothing appended");
+    assert_eq!(
+        app.order_state(order).await.status(),
+        Some(domain::OrderStatus::Placed)
+    );
+
+    // The same confirmation by an admin pays the order: the 403s were about the role.
+    let confirmed = app.confirm_payment(order).await;
+    assert_eq!(confirmed["version"], 3, "{confirmed}");
+    assert_eq!(
+        app.order_state(order).await.status(),
+        Some(domain::OrderStatus::Paid)
+    );
+    // Now there is money to refund; the owner still may not.
+    let before = app.event_count().await;
+    let (path, body) = &attempts[2];
+    assert_problem(app.post(path, &alice, body).await, 403, "forbidden").await;
+    assert_eq!(app.event_count().await, before);
+    let response = app.post(path, &app.admin, body).await;
+    assert_eq!(response.status(), 202);
+    let refund = body_of(response).await;
+    assert_eq!(refund["status"], "succeeded", "{refund}");
 }

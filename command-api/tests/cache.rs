@@ -9,7 +9,7 @@ use futures::future::join_all;
 use platform::Role;
 use reqwest::Response;
 use serde_json::{json, Value};
-use support::{assert_problem, TestApp};
+use support::{assert_problem, offline_payment, TestApp};
 use uuid::Uuid;
 
 /// Status and body of an answer.
@@ -181,7 +181,7 @@ async fn duplicates_agree(
         answers.push(answer(response).await);
     }
     let first = answers[0].clone();
-    assert!(first.0 == 200 || first.0 == 201, "{path}: {first:?}");
+    assert!((200..=202).contains(&first.0), "{path}: {first:?}");
     for other in &answers {
         assert_eq!(
             other, &first,
@@ -214,17 +214,72 @@ async fn every_command_once(app: &TestApp, bases: &[String]) {
     // One unit: a second execution would be refused for stock.
     let lines = json!({"lines": [{"product_id": product, "quantity": 1}]});
     let order = id_of(&duplicates_agree(app, bases, "/v1/orders", &customer, &lines, 2).await);
-    let pay = json!({"amount_cents": 700, "currency": "EUR", "payment_ref": "psp-9"});
+    // The storefront's payment: one checkout (one payment at the provider), one confirmation.
+    let checkout = duplicates_agree(
+        app,
+        bases,
+        &format!("/v1/orders/{order}/payment"),
+        &customer,
+        &json!({}),
+        1,
+    )
+    .await;
+    assert_eq!(checkout["amount_cents"], 700, "{checkout}");
+    let paid = duplicates_agree(
+        app,
+        bases,
+        &format!("/v1/orders/{order}/payment/confirm"),
+        &app.admin,
+        &json!({}),
+        1,
+    )
+    .await;
+    assert_eq!(paid["version"], 3);
+    // Cancelling the paid order refunds it once: OrderCancelled, RefundRequested, Refunded
+    // and the product's StockReleased.
+    let cancelled = duplicates_agree(
+        app,
+        bases,
+        &format!("/v1/orders/{order}/cancel"),
+        &customer,
+        &json!({"reason": "twice?"}),
+        4,
+    )
+    .await;
+    assert_eq!(cancelled["version"], 6);
+    assert_eq!(app.stock_of(product).await, (1, 0));
+    let refunds: Vec<String> = app
+        .events_of(order)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .filter(|kind| kind.starts_with("Refund"))
+        .collect();
+    assert_eq!(refunds, ["RefundRequested", "Refunded"]);
+
+    // An admin's offline payment and a refund of it, each once.
+    let order = id_of(&duplicates_agree(app, bases, "/v1/orders", &customer, &lines, 2).await);
     let paid = duplicates_agree(
         app,
         bases,
         &format!("/v1/orders/{order}/pay"),
-        &customer,
-        &pay,
+        &app.admin,
+        &offline_payment(700),
         1,
     )
     .await;
     assert_eq!(paid["version"], 2);
+    let refund = duplicates_agree(
+        app,
+        bases,
+        &format!("/v1/orders/{order}/refunds"),
+        &app.admin,
+        &json!({"amount_cents": 700, "reason": "goodwill"}),
+        2,
+    )
+    .await;
+    assert_eq!(refund["status"], "succeeded", "{refund}");
+    // Nothing is left to refund, so the cancellation only releases the stock.
     let cancelled = duplicates_agree(
         app,
         bases,
@@ -234,8 +289,9 @@ async fn every_command_once(app: &TestApp, bases: &[String]) {
         2,
     )
     .await;
-    assert_eq!(cancelled["version"], 3);
+    assert_eq!(cancelled["version"], 5);
     assert_eq!(app.stock_of(product).await, (1, 0));
+    assert_eq!(app.order_state(order).await.refunded_cents(), Some(700));
 }
 
 #[tokio::test]

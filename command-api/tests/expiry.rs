@@ -1,10 +1,12 @@
 //! Reservation expiry on real processes: an unpaid order is cancelled by the system after
 //! the payment TTL and its stock released; two command API processes racing as reactors,
 //! with the active one killed -9 mid-batch, still expire every order exactly once; and a
-//! payment in the last milliseconds ends paid or expired, never both, never neither.
+//! payment in the last milliseconds (an admin's offline payment, or the confirmation of a
+//! customer's checkout) ends paid or expired, never both, never neither.
 
 mod support;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use eventstore::testing::eventually;
@@ -12,7 +14,7 @@ use eventstore::RecordedEvent;
 use platform::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{assert_problem, TestApp};
+use support::{assert_problem, offline_payment, TestApp};
 use uuid::Uuid;
 
 /// Orders the expiry reactor still tracks.
@@ -44,14 +46,7 @@ async fn an_unpaid_order_expires_and_its_stock_is_released() {
     let paid = app
         .placed_order(&alice, json!([{"product_id": product, "quantity": 3}]))
         .await;
-    let response = app
-        .post(
-            &format!("/v1/orders/{paid}/pay"),
-            &alice,
-            &json!({"amount_cents": 2100, "currency": "EUR", "payment_ref": "psp-1"}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    app.pay_through_provider(paid, &alice).await;
     assert_eq!(app.stock_of(product).await, (10, 7));
     let placed_at = Instant::now();
     eventually(
@@ -70,12 +65,17 @@ async fn an_unpaid_order_expires_and_its_stock_is_released() {
         (10, 3),
         "its 4 units are available again"
     );
-    // Paying the expired order is refused; the paid order never expires.
+    // Paying the expired order is refused (her checkout, and an admin's offline payment);
+    // the paid order never expires.
+    let response = app
+        .post(&format!("/v1/orders/{unpaid}/payment"), &alice, &json!({}))
+        .await;
+    assert_problem(response, 422, "invalid_state").await;
     let response = app
         .post(
             &format!("/v1/orders/{unpaid}/pay"),
-            &alice,
-            &json!({"amount_cents": 2800, "currency": "EUR", "payment_ref": "psp-2"}),
+            &app.admin,
+            &offline_payment(2800),
         )
         .await;
     assert_problem(response, 422, "invalid_state").await;
@@ -85,9 +85,12 @@ async fn an_unpaid_order_expires_and_its_stock_is_released() {
         || async { app.count(UNSETTLED).await == 0 },
     )
     .await;
-    let paid_events = outcome(&app, paid).await;
-    assert_eq!(paid_events.len(), 1);
-    assert_eq!(paid_events[0].event_type, "OrderPaid");
+    let paid_events: Vec<String> = outcome(&app, paid)
+        .await
+        .into_iter()
+        .map(|event| event.event_type)
+        .collect();
+    assert_eq!(paid_events, ["PaymentRequested", "OrderPaid"]);
 }
 
 /// Which of `processes` holds the expiry reactor (by its `/readyz`).
@@ -173,48 +176,87 @@ async fn two_reactor_processes_and_a_kill_9_mid_batch_expire_every_order_exactly
     }
 }
 
+/// How a racing payment was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payment {
+    /// An admin's offline payment (`/pay`).
+    Offline,
+    /// The customer checked out early; an admin confirms at the racing moment.
+    Confirmed,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_racing_the_expiry_ends_paid_or_expired_never_both() {
     let ttl = Duration::from_millis(1000);
     let app = TestApp::spawn_with(|s| s.payment_ttl = ttl).await;
     let product = app.create_product("P-1", 250, 1_000_000).await;
     let bob = app.token("bob", &[Role::Customer]);
-    // Pay each order at a different moment around its deadline (-150 ms to +450 ms).
+    // Pay each order at a different moment around its deadline (-150 ms to +450 ms), every
+    // other one by confirming the checkout bob made right after placing it.
     let mut races = Vec::new();
     for n in 0..60u64 {
         let order = app
             .placed_order(&bob, json!([{"product_id": product, "quantity": 1}]))
             .await;
         let placed = app.recorded(order).await[0].occurred_at;
-        let (http, address, token) = (app.http.clone(), app.address.clone(), bob.clone());
+        let (path, body, payment) = if n % 2 == 0 {
+            (
+                format!("/v1/orders/{order}/pay"),
+                json!({"amount_cents": 250, "currency": "EUR", "payment_ref": format!("r-{n}"),
+                       "reason": "cash on delivery"}),
+                Payment::Offline,
+            )
+        } else {
+            app.checkout(order, &bob).await;
+            (
+                format!("/v1/orders/{order}/payment/confirm"),
+                json!({}),
+                Payment::Confirmed,
+            )
+        };
+        let (http, address, token) = (app.http.clone(), app.address.clone(), app.admin.clone());
         races.push(tokio::spawn(async move {
             let offset = chrono::TimeDelta::milliseconds(-150 + (n as i64 * 10));
             let pay_at = placed + chrono::TimeDelta::from_std(ttl).unwrap_or_default() + offset;
             let wait = (pay_at - chrono::Utc::now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
             let response = http
-                .post(format!("{address}/v1/orders/{order}/pay"))
+                .post(format!("{address}{path}"))
                 .bearer_auth(&token)
-                .json(&json!({"amount_cents": 250, "currency": "EUR", "payment_ref": format!("r-{n}")}))
+                .json(&body)
                 .send()
                 .await
                 .expect("the app answers");
             let status = response.status();
             let body: Value = response.json().await.unwrap_or(Value::Null);
-            (order, status, body)
+            (order, payment, status, body)
         }));
     }
-    let mut paid = 0;
-    let mut expired = 0;
+    // What each payer was told: paid (true) or not (false).
+    let mut told: HashMap<Uuid, (Payment, bool)> = HashMap::new();
+    let (mut paid, mut expired) = (0, 0);
     for race in races {
-        let (_order, status, body) = race.await.expect("a race");
-        if status == StatusCode::OK {
+        let (order, payment, status, body) = race.await.expect("a race");
+        // Paid (200, the order's version after OrderPaid), or refused because the order
+        // expired first (the expiry withdrew the open payment: nothing left to confirm).
+        let was_paid = if status == StatusCode::OK {
+            let version = match payment {
+                Payment::Offline => 2,
+                Payment::Confirmed => 3,
+            };
+            assert_eq!(body["version"], version, "{payment:?}: {body}");
+            true
+        } else {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(body["code"], "invalid_state", "{body}");
+            false
+        };
+        if was_paid {
             paid += 1;
-            continue;
+        } else {
+            expired += 1;
         }
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert_eq!(body["code"], "invalid_state", "{body}");
-        expired += 1;
+        told.insert(order, (payment, was_paid));
     }
     let client = app.db.store.pool().get().await.expect("a connection");
     eventually("every race settled", Duration::from_secs(15), || async {
@@ -230,15 +272,24 @@ async fn a_payment_racing_the_expiry_ends_paid_or_expired_never_both() {
         )
         .await
         .expect("the orders");
+    assert_eq!(rows.len(), told.len());
     let (mut ended_paid, mut ended_expired) = (0, 0);
     for row in rows {
+        let order: Uuid = row.get(0);
         let types: Vec<String> = row.get(1);
-        match types.as_slice() {
-            [placed, paid] if placed == "OrderPlaced" && paid == "OrderPaid" => ended_paid += 1,
-            [placed, cancelled] if placed == "OrderPlaced" && cancelled == "OrderCancelled" => {
-                ended_expired += 1
-            }
-            other => panic!("an order ended as {other:?}"),
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        let (payment, was_paid) = told[&order];
+        let expected: &[&str] = match (payment, was_paid) {
+            (Payment::Offline, true) => &["OrderPlaced", "OrderPaid"],
+            (Payment::Offline, false) => &["OrderPlaced", "OrderCancelled"],
+            (Payment::Confirmed, true) => &["OrderPlaced", "PaymentRequested", "OrderPaid"],
+            (Payment::Confirmed, false) => &["OrderPlaced", "PaymentRequested", "OrderCancelled"],
+        };
+        assert_eq!(types, expected, "order {order} ({payment:?})");
+        if was_paid {
+            ended_paid += 1;
+        } else {
+            ended_expired += 1;
         }
     }
     assert_eq!((ended_paid, ended_expired), (paid, expired));

@@ -6,7 +6,7 @@ mod support;
 use platform::Role;
 use reqwest::Method;
 use serde_json::json;
-use support::{assert_problem, body_of, header, id_of, TestApp};
+use support::{assert_problem, body_of, header, id_of, offline_payment, TestApp};
 
 #[tokio::test]
 async fn if_match_applies_only_at_the_current_version() {
@@ -55,21 +55,22 @@ async fn if_match_applies_only_at_the_current_version() {
     assert_eq!(body_of(response).await["version"], 4);
     assert_eq!(app.events_of(id).await.len(), 4);
 
-    // On orders too: a stale If-Match on pay is 412, the current one passes.
+    // On orders too: a stale If-Match on an (admin's offline) payment is 412, the current
+    // one passes.
     let alice = app.token("alice", &[Role::Customer]);
     let order = app
         .placed_order(&alice, json!([{"product_id": id, "quantity": 1}]))
         .await;
     let pay = format!("/v1/orders/{order}/pay");
-    let pay_body = json!({"amount_cents": 5, "currency": "EUR", "payment_ref": "p"});
+    let pay_body = offline_payment(5);
     let before = app.event_count().await;
     let response = app
-        .post_with(&pay, &alice, &pay_body, &[("If-Match", "\"2\"")])
+        .post_with(&pay, &app.admin, &pay_body, &[("If-Match", "\"2\"")])
         .await;
     assert_problem(response, 412, "version_mismatch").await;
     assert_eq!(app.event_count().await, before);
     let response = app
-        .post_with(&pay, &alice, &pay_body, &[("If-Match", "\"1\"")])
+        .post_with(&pay, &app.admin, &pay_body, &[("If-Match", "\"1\"")])
         .await;
     assert_eq!(response.status(), 200);
     let response = app
@@ -294,4 +295,50 @@ async fn the_correlation_id_and_actor_are_recorded_on_every_event() {
     let changed = app.recorded(product).await.pop().expect("an event");
     assert_eq!(changed.event_type, "PriceChanged");
     assert_eq!(changed.metadata.actor, "bob@example.com");
+}
+
+#[tokio::test]
+async fn if_match_guards_the_payment_confirmation() {
+    let app = TestApp::spawn().await;
+    let product = app.create_product("IM-PAY", 700, 5).await;
+    let alice = app.token("alice", &[Role::Customer]);
+    let order = app
+        .placed_order(&alice, json!([{"product_id": product, "quantity": 1}]))
+        .await;
+    // The customer's checkout (version 2), carrying her correlation id.
+    let response = app
+        .post_with(
+            &format!("/v1/orders/{order}/payment"),
+            &alice,
+            &json!({}),
+            &[("X-Correlation-Id", "checkout-44")],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let requested = app.recorded(order).await.pop().expect("an event");
+    assert_eq!(requested.event_type, "PaymentRequested");
+    assert_eq!(requested.version, 2);
+    assert_eq!(requested.metadata.correlation_id, "checkout-44");
+    assert_eq!(requested.metadata.actor, "alice");
+
+    // An admin's confirmation at a stale (or future) version is 412 and appends nothing.
+    let confirm = format!("/v1/orders/{order}/payment/confirm");
+    let before = app.event_count().await;
+    for stale in ["\"1\"", "1", "\"3\""] {
+        let response = app
+            .post_with(&confirm, &app.admin, &json!({}), &[("If-Match", stale)])
+            .await;
+        assert_problem(response, 412, "version_mismatch").await;
+    }
+    assert_eq!(app.event_count().await, before);
+    let response = app
+        .post_with(&confirm, &app.admin, &json!({}), &[("If-Match", "\"2\"")])
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "etag").as_deref(), Some("\"3\""));
+    assert_eq!(body_of(response).await["version"], 3);
+    let paid = app.recorded(order).await.pop().expect("an event");
+    assert_eq!(paid.event_type, "OrderPaid");
+    assert_eq!(paid.metadata.actor, "root");
+    assert_eq!(paid.payload["payment_ref"], requested.payload["payment_id"]);
 }

@@ -98,21 +98,19 @@ async fn twenty_concurrent_placements_open_at_most_the_limit() {
         "too_many_open_orders",
     )
     .await;
-    let first = &placed[0];
+    let first: Uuid = placed[0].parse().expect("an order id");
     let total = 300 * (1000 / 20); // every placement was 50 units at 300
-    let response = app
-        .post(
-            &format!("/v1/orders/{first}/pay"),
-            &hoarder,
-            &json!({"amount_cents": total, "currency": "EUR", "payment_ref": "psp-9"}),
-        )
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{:?}",
-        response.text().await
-    );
+                                   // Checking out holds on to the slot: the order is still awaiting payment.
+    let checkout = app.checkout(first, &hoarder).await;
+    assert_eq!(checkout["amount_cents"], total, "{checkout}");
+    assert_problem(
+        app.place_order(&hoarder, one_line.clone()).await,
+        422,
+        "too_many_open_orders",
+    )
+    .await;
+    // The payment's confirmation frees it.
+    app.confirm_payment(first).await;
     let freed = app.place_order(&hoarder, one_line.clone()).await;
     assert_eq!(freed.status(), StatusCode::CREATED);
     id_of(freed).await;

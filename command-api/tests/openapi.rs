@@ -25,19 +25,40 @@ const COMMAND_ROUTES: [(&str, &str); 8] = [
     ("POST", "/v1/orders/{id}/cancel"),
 ];
 
+/// API.md's payment routes (its third wave, served by the command API), as of this
+/// writing: method, path, whether a bearer token is needed, and the success status.
+const PAYMENT_ROUTES: [(&str, &str, bool, &str); 5] = [
+    ("POST", "/v1/orders/{id}/payment", true, "200"),
+    ("POST", "/v1/orders/{id}/payment/confirm", true, "200"),
+    ("POST", "/v1/orders/{id}/pay", true, "200"),
+    ("POST", "/v1/orders/{id}/refunds", true, "202"),
+    ("POST", "/v1/payments/stripe/webhook", false, "200"),
+];
+
+/// The section of API.md that lists the payment routes.
+const PAYMENTS_SECTION: &str = "Additions (third wave): fixed like everything above";
+
 /// The command routes of API.md's "Command API" tables, or the list above when the file is
 /// not there.
 fn contract() -> BTreeSet<(String, String)> {
-    let known: BTreeSet<(String, String)> = COMMAND_ROUTES
-        .iter()
+    routes_of("Command API", COMMAND_ROUTES.iter().copied())
+}
+
+/// The routes of API.md's section `section`, checked to include `known`; `known` alone when
+/// the file is not there.
+fn routes_of<'a>(
+    section: &str,
+    known: impl Iterator<Item = (&'a str, &'a str)>,
+) -> BTreeSet<(String, String)> {
+    let known: BTreeSet<(String, String)> = known
         .map(|(method, path)| (method.to_string(), path.to_string()))
         .collect();
     match std::fs::read_to_string(API_MD) {
         Ok(markdown) => {
-            let parsed = contract_routes(&markdown, "Command API");
+            let parsed = contract_routes(&markdown, section);
             assert!(
                 parsed.is_superset(&known),
-                "API.md's command tables no longer list {:?} (parsed: {parsed:?})",
+                "API.md's {section:?} tables no longer list {:?} (parsed: {parsed:?})",
                 known.difference(&parsed).collect::<Vec<_>>()
             );
             parsed
@@ -188,7 +209,9 @@ async fn the_document_lists_every_command_route_of_the_contract() {
         assert!(place.iter().any(|c| c == code), "{code} in {place:?}");
     }
     let pay = problem_codes(&document, &responses_of("/v1/orders/{id}/pay")["422"]);
-    assert!(pay.iter().any(|c| c == "amount_mismatch"), "{pay:?}");
+    for code in ["amount_mismatch", "invalid_state"] {
+        assert!(pay.iter().any(|c| c == code), "{code} in {pay:?}");
+    }
     for path in [
         "/v1/products/{id}/discontinue",
         "/v1/orders/{id}/pay",
@@ -201,6 +224,133 @@ async fn the_document_lists_every_command_route_of_the_contract() {
             "{path}: {codes:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_document_lists_the_payment_routes() {
+    let app = TestApp::spawn().await;
+    let document = fetch_document(&app).await;
+    let documented = operations(&document);
+    let routes = routes_of(
+        PAYMENTS_SECTION,
+        PAYMENT_ROUTES
+            .iter()
+            .map(|(method, path, _, _)| (*method, *path)),
+    );
+    for (method, path, bearer, success) in PAYMENT_ROUTES {
+        let route = (method.to_owned(), path.to_owned());
+        assert!(
+            routes.contains(&route) && documented.contains(&route),
+            "{route:?} is not documented"
+        );
+        let operation = &document["paths"][path][method.to_lowercase()];
+        let at = format!("{method} {path}");
+        let responses = &operation["responses"];
+        let codes = |status: &str| {
+            let response = &responses[status];
+            assert!(response.is_object(), "{at}: no {status} in {responses}");
+            problem_codes(&document, response)
+        };
+        assert!(
+            resolve(&document, &responses[success]).is_object(),
+            "{at}: no {success} in {responses}"
+        );
+        assert_eq!(codes("400"), ["invalid_request"], "{at}");
+        assert!(codes("503").contains(&"unavailable".into()), "{at}");
+        if !bearer {
+            // The provider's webhook: no token, its signature is the credential.
+            assert!(operation["security"].is_null(), "{at}: {operation}");
+            assert!(responses["401"].is_null(), "{at}: {responses}");
+            assert!(operation["requestBody"].is_object(), "{at}");
+            continue;
+        }
+        assert_eq!(operation["security"], json!([{"bearer": []}]), "{at}");
+        assert_eq!(codes("401"), ["unauthenticated"], "{at}");
+        // Who may not is told so: a customer on /pay, /payment/confirm and /refunds.
+        assert_eq!(codes("403"), ["forbidden"], "{at}");
+        assert_eq!(codes("404"), ["not_found"], "{at}");
+        let request = resolve(
+            &document,
+            &operation["requestBody"]["content"]["application/json"]["schema"],
+        );
+        assert_eq!(request["additionalProperties"], false, "{at}: {request}");
+    }
+
+    let operation_of = |path: &str| &document["paths"][path]["post"];
+    let body_of_response = |path: &str, status: &str| {
+        let response = resolve(&document, &operation_of(path)["responses"][status]);
+        resolve(
+            &document,
+            &response["content"]["application/json"]["schema"],
+        )
+        .clone()
+    };
+    let codes_of = |path: &str| problem_codes(&document, &operation_of(path)["responses"]["422"]);
+
+    // The checkout answers the payment to complete at the provider.
+    let checkout = "/v1/orders/{id}/payment";
+    assert_eq!(
+        body_of_response(checkout, "200")["required"],
+        json!([
+            "provider",
+            "payment_id",
+            "client_secret",
+            "amount_cents",
+            "currency",
+            "status"
+        ])
+    );
+    let refused = codes_of(checkout);
+    for code in ["invalid_state", "payment_provider_refused"] {
+        assert!(refused.iter().any(|c| c == code), "{code} in {refused:?}");
+    }
+
+    // The confirmation is a command like the others: Applied with an ETag.
+    let confirm = "/v1/orders/{id}/payment/confirm";
+    let applied = resolve(&document, &operation_of(confirm)["responses"]["200"]);
+    assert!(applied["headers"]["ETag"].is_object(), "{applied}");
+    assert_eq!(
+        body_of_response(confirm, "200")["required"],
+        json!(["id", "version", "position"])
+    );
+    assert!(codes_of(confirm).iter().any(|c| c == "invalid_state"));
+
+    // A refund is accepted (202) with the provider's refund id; never more than was paid.
+    let refunds = "/v1/orders/{id}/refunds";
+    assert_eq!(
+        body_of_response(refunds, "202")["required"],
+        json!(["refund_id", "status"])
+    );
+    let request = resolve(
+        &document,
+        &operation_of(refunds)["requestBody"]["content"]["application/json"]["schema"],
+    );
+    assert_eq!(
+        request["required"],
+        json!(["amount_cents", "reason"]),
+        "{request}"
+    );
+    let refused = codes_of(refunds);
+    for code in ["refund_exceeds_payment", "payment_provider_refused"] {
+        assert!(refused.iter().any(|c| c == code), "{code} in {refused:?}");
+    }
+
+    // An offline payment needs its reason.
+    let pay = "/v1/orders/{id}/pay";
+    let request = resolve(
+        &document,
+        &operation_of(pay)["requestBody"]["content"]["application/json"]["schema"],
+    );
+    assert_eq!(
+        request["required"],
+        json!(["amount_cents", "currency", "payment_ref", "reason"]),
+        "{request}"
+    );
+    assert_eq!(request["properties"]["reason"]["minLength"], 1, "{request}");
+    assert_eq!(
+        request["properties"]["reason"]["maxLength"], 500,
+        "{request}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
-//! Order commands over HTTP: placing (with its reservations), paying, shipping and
-//! cancelling, who may do what, and the business refusals. A refused command never
-//! appends anything.
+//! Order commands over HTTP: placing (with its reservations), paying (a customer's checkout
+//! confirmed at the provider, or an admin's offline payment), shipping and cancelling (with
+//! the refund of a paid order), who may do what, and the business refusals. A refused
+//! command never appends anything.
 
 mod support;
 
@@ -9,8 +10,10 @@ use serde_json::{json, Value};
 use support::{assert_problem, body_of, header, id_of, TestApp};
 use uuid::Uuid;
 
+/// An admin's offline payment (`/pay`).
 fn pay_body(amount_cents: i64, currency: &str) -> Value {
-    json!({"amount_cents": amount_cents, "currency": currency, "payment_ref": "psp-123"})
+    json!({"amount_cents": amount_cents, "currency": currency, "payment_ref": "psp-123",
+           "reason": "bank transfer received"})
 }
 
 fn ship_body() -> Value {
@@ -110,18 +113,15 @@ async fn an_admin_places_an_order_for_a_customer_who_then_owns_it() {
     assert_eq!(events[0].payload["customer_id"], "bob");
     assert_eq!(events[0].metadata.actor, "root", "the admin did it");
 
-    // Bob owns it: he may pay it; Carol may not see it.
+    // Bob owns it: he may check it out (and an admin confirms); Carol may not see it.
     let carol = app.token("carol", &[Role::Customer]);
     let before = app.event_count().await;
     let response = app
-        .post(
-            &format!("/v1/orders/{order}/pay"),
-            &carol,
-            &pay_body(2000, "EUR"),
-        )
+        .post(&format!("/v1/orders/{order}/payment"), &carol, &json!({}))
         .await;
     assert_problem(response, 404, "not_found").await;
     assert_eq!(app.event_count().await, before);
+    // Owning it does not let him say it is paid.
     let bob = app.token("bob", &[Role::Customer]);
     let response = app
         .post(
@@ -130,7 +130,23 @@ async fn an_admin_places_an_order_for_a_customer_who_then_owns_it() {
             &pay_body(2000, "EUR"),
         )
         .await;
-    assert_eq!(response.status(), 200);
+    assert_problem(response, 403, "forbidden").await;
+    assert_eq!(app.event_count().await, before);
+    let (checkout, paid) = app.pay_through_provider(order, &bob).await;
+    assert_eq!(
+        (
+            checkout["amount_cents"].as_i64(),
+            checkout["currency"].as_str()
+        ),
+        (Some(2000), Some("EUR")),
+        "{checkout}"
+    );
+    assert_eq!(paid["version"], 3);
+    let events = app.recorded(order).await;
+    assert_eq!(events[1].event_type, "PaymentRequested");
+    assert_eq!(events[1].metadata.actor, "bob");
+    assert_eq!(events[2].event_type, "OrderPaid");
+    assert_eq!(events[2].metadata.actor, "root", "an admin confirmed it");
 
     // An admin without customer_id orders for themself.
     let response = app
@@ -157,6 +173,10 @@ async fn pay_then_ship_takes_the_stock_out_of_the_warehouse() {
     let response = app.post(&ship, &app.admin, &ship_body()).await;
     assert_problem(response, 422, "invalid_state").await;
 
+    // Its owner may not record a payment, not even of the exact total.
+    let response = app.post(&pay, &alice, &pay_body(2598, "EUR")).await;
+    assert_problem(response, 403, "forbidden").await;
+
     // Wrong amount or currency: refused, nothing appended.
     for body in [
         pay_body(2597, "EUR"),
@@ -164,7 +184,7 @@ async fn pay_then_ship_takes_the_stock_out_of_the_warehouse() {
         pay_body(2598, "USD"),
         pay_body(1299, "EUR"),
     ] {
-        let response = app.post(&pay, &alice, &body).await;
+        let response = app.post(&pay, &app.admin, &body).await;
         let problem = assert_problem(response, 422, "amount_mismatch").await;
         assert!(
             problem["detail"]
@@ -177,7 +197,7 @@ async fn pay_then_ship_takes_the_stock_out_of_the_warehouse() {
     assert_eq!(app.event_count().await, before);
 
     // The exact total.
-    let response = app.post(&pay, &alice, &pay_body(2598, "EUR")).await;
+    let response = app.post(&pay, &app.admin, &pay_body(2598, "EUR")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "etag").as_deref(), Some("\"2\""));
     let paid = body_of(response).await;
@@ -187,13 +207,19 @@ async fn pay_then_ship_takes_the_stock_out_of_the_warehouse() {
     assert_eq!(events[1].event_type, "OrderPaid");
     assert_eq!(
         events[1].payload,
-        json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123"})
+        json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-123",
+               "provider_event": null, "reason": "bank transfer received"})
     );
+    assert_eq!(events[1].metadata.actor, "root");
     assert_eq!(app.stock_of(mug).await, (10, 2), "paying moves no stock");
 
-    // Paying twice is refused.
+    // Paying twice is refused, and a paid order cannot be checked out.
     let before = app.event_count().await;
-    let response = app.post(&pay, &alice, &pay_body(2598, "EUR")).await;
+    let response = app.post(&pay, &app.admin, &pay_body(2598, "EUR")).await;
+    assert_problem(response, 422, "invalid_state").await;
+    let response = app
+        .post(&format!("/v1/orders/{order}/payment"), &alice, &json!({}))
+        .await;
     assert_problem(response, 422, "invalid_state").await;
     // A customer cannot ship, even their own order.
     let response = app.post(&ship, &alice, &ship_body()).await;
@@ -274,9 +300,13 @@ async fn cancelling_releases_stock_and_refunds_a_paid_order() {
     let response = app.post(&cancel, &alice, &json!({})).await;
     assert_problem(response, 422, "invalid_state").await;
     let response = app
+        .post(&format!("/v1/orders/{placed}/payment"), &alice, &json!({}))
+        .await;
+    assert_problem(response, 422, "invalid_state").await;
+    let response = app
         .post(
             &format!("/v1/orders/{placed}/pay"),
-            &alice,
+            &app.admin,
             &pay_body(5196, "EUR"),
         )
         .await;
@@ -291,28 +321,50 @@ async fn cancelling_releases_stock_and_refunds_a_paid_order() {
     assert_problem(response, 422, "invalid_state").await;
     assert_eq!(app.event_count().await, before);
 
-    // A paid order: cancelled by an admin (reason optional), the refund is the total.
+    // A paid order: cancelled by an admin (reason optional), the total is refunded by the
+    // same command (OrderCancelled, RefundRequested, Refunded).
     let paid = app
         .placed_order(&alice, json!([{"product_id": mug, "quantity": 3}]))
         .await;
-    let response = app
-        .post(
-            &format!("/v1/orders/{paid}/pay"),
-            &alice,
-            &pay_body(3897, "EUR"),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
+    let (checkout, _) = app.pay_through_provider(paid, &alice).await;
     assert_eq!(app.stock_of(mug).await, (10, 3));
     let response = app
         .post(&format!("/v1/orders/{paid}/cancel"), &app.admin, &json!({}))
         .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(body_of(response).await["version"], 3);
+    assert_eq!(header(&response, "etag").as_deref(), Some("\"6\""));
+    assert_eq!(body_of(response).await["version"], 6);
     let events = app.recorded(paid).await;
-    assert_eq!(events[2].event_type, "OrderCancelled");
-    assert_eq!(events[2].payload["refunded_cents"], 3897);
-    assert_eq!(events[2].payload["reason"], "");
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "OrderPlaced",
+            "PaymentRequested",
+            "OrderPaid",
+            "OrderCancelled",
+            "RefundRequested",
+            "Refunded"
+        ]
+    );
+    assert_eq!(
+        events[3].payload,
+        json!({"reason": "", "refunded_cents": 0})
+    );
+    let (requested, refunded) = (&events[4].payload, &events[5].payload);
+    assert_eq!(requested["payment_id"], checkout["payment_id"]);
+    assert_eq!(requested["amount_cents"], 3897);
+    assert_eq!(requested["currency"], "EUR");
+    assert_eq!(refunded["refund_id"], requested["refund_id"]);
+    assert_eq!(refunded["amount_cents"], 3897);
+    assert_eq!(
+        events[3].transaction_id, events[5].transaction_id,
+        "one command"
+    );
+    let state = app.order_state(paid).await;
+    assert_eq!(state.status(), Some(domain::OrderStatus::Cancelled));
+    assert_eq!(state.refunded_cents(), Some(3897));
+    assert_eq!(state.payments().refundable_cents(), 0);
     assert_eq!(app.stock_of(mug).await, (10, 0));
 }
 
@@ -466,24 +518,31 @@ async fn another_customer_sees_404_and_appends_nothing() {
     let before = app.event_count().await;
 
     let response = app
-        .post(
-            &format!("/v1/orders/{order}/pay"),
-            &mallory,
-            &pay_body(500, "EUR"),
-        )
+        .post(&format!("/v1/orders/{order}/payment"), &mallory, &json!({}))
         .await;
     let not_yours = assert_problem(response, 404, "not_found").await;
     let response = app
         .post(&format!("/v1/orders/{order}/cancel"), &mallory, &json!({}))
         .await;
     assert_problem(response, 404, "not_found").await;
+    // What only an admin may do is 403 whoever's order it is.
+    for (command, body) in [
+        ("pay", pay_body(500, "EUR")),
+        ("payment/confirm", json!({})),
+        ("refunds", json!({"amount_cents": 500, "reason": "mine"})),
+    ] {
+        let response = app
+            .post(&format!("/v1/orders/{order}/{command}"), &mallory, &body)
+            .await;
+        assert_problem(response, 403, "forbidden").await;
+    }
     // Indistinguishable from an order that does not exist.
     let missing = Uuid::now_v7();
     let response = app
         .post(
-            &format!("/v1/orders/{missing}/pay"),
+            &format!("/v1/orders/{missing}/payment"),
             &mallory,
-            &pay_body(500, "EUR"),
+            &json!({}),
         )
         .await;
     let no_such = assert_problem(response, 404, "not_found").await;
@@ -505,6 +564,9 @@ async fn another_customer_sees_404_and_appends_nothing() {
             ("pay", pay_body(500, "EUR")),
             ("ship", ship_body()),
             ("cancel", json!({})),
+            ("payment", json!({})),
+            ("payment/confirm", json!({})),
+            ("refunds", json!({"amount_cents": 500, "reason": "r"})),
         ] {
             let response = app
                 .post(&format!("/v1/orders/{target}/{command}"), &app.admin, &body)
@@ -533,29 +595,66 @@ async fn order_body_fields_are_validated() {
     let pay = format!("/v1/orders/{order}/pay");
     let ship = format!("/v1/orders/{order}/ship");
     let cancel = format!("/v1/orders/{order}/cancel");
+    let refunds = format!("/v1/orders/{order}/refunds");
     let cases = [
-        (&pay, json!({"amount_cents": 500, "currency": "EUR"})),
         (
             &pay,
-            json!({"amount_cents": 500, "currency": "eur", "payment_ref": "p"}),
+            json!({"amount_cents": 500, "currency": "EUR", "reason": "r"}),
         ),
         (
             &pay,
-            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": ""}),
+            json!({"amount_cents": 500, "currency": "eur", "payment_ref": "p", "reason": "r"}),
         ),
         (
             &pay,
-            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": "p".repeat(201)}),
+            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": "", "reason": "r"}),
         ),
         (
             &pay,
-            json!({"amount_cents": "500", "currency": "EUR", "payment_ref": "p"}),
+            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": "p".repeat(201),
+                   "reason": "r"}),
         ),
         (
             &pay,
-            json!({"amount_cents": 5.5, "currency": "EUR", "payment_ref": "p"}),
+            json!({"amount_cents": "500", "currency": "EUR", "payment_ref": "p", "reason": "r"}),
         ),
-        (&pay, json!({"currency": "EUR", "payment_ref": "p"})),
+        (
+            &pay,
+            json!({"amount_cents": 5.5, "currency": "EUR", "payment_ref": "p", "reason": "r"}),
+        ),
+        (
+            &pay,
+            json!({"currency": "EUR", "payment_ref": "p", "reason": "r"}),
+        ),
+        // The reason of an offline payment: required, 1 to 500 characters, not blank.
+        (
+            &pay,
+            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": "p"}),
+        ),
+        (
+            &pay,
+            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": "p", "reason": ""}),
+        ),
+        (
+            &pay,
+            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": "p", "reason": "  "}),
+        ),
+        (
+            &pay,
+            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": "p",
+                   "reason": "r".repeat(501)}),
+        ),
+        (
+            &pay,
+            json!({"amount_cents": 500, "currency": "EUR", "payment_ref": "p", "reason": 5}),
+        ),
+        (&refunds, json!({"amount_cents": 500})),
+        (&refunds, json!({"amount_cents": 500, "reason": " "})),
+        (&refunds, json!({"reason": "r"})),
+        (
+            &refunds,
+            json!({"amount_cents": 500, "reason": "r", "currency": "EUR"}),
+        ),
         (&ship, json!({"carrier": "DHL"})),
         (&ship, json!({"carrier": "", "tracking_number": "T"})),
         (

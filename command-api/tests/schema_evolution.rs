@@ -1,7 +1,7 @@
 //! Schema evolution over HTTP: `OrderPlaced` v2 added `placed_by`. Orders recorded by the
 //! previous release (`OrderPlaced` v1, no `placed_by`) are upcast whenever the order is
-//! loaded, so they can still be paid, shipped and cancelled; their stored events stay
-//! exactly as recorded (the export shows v1); new orders are written at v2 with
+//! loaded, so they can still be checked out and paid, shipped and cancelled; their stored
+//! events stay exactly as recorded (the export shows v1); new orders are written at v2 with
 //! `placed_by` = the caller's `sub`.
 
 mod support;
@@ -115,8 +115,10 @@ async fn state_of(app: &TestApp, id: Uuid) -> domain::Order {
     states.remove(&id).expect("loaded").order()
 }
 
+/// An admin's offline payment of `amount_cents` EUR.
 fn pay_body(amount_cents: i64) -> Value {
-    json!({"amount_cents": amount_cents, "currency": "EUR", "payment_ref": "psp-1"})
+    json!({"amount_cents": amount_cents, "currency": "EUR", "payment_ref": "psp-1",
+           "reason": "bank transfer received"})
 }
 
 #[tokio::test]
@@ -134,22 +136,26 @@ async fn a_v1_order_is_upcast_on_load_then_paid_and_shipped_and_stays_v1_in_the_
     assert_eq!(order.placed_by().map(|a| a.as_str()), Some("alice"));
     assert_eq!(order.total_cents(), 2 * 1299 + 450);
 
-    // Its owner pays it (ownership comes from the upcast event), an admin ships it.
-    let response = app
-        .post(&format!("/v1/orders/{id}/pay"), &alice, &pay_body(3048))
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(body_of(response).await["version"], 2);
+    // Its owner checks it out (ownership comes from the upcast event), an admin confirms
+    // the payment and ships it.
+    let checkout = app.checkout(id, &alice).await;
+    assert_eq!(checkout["amount_cents"], 3048, "{checkout}");
+    let (again, paid) = app.pay_through_provider(id, &alice).await;
+    assert_eq!(
+        again["payment_id"], checkout["payment_id"],
+        "the open payment again"
+    );
+    assert_eq!(paid["version"], 3, "one PaymentRequested, then OrderPaid");
     let response = app
         .post_with(
             &format!("/v1/orders/{id}/ship"),
             &app.admin,
             &json!({"carrier": "DHL", "tracking_number": "JD0001"}),
-            &[("If-Match", "\"2\"")],
+            &[("If-Match", "\"3\"")],
         )
         .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(body_of(response).await["version"], 3);
+    assert_eq!(body_of(response).await["version"], 4);
     assert_eq!(app.stock_of(mug).await, (8, 0));
     assert_eq!(app.stock_of(tea).await, (4, 0));
     let order = state_of(&app, id).await;
@@ -164,13 +170,19 @@ async fn a_v1_order_is_upcast_on_load_then_paid_and_shipped_and_stays_v1_in_the_
         .collect();
     assert_eq!(
         kinds,
-        [("OrderPlaced", 1), ("OrderPaid", 1), ("OrderShipped", 1)]
+        [
+            ("OrderPlaced", 1),
+            ("PaymentRequested", 1),
+            ("OrderPaid", 2),
+            ("OrderShipped", 1)
+        ]
     );
+    assert_eq!(recorded[2].payload["payment_ref"], checkout["payment_id"]);
     assert_eq!(recorded[0].payload, v1);
     assert!(recorded[0].payload.get("placed_by").is_none());
 
     // So does the export, and the hash chain still verifies.
-    let envelopes = exported(&app, id, 3).await;
+    let envelopes = exported(&app, id, 4).await;
     assert_eq!(envelopes[0].event_type, "OrderPlaced");
     assert_eq!(envelopes[0].schema_version, 1);
     assert_eq!(envelopes[0].payload, v1);
@@ -178,7 +190,7 @@ async fn a_v1_order_is_upcast_on_load_then_paid_and_shipped_and_stays_v1_in_the_
     assert!(!line.contains("placed_by"), "{line}");
     let report = app.db.store.verify(Some(id)).await.expect("verify");
     assert!(report.ok(), "{report:?}");
-    assert_eq!(report.events_checked, 3);
+    assert_eq!(report.events_checked, 4);
     assert!(app.db.store.verify(None).await.expect("verify").ok());
 }
 
@@ -209,9 +221,14 @@ async fn a_v1_order_can_be_cancelled_by_its_customer_only() {
     let order = state_of(&app, id).await;
     assert_eq!(order.status(), Some(domain::OrderStatus::Cancelled));
     assert_eq!(order.refunded_cents(), Some(0));
-    // Paying a cancelled v1 order is a business refusal, not a decoding failure.
+    // Paying a cancelled v1 order is a business refusal, not a decoding failure: her
+    // checkout, and an admin's offline payment.
     let response = app
-        .post(&format!("/v1/orders/{id}/pay"), &alice, &pay_body(3897))
+        .post(&format!("/v1/orders/{id}/payment"), &alice, &json!({}))
+        .await;
+    assert_problem(response, 422, "invalid_state").await;
+    let response = app
+        .post(&format!("/v1/orders/{id}/pay"), &app.admin, &pay_body(3897))
         .await;
     assert_problem(response, 422, "invalid_state").await;
 
@@ -261,19 +278,20 @@ async fn new_orders_are_recorded_at_v2_with_placed_by_the_caller() {
     assert_eq!(order.customer_id().map(|c| c.as_str()), Some("bob"));
     assert_eq!(order.placed_by().map(|a| a.as_str()), Some("root"));
 
-    // The order is bob's: he pays it; alice cannot see it.
+    // The order is bob's: he checks it out and an admin confirms; alice cannot see it.
+    let before = app.event_count().await;
     let response = app
-        .post(
-            &format!("/v1/orders/{for_bob}/pay"),
-            &alice,
-            &pay_body(1299),
-        )
+        .post(&format!("/v1/orders/{for_bob}/payment"), &alice, &json!({}))
         .await;
     assert_problem(response, 404, "not_found").await;
-    let response = app
-        .post(&format!("/v1/orders/{for_bob}/pay"), &bob, &pay_body(1299))
-        .await;
-    assert_eq!(response.status(), 200);
+    assert_eq!(app.event_count().await, before);
+    let (checkout, paid) = app.pay_through_provider(for_bob, &bob).await;
+    assert_eq!(checkout["amount_cents"], 1299, "{checkout}");
+    assert_eq!(paid["version"], 3, "{paid}");
+    assert_eq!(
+        state_of(&app, for_bob).await.status(),
+        Some(domain::OrderStatus::Paid)
+    );
 
     // v1 and v2 orders side by side in one log, each exported as recorded.
     let (old, _) = append_v1_order(&app, "carol", &[(mug, 1, 1299)], 1).await;
@@ -296,7 +314,11 @@ async fn an_order_at_an_unknown_future_version_is_refused() {
     let alice = app.token("alice", &[Role::Customer]);
     let before = app.event_count().await;
     let response = app
-        .post(&format!("/v1/orders/{id}/pay"), &alice, &pay_body(1299))
+        .post(&format!("/v1/orders/{id}/payment"), &alice, &json!({}))
+        .await;
+    assert_problem(response, 500, "internal").await;
+    let response = app
+        .post(&format!("/v1/orders/{id}/pay"), &app.admin, &pay_body(1299))
         .await;
     assert_problem(response, 500, "internal").await;
     assert_eq!(app.event_count().await, before);

@@ -30,13 +30,19 @@ fn every_command(product: Uuid, order: Uuid) -> Vec<(String, Value)> {
         ),
         (
             format!("/v1/orders/{order}/pay"),
-            json!({"amount_cents": 100, "currency": "EUR", "payment_ref": "p"}),
+            json!({"amount_cents": 100, "currency": "EUR", "payment_ref": "p", "reason": "r"}),
         ),
         (
             format!("/v1/orders/{order}/ship"),
             json!({"carrier": "DHL", "tracking_number": "T"}),
         ),
         (format!("/v1/orders/{order}/cancel"), json!({"reason": "r"})),
+        (format!("/v1/orders/{order}/payment"), json!({})),
+        (format!("/v1/orders/{order}/payment/confirm"), json!({})),
+        (
+            format!("/v1/orders/{order}/refunds"),
+            json!({"amount_cents": 100, "reason": "r"}),
+        ),
     ]
 }
 
@@ -115,7 +121,13 @@ async fn an_array_of_the_fields_in_order_is_not_an_object() {
         ),
         (
             format!("/v1/orders/{order}/pay"),
-            json!([100, "EUR", "psp-1"]),
+            json!([100, "EUR", "psp-1", "bank transfer"]),
+        ),
+        (format!("/v1/orders/{order}/payment"), json!([])),
+        (format!("/v1/orders/{order}/payment/confirm"), json!([])),
+        (
+            format!("/v1/orders/{order}/refunds"),
+            json!([100, "broken"]),
         ),
         (format!("/v1/orders/{order}/ship"), json!(["DHL", "T"])),
         (format!("/v1/orders/{order}/cancel"), json!(["reason"])),
@@ -152,8 +164,9 @@ async fn wrong_types_unknown_and_missing_fields_are_400() {
                 body[field.as_str()] = replacement;
                 body
             };
-            // A missing field (`reason` has a default).
-            if field != "reason" {
+            // A missing field (a cancellation's `reason` has a default; an offline
+            // payment's and a refund's do not).
+            if !(field == "reason" && path.ends_with("/cancel")) {
                 let mut missing = valid.clone();
                 missing.as_object_mut().expect("object").remove(&field);
                 cases.push((path.clone(), missing));
@@ -267,8 +280,9 @@ async fn numbers_out_of_range_are_400_never_5xx() {
     }
     // amount_cents has no declared range, but it must be a JSON integer that fits i64.
     for number in &huge[..6] {
-        let body =
-            format!(r#"{{"amount_cents": {number}, "currency": "EUR", "payment_ref": "p"}}"#);
+        let body = format!(
+            r#"{{"amount_cents": {number}, "currency": "EUR", "payment_ref": "p", "reason": "r"}}"#
+        );
         let response = app
             .post_raw(&format!("/v1/orders/{order}/pay"), &app.admin, body.clone())
             .await;
@@ -278,7 +292,8 @@ async fn numbers_out_of_range_are_400_never_5xx() {
     // A zero or negative payment is refused, never a 5xx. API.md gives amount_cents no
     // range, so today it is 422 amount_mismatch; a 400 would be as right.
     for amount in [0, -1, -100, i64::MIN] {
-        let body = json!({"amount_cents": amount, "currency": "EUR", "payment_ref": "p"});
+        let body =
+            json!({"amount_cents": amount, "currency": "EUR", "payment_ref": "p", "reason": "r"});
         let response = app
             .post(&format!("/v1/orders/{order}/pay"), &app.admin, &body)
             .await;
@@ -287,6 +302,27 @@ async fn numbers_out_of_range_are_400_never_5xx() {
             "invalid_request"
         } else {
             "amount_mismatch"
+        };
+        assert!(status == 400 || status == 422, "{body}: {status}");
+        assert_problem(response, status, code).await;
+    }
+    // A refund's amount alike: an integer that fits i64, and a zero or negative one is
+    // refused (documented minimum 1, so 400; 422 refund_exceeds_payment would be as right).
+    let refunds = format!("/v1/orders/{order}/refunds");
+    for number in &huge[..6] {
+        let body = format!(r#"{{"amount_cents": {number}, "reason": "r"}}"#);
+        let response = app.post_raw(&refunds, &app.admin, body.clone()).await;
+        assert_eq!(response.status(), 400, "{body}");
+        assert_problem(response, 400, "invalid_request").await;
+    }
+    for amount in [0, -1, i64::MIN] {
+        let body = json!({"amount_cents": amount, "reason": "r"});
+        let response = app.post(&refunds, &app.admin, &body).await;
+        let status = response.status().as_u16();
+        let code = if status == 400 {
+            "invalid_request"
+        } else {
+            "refund_exceeds_payment"
         };
         assert!(status == 400 || status == 422, "{body}: {status}");
         assert_problem(response, status, code).await;

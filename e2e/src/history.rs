@@ -108,6 +108,33 @@ impl History {
         outcome
     }
 
+    /// Sends `command` once without recording it, for a request whose success is not a
+    /// command's answer (a checkout answers the payment to complete at the provider, with no
+    /// version or position): the 2xx body, or why there is none (`Err` with the outcome, a
+    /// refusal or no definite answer). A checkout is idempotent by itself (asking again
+    /// returns the open payment), so the history records the confirmation that follows it.
+    pub async fn call(&self, command: &Command) -> Result<Value, Outcome> {
+        let response = self.post(command).await.map_err(|error| Outcome::Unknown {
+            reason: format!("transport: {error}"),
+        })?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|error| Outcome::Unknown {
+            reason: format!("{status}, body unreadable: {error}"),
+        })?;
+        if status.is_success() {
+            Ok(body)
+        } else if status.is_client_error() {
+            Err(Outcome::Refused {
+                status: status.as_u16(),
+                code: body["code"].as_str().unwrap_or_default().to_owned(),
+            })
+        } else {
+            Err(Outcome::Unknown {
+                reason: format!("{status}: {body}"),
+            })
+        }
+    }
+
     /// Sends every command whose outcome is unknown again, with its key, until each has a
     /// definite answer or `deadline` passes. Returns how many were resolved.
     pub async fn resolve_unknown(&self, deadline: Duration) -> anyhow::Result<usize> {
@@ -164,16 +191,20 @@ impl History {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn attempt(&self, command: &Command) -> Outcome {
-        let response = self
-            .http
+    /// POSTs `command` with its keys.
+    async fn post(&self, command: &Command) -> reqwest::Result<reqwest::Response> {
+        self.http
             .post(format!("{}{}", self.command_url, command.path))
             .bearer_auth(&command.token)
             .header("Idempotency-Key", &command.idempotency_key)
             .header("X-Correlation-Id", &command.correlation_id)
             .json(&command.body)
             .send()
-            .await;
+            .await
+    }
+
+    async fn attempt(&self, command: &Command) -> Outcome {
+        let response = self.post(command).await;
         let response = match response {
             Ok(response) => response,
             Err(error) => {

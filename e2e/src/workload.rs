@@ -1,9 +1,14 @@
 //! The mixed shop workload of the fault tests: concurrent writers (restock, place, pay, ship,
 //! cancel) recording into a [`History`], and readers counting what the query API answers.
 //!
-//! Prices never change during a run, so a writer knows each order's total for paying it.
-//! A writer acts only on orders whose placing it saw acknowledged, and stops acting on an
-//! order after an unknown outcome on it.
+//! A writer pays an order the storefront's way: its customer checks out at the payment
+//! provider (the development provider every test stack runs), and an admin confirms the
+//! payment. Prices never change during a run, so a writer knows each order's total and
+//! asserts that the checkout asks for exactly that (a panic fails the run: its task's
+//! join). A writer acts only on orders whose
+//! placing it saw acknowledged, and stops acting on an order after an unknown outcome on it
+//! (a checkout without an answer excepted: asking again is safe, it returns the open
+//! payment).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,8 +54,8 @@ impl StopFlag {
     }
 }
 
-/// Runs one writer (acting as `customer`) until `stop` is raised; returns how many commands
-/// it sent.
+/// Runs one writer (acting as `customer`, and as `admin` where only an admin may) until
+/// `stop` is raised; returns how many commands it sent (checkouts included).
 pub async fn writer(
     history: Arc<History>,
     products: Arc<Vec<Product>>,
@@ -100,44 +105,67 @@ pub async fn writer(
         } else {
             let index = rand::rng().random_range(0..orders.len());
             let order = &orders[index];
-            let (path, token, body, next) = if choice < 75 && order.state == OrderState::Placed {
-                (
-                    "pay",
+            if choice < 75 && order.state == OrderState::Placed {
+                // The customer checks out (not a command of the history: its answer is the
+                // payment to complete, without a version) ...
+                let checkout = Command::new(
+                    format!("/v1/orders/{}/payment", order.id),
                     &customer,
-                    json!({"amount_cents": order.total, "currency": "EUR", "payment_ref": format!("psp-{}", Uuid::new_v4().simple())}),
-                    Some(OrderState::Paid),
-                )
-            } else if choice < 85 && order.state == OrderState::Paid {
-                (
-                    "ship",
-                    &admin,
-                    json!({"carrier": "DHL", "tracking_number": "JD0001"}),
-                    None,
-                )
+                    json!({}),
+                );
+                match history.call(&checkout).await {
+                    Ok(answer) => {
+                        assert_eq!(
+                            (answer["amount_cents"].as_i64(), answer["currency"].as_str()),
+                            (Some(order.total), Some("EUR")),
+                            "the checkout of order {} asks for its total: {answer}",
+                            order.id
+                        );
+                        // ... and an admin confirms the payment.
+                        sent += 1;
+                        let confirm = Command::new(
+                            format!("/v1/orders/{}/payment/confirm", order.id),
+                            &admin,
+                            json!({}),
+                        );
+                        let outcome = history.send(confirm).await;
+                        match outcome {
+                            Outcome::Acknowledged { .. } => orders[index].state = OrderState::Paid,
+                            // It may or may not have been applied: leave the order alone.
+                            Outcome::Unknown { .. } => {
+                                orders.swap_remove(index);
+                            }
+                            Outcome::Refused { .. } => {}
+                        }
+                        outcome
+                    }
+                    // No payment to confirm (the order stays placed; checking out again is
+                    // safe, it answers the open payment).
+                    Err(outcome) => outcome,
+                }
             } else {
-                (
-                    "cancel",
-                    &customer,
-                    json!({"reason": "changed my mind"}),
-                    None,
-                )
-            };
-            let outcome = history
-                .send(Command::new(
-                    format!("/v1/orders/{}/{path}", order.id),
-                    token,
-                    body,
-                ))
-                .await;
-            match (&outcome, next) {
-                (Outcome::Acknowledged { .. }, Some(state)) => orders[index].state = state,
+                let (path, token, body) = if choice < 85 && order.state == OrderState::Paid {
+                    (
+                        "ship",
+                        &admin,
+                        json!({"carrier": "DHL", "tracking_number": "JD0001"}),
+                    )
+                } else {
+                    ("cancel", &customer, json!({"reason": "changed my mind"}))
+                };
+                let outcome = history
+                    .send(Command::new(
+                        format!("/v1/orders/{}/{path}", order.id),
+                        token,
+                        body,
+                    ))
+                    .await;
                 // Shipped or cancelled (or unknown): the writer leaves the order alone.
-                (Outcome::Acknowledged { .. } | Outcome::Unknown { .. }, _) => {
+                if !matches!(outcome, Outcome::Refused { .. }) {
                     orders.swap_remove(index);
                 }
-                _ => {}
+                outcome
             }
-            outcome
         };
         sent += 1;
         if outcome.is_unknown() {

@@ -164,13 +164,7 @@ async fn the_dashboard_shows_the_rest_figures_and_follows_a_payment_live() -> an
             json!({"lines": [{"product_id": products[0], "quantity": 2}]}),
         )
         .await?;
-    let (_, paid_version) = stack
-        .ok(
-            &format!("/v1/orders/{first}/pay"),
-            &alice,
-            json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-1"}),
-        )
-        .await?;
+    let (_, paid_version) = stack.pay(first, &alice).await?;
     let (second, second_version) = stack
         .ok(
             "/v1/orders",
@@ -275,20 +269,17 @@ async fn exercise(
     anyhow::ensure!(storage == json!([true, 0]), "storage: {storage}");
     anyhow::ensure!(!browser.current_url().await?.as_str().contains(viewer));
 
-    // Pay the second order through the command API: the page follows, without a reload.
+    // Pay the second order through the command API (alice checks out, an admin confirms):
+    // the page follows the payment, without a reload. Her checkout alone pays nothing.
     page_value(
         browser,
         "window.agoraTestMarker = 'still here'; return true;",
     )
     .await?;
+    let checkout = stack.checkout(unpaid, alice).await?;
+    anyhow::ensure!(checkout["amount_cents"] == 3500, "{checkout}");
     let paid = Instant::now();
-    stack
-        .ok(
-            &format!("/v1/orders/{unpaid}/pay"),
-            alice,
-            json!({"amount_cents": 3500, "currency": "EUR", "payment_ref": "psp-2"}),
-        )
-        .await?;
+    stack.confirm_payment(unpaid).await?;
     let changed = loop {
         let page = page_value(browser, READ_PAGE).await?;
         if page["revenue_cents"] == 2598 + 3500 && page["top"].as_array().map(Vec::len) == Some(2) {

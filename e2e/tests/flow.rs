@@ -36,17 +36,14 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
         (Some(15), Some(15))
     );
 
-    // Alice: 2 mugs + 1 teapot, pays, gets it shipped.
+    // Alice: 2 mugs + 1 teapot, pays (her checkout, confirmed by an admin), gets it shipped.
     let (first, _) = stack
         .ok("/v1/orders", &alice, json!({"lines": [{"product_id": mug, "quantity": 2}, {"product_id": pot, "quantity": 1}]}))
         .await?;
-    stack
-        .ok(
-            &format!("/v1/orders/{first}/pay"),
-            &alice,
-            json!({"amount_cents": 2 * 1299 + 3500, "currency": "EUR", "payment_ref": "psp-1"}),
-        )
-        .await?;
+    let (checkout, _) = stack.pay(first, &alice).await?;
+    assert_eq!(checkout["amount_cents"], 2 * 1299 + 3500, "{checkout}");
+    let first_payment = checkout["payment_id"].clone();
+    assert!(first_payment.is_string(), "{checkout}");
     let (_, first_v) = stack
         .ok(
             &format!("/v1/orders/{first}/ship"),
@@ -54,7 +51,7 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
             json!({"carrier": "DHL", "tracking_number": "JD1"}),
         )
         .await?;
-    // Bob: 3 mugs, pays, cancels (refund).
+    // Bob: 3 mugs, pays, cancels (refunded by the same command).
     let (second, _) = stack
         .ok(
             "/v1/orders",
@@ -62,13 +59,7 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
             json!({"lines": [{"product_id": mug, "quantity": 3}]}),
         )
         .await?;
-    stack
-        .ok(
-            &format!("/v1/orders/{second}/pay"),
-            &bob,
-            json!({"amount_cents": 3 * 1299, "currency": "EUR", "payment_ref": "psp-2"}),
-        )
-        .await?;
+    stack.pay(second, &bob).await?;
     let (_, second_v) = stack
         .ok(
             &format!("/v1/orders/{second}/cancel"),
@@ -117,7 +108,11 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
         (order["carrier"].as_str(), order["tracking_number"].as_str()),
         (Some("DHL"), Some("JD1"))
     );
-    assert_eq!(order["payment_ref"], "psp-1");
+    assert_eq!(order["payment_ref"], first_payment);
+    assert_eq!(
+        order["payments"],
+        json!([{"payment_id": first_payment, "status": "succeeded", "amount_cents": 2 * 1299 + 3500}])
+    );
     assert_eq!(order["lines"].as_array().map(Vec::len), Some(2));
     let order = stack
         .read_at(&format!("/v1/orders/{second}"), &bob, second_v)
@@ -125,6 +120,16 @@ async fn shop_day(stack: &Stack) -> anyhow::Result<()> {
     assert_eq!(
         (order["status"].as_str(), order["refunded_cents"].as_i64()),
         (Some("cancelled"), Some(3 * 1299))
+    );
+    let refunds = order["refunds"].as_array().cloned().unwrap_or_default();
+    assert_eq!(refunds.len(), 1, "{order}");
+    assert_eq!(
+        (
+            refunds[0]["status"].as_str(),
+            refunds[0]["amount_cents"].as_i64()
+        ),
+        (Some("succeeded"), Some(3 * 1299)),
+        "{order}"
     );
     let order = stack
         .read_at(&format!("/v1/orders/{third}"), &admin, third_v)

@@ -129,14 +129,11 @@ async fn a_paid_order_reaches_sse_and_graphql_subscribers_within_a_second() -> a
         .await
         .expect("the subscription's first answer");
 
+    // Alice checks out; the payment counts once an admin confirms it.
+    let checkout = stack.checkout(order, &alice).await?;
+    assert_eq!(checkout["amount_cents"], 2598, "{checkout}");
     let paid = Instant::now();
-    stack
-        .ok(
-            &format!("/v1/orders/{order}/pay"),
-            &alice,
-            json!({"amount_cents": 2598, "currency": "EUR", "payment_ref": "psp-live"}),
-        )
-        .await?;
+    stack.confirm_payment(order).await?;
     // Both live read models follow, in whichever order the projector commits them.
     let (mut top, mut sales_paid) = (None, false);
     while top.is_none() || !sales_paid {

@@ -16,13 +16,15 @@ use support::oidc::{claims, kid_of, Hydra, JwksServer, SigningKey};
 use support::{Stack, SECRET};
 use uuid::Uuid;
 
-/// Both APIs trusting `issuer` for `audience`, roles at `roles_claim`; HS256 off.
+/// Both APIs trusting `issuer` for `audience`, roles at `roles_claim`; HS256 off. The test
+/// provider serves plain http on loopback: allowed only by `AGORA_OIDC_ALLOW_HTTP`.
 fn provider(issuer: &str, audience: &str, roles_claim: &str) -> AuthSettings {
     AuthSettings {
         jwt_secret: None,
         jwt_issuer: Some(issuer.to_owned()),
         jwt_audience: Some(audience.to_owned()),
         jwt_roles_claim: roles_claim.to_owned(),
+        oidc_allow_http: true,
         ..AuthSettings::hs256("")
     }
 }
@@ -199,6 +201,8 @@ async fn wrong_issuer_audience_times_keys_and_algorithms_get_401() -> anyhow::Re
         AuthSettings {
             jwt_secret: Some(SECRET.into()),
             jwt_jwks_url: Some(format!("{}/jwks.json", server.issuer)),
+            // Every unknown kid fetches again: the last case meets a provider that is gone.
+            jwt_jwks_min_refetch_ms: 0,
             ..provider(&server.issuer, "agora", "roles")
         },
     )
@@ -242,6 +246,18 @@ async fn wrong_issuer_audience_times_keys_and_algorithms_get_401() -> anyhow::Re
             rsa.sign(&with(json!({"nbf": now + 600, "exp": now + 1200}))),
         ),
         ("no sub", rsa.sign(&with(json!({"sub": ""})))),
+        (
+            "sub naming the system actor",
+            rsa.sign(&with(json!({"sub": "system"}))),
+        ),
+        (
+            "sub naming the payment provider",
+            rsa.sign(&with(json!({"sub": "psp:stripe"}))),
+        ),
+        (
+            "sub with the HS256 prefix",
+            rsa.sign(&with(json!({"sub": "hs256:alice"}))),
+        ),
         ("unknown kid", unpublished.sign(&good())),
         (
             "a published kid, another key",
@@ -263,6 +279,32 @@ async fn wrong_issuer_audience_times_keys_and_algorithms_get_401() -> anyhow::Re
     ];
     for (case, token) in &cases {
         assert_eq!(answers(&stack, token).await?, REFUSED, "{case}");
+    }
+    // With both kinds of token on, an HS256 subject cannot name a provider's user: it is
+    // recorded as hs256:<sub>.
+    let customer = stack.token("alice", &[platform::Role::Customer]);
+    let mug = stack.ok("/v1/products", &stack.admin, json!({"sku": "SUB-1", "name": "Mug", "price_cents": 100, "currency": "EUR", "initial_stock": 5})).await?;
+    let (order, version) = stack
+        .ok(
+            "/v1/orders",
+            &customer,
+            json!({"lines": [{"product_id": mug.0, "quantity": 1}]}),
+        )
+        .await?;
+    let read = stack
+        .read_at(&format!("/v1/orders/{order}"), &stack.admin, version)
+        .await?;
+    assert_eq!(read["customer_id"], "hs256:alice", "{read}");
+    // The provider gone: 401 without a word of where it was or what the network said.
+    server.stop().await;
+    let stranger = unpublished.sign(&good());
+    let response = stack.get("/v1/products", &stranger).await?;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await?;
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("unavailable"), "{body}");
+    for leak in ["127.0.0.1", "http", "jwks.json", "connect", "error sending"] {
+        assert!(!detail.contains(leak), "the 401 shows {leak:?}: {body}");
     }
     stack.stop().await
 }

@@ -91,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         jwt_issuer: Some(issuer.clone()),
         jwt_jwks_url: Some(format!("{issuer}/jwks.json")),
         jwt_audience: Some("agora".into()),
+        oidc_allow_http: true,
         ..AuthSettings::hs256(secret)
     }
     .authenticator()?;

@@ -203,7 +203,8 @@ async fn answered(answer: reqwest::Result<reqwest::Response>) -> (Option<String>
 
 async fn writer(shop: Arc<Shop>, index: usize, workers: usize, rate: f64) {
     let customer = shop.customers[index % shop.customers.len()].clone();
-    let mut orders: Vec<(Uuid, i64, bool)> = Vec::new();
+    // Each order this writer placed, and whether it is paid.
+    let mut orders: Vec<(Uuid, bool)> = Vec::new();
     while !shop.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let (choice, lines) = {
@@ -230,7 +231,6 @@ async fn writer(shop: Arc<Shop>, index: usize, workers: usize, rate: f64) {
             )
             .await;
         } else if choice < 50 || orders.is_empty() {
-            let total = lines.iter().map(|((_, price), q)| price * q).sum();
             let body = json!({"lines": lines.iter()
                 .map(|((id, _), q)| json!({"product_id": id, "quantity": q})).collect::<Vec<_>>()});
             if let Some(answer) = shop
@@ -238,17 +238,36 @@ async fn writer(shop: Arc<Shop>, index: usize, workers: usize, rate: f64) {
                 .await
             {
                 if let Some(id) = answer["id"].as_str().and_then(|id| id.parse().ok()) {
-                    orders.push((id, total, false));
+                    orders.push((id, false));
                 }
             }
         } else {
             let at = rand::rng().random_range(0..orders.len());
-            let (id, total, paid) = orders[at];
+            let (id, paid) = orders[at];
             if choice < 75 && !paid {
-                let paid_now = shop.command("POST pay", &format!("/v1/orders/{id}/pay"), &customer,
-                    json!({"amount_cents": total, "currency": "EUR", "payment_ref": "psp-soak"})).await;
+                // The storefront's payment: the customer checks out at the (development)
+                // provider, an admin confirms it.
+                let checkout = shop
+                    .command(
+                        "POST payment",
+                        &format!("/v1/orders/{id}/payment"),
+                        &customer,
+                        json!({}),
+                    )
+                    .await;
+                let paid_now = if checkout.is_some() {
+                    shop.command(
+                        "POST payment/confirm",
+                        &format!("/v1/orders/{id}/payment/confirm"),
+                        &shop.admin,
+                        json!({}),
+                    )
+                    .await
+                } else {
+                    None
+                };
                 if paid_now.is_some() {
-                    orders[at].2 = true;
+                    orders[at].1 = true;
                 } else {
                     orders.swap_remove(at);
                 }
@@ -555,7 +574,8 @@ async fn main() -> Result<()> {
     );
     let header_routes: Vec<&str> = vec![
         "POST /v1/orders",
-        "POST pay",
+        "POST payment",
+        "POST payment/confirm",
         "GET /v1/products/{id}",
         "GET /v1/orders",
         "GET /v1/audit/events",

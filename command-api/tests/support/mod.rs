@@ -337,6 +337,57 @@ impl TestApp {
     }
 }
 
+/// The body of an admin's offline payment (`POST /v1/orders/{id}/pay`) of `amount_cents` EUR:
+/// every field the route requires, `reason` included.
+pub fn offline_payment(amount_cents: i64) -> Value {
+    json!({"amount_cents": amount_cents, "currency": "EUR", "payment_ref": "bank-2024-0042",
+           "reason": "bank transfer received"})
+}
+
+impl TestApp {
+    /// `token` checks `order` out at the payment provider (`POST /v1/orders/{id}/payment`
+    /// with `{}`), asserting 200; the checkout answer.
+    pub async fn checkout(&self, order: Uuid, token: &str) -> Value {
+        let response = self
+            .post(&format!("/v1/orders/{order}/payment"), token, &json!({}))
+            .await;
+        let status = response.status();
+        let body = body_of(response).await;
+        assert_eq!(status, StatusCode::OK, "checkout of {order}: {body}");
+        body
+    }
+
+    /// An admin confirms `order`'s open payment (the development provider:
+    /// `POST /v1/orders/{id}/payment/confirm` with `{}`), asserting 200; the command's answer.
+    pub async fn confirm_payment(&self, order: Uuid) -> Value {
+        let response = self
+            .post(
+                &format!("/v1/orders/{order}/payment/confirm"),
+                &self.admin,
+                &json!({}),
+            )
+            .await;
+        let status = response.status();
+        let body = body_of(response).await;
+        assert_eq!(status, StatusCode::OK, "confirmation of {order}: {body}");
+        body
+    }
+
+    /// How a customer's order gets paid: `token` (its owner) checks out, an admin confirms.
+    /// Returns the checkout answer and the confirmation's answer.
+    pub async fn pay_through_provider(&self, order: Uuid, token: &str) -> (Value, Value) {
+        let checkout = self.checkout(order, token).await;
+        let confirmed = self.confirm_payment(order).await;
+        (checkout, confirmed)
+    }
+
+    /// The order's state as the command API folds it.
+    pub async fn order_state(&self, order: Uuid) -> domain::Order {
+        let mut states = self.db.store.load_states(&[order]).await.expect("load");
+        states.remove(&order).expect("loaded").order()
+    }
+}
+
 impl TestApp {
     /// Restocks `product` by one unit, `times` times, asserting 200 each.
     pub async fn restock(&self, product: Uuid, times: usize) {

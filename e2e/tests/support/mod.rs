@@ -12,7 +12,7 @@ use eventstore::testing::TestDatabase;
 use platform::{AuthSettings, JwtKeys, Role};
 use projector::service::Projector;
 use reqwest::{Response, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 pub const SECRET: &str = "e2e-test-secret-0123456789abcdef0123";
@@ -195,6 +195,30 @@ impl Stack {
         let id = body["id"].as_str().unwrap_or_default().parse()?;
         let version = body["version"].as_i64().unwrap_or_default();
         Ok((id, version))
+    }
+
+    /// `token` checks `order` out at the payment provider (`POST /v1/orders/{id}/payment`
+    /// with `{}`); the checkout answer (`payment_id`, `amount_cents`, ...).
+    pub async fn checkout(&self, order: Uuid, token: &str) -> anyhow::Result<Value> {
+        let path = format!("/v1/orders/{order}/payment");
+        let (status, body) = self.command(&path, token, json!({})).await?;
+        anyhow::ensure!(status == StatusCode::OK, "{path}: {status} {body}");
+        Ok(body)
+    }
+
+    /// An admin confirms `order`'s open payment (the development provider, which every
+    /// stack runs); returns (id, version) like [`Stack::ok`].
+    pub async fn confirm_payment(&self, order: Uuid) -> anyhow::Result<(Uuid, i64)> {
+        let path = format!("/v1/orders/{order}/payment/confirm");
+        self.ok(&path, &self.admin, json!({})).await
+    }
+
+    /// How a customer's order gets paid: `token` (its owner) checks out, an admin confirms.
+    /// Returns the checkout answer and the order's version once paid.
+    pub async fn pay(&self, order: Uuid, token: &str) -> anyhow::Result<(Value, i64)> {
+        let checkout = self.checkout(order, token).await?;
+        let (_, version) = self.confirm_payment(order).await?;
+        Ok((checkout, version))
     }
 
     /// GETs from the query API.

@@ -313,6 +313,11 @@ impl JwksServer {
         self.fetches.load(Ordering::SeqCst)
     }
 
+    /// Stops serving (as a provider that went away).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
     /// Publishes one more key.
     pub fn publish(&self, key: &SigningKey) {
         if let Ok(mut keys) = self.keys.lock() {

@@ -1,7 +1,10 @@
 //! An OpenID provider's public keys (its JWKS), fetched over HTTP (found through
-//! discovery when no URL is configured), cached by `kid`, and fetched again when a token
-//! names a `kid` not in the cache or the cache is old; fetches are single-flight and at
-//! least `min_refetch` apart, so tokens with invented `kid`s cannot hammer the provider.
+//! discovery when no URL is configured; redirects are never followed, and an `http` URL only
+//! when allowed), cached by `kid`. A token naming a `kid` not in the cache fetches again;
+//! fetches are single-flight and at least `min_refetch` apart, so tokens with invented
+//! `kid`s cannot hammer the provider. Keys older than [`MAX_KEY_AGE`] are refreshed off the
+//! request path (the cached key answers meanwhile: stale-while-revalidate); keys older than
+//! [`MAX_STALENESS`] (the provider unreachable that long) are no longer trusted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,9 +16,11 @@ use reqwest::Url;
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
 
-/// Cached keys older than this are fetched again (at the next token, rate-limited), so a
+/// Cached keys older than this are fetched again in the background (rate-limited), so a
 /// key the provider withdrew stops being accepted.
-const MAX_KEY_AGE: Duration = Duration::from_secs(15 * 60);
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(15 * 60);
+/// Cached keys older than this are not used at all: a token then needs a fresh fetch.
+pub const MAX_STALENESS: Duration = Duration::from_secs(60 * 60);
 /// The largest JWKS or discovery document read.
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 /// How long a fetch may take.
@@ -37,6 +42,14 @@ pub enum KeyError {
     Unavailable(String),
 }
 
+/// Why a refresh fetched nothing.
+enum RefreshError {
+    /// A fetch happened less than `min_refetch` ago, or one is in flight.
+    NotDue,
+    /// The fetch failed (the detail is logged, never answered).
+    Failed(String),
+}
+
 #[derive(Default)]
 struct Cache {
     keys: HashMap<String, Arc<PublicKey>>,
@@ -54,6 +67,7 @@ pub struct Jwks {
     issuer: String,
     http: reqwest::Client,
     min_refetch: Duration,
+    allow_http: bool,
     cache: RwLock<Cache>,
     fetcher: Mutex<Fetcher>,
 }
@@ -75,9 +89,11 @@ impl Jwks {
         issuer: &str,
         jwks_url: Option<Url>,
         min_refetch: Duration,
+        allow_http: bool,
     ) -> reqwest::Result<Jwks> {
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             // Fetches are rare and may come from any worker's runtime: no pooled
             // connection outlives the runtime that opened it.
             .pool_max_idle_per_host(0)
@@ -86,6 +102,7 @@ impl Jwks {
             issuer: issuer.to_owned(),
             http,
             min_refetch,
+            allow_http,
             cache: RwLock::new(Cache::default()),
             fetcher: Mutex::new(Fetcher {
                 last_attempt: None,
@@ -94,52 +111,77 @@ impl Jwks {
         })
     }
 
-    /// The key named `kid`, from the cache or a fresh fetch.
-    pub async fn key(&self, kid: &str) -> Result<Arc<PublicKey>, KeyError> {
-        if let Some(key) = self.cached(kid, true).await {
-            return Ok(key);
+    /// The key named `kid`: from the cache (refreshed in the background once it is older
+    /// than [`MAX_KEY_AGE`]) or, for a `kid` not cached or keys older than
+    /// [`MAX_STALENESS`], from a fetch on the request path (rate-limited).
+    pub async fn key(this: &Arc<Jwks>, kid: &str) -> Result<Arc<PublicKey>, KeyError> {
+        if let Some((key, age)) = this.cached(kid).await {
+            if age < MAX_KEY_AGE {
+                return Ok(key);
+            }
+            if age < MAX_STALENESS {
+                let jwks = this.clone();
+                tokio::spawn(async move { jwks.refresh(false).await });
+                return Ok(key);
+            }
         }
-        let mut fetcher = self.fetcher.lock().await;
-        // Another request may have fetched while this one waited.
-        if let Some(key) = self.cached(kid, true).await {
-            return Ok(key);
+        match this.refresh(true).await {
+            Ok(()) | Err(RefreshError::NotDue) => {}
+            Err(RefreshError::Failed(error)) => {
+                return match this.cached(kid).await {
+                    Some((key, age)) if age < MAX_STALENESS => Ok(key),
+                    _ => Err(KeyError::Unavailable(error)),
+                };
+            }
         }
+        match this.cached(kid).await {
+            Some((key, age)) if age < MAX_STALENESS => Ok(key),
+            Some(_) => Err(KeyError::Unavailable(
+                "the cached keys are too old and no fresh ones could be fetched".into(),
+            )),
+            None => Err(KeyError::UnknownKid(kid.to_owned())),
+        }
+    }
+
+    /// Fetches the keys if no fetch happened in the last `min_refetch` (one at a time;
+    /// `wait`: for a fetch in flight, else skip).
+    async fn refresh(&self, wait: bool) -> Result<(), RefreshError> {
+        let mut fetcher = if wait {
+            self.fetcher.lock().await
+        } else {
+            match self.fetcher.try_lock() {
+                Ok(fetcher) => fetcher,
+                Err(_) => return Err(RefreshError::NotDue),
+            }
+        };
         let due = fetcher
             .last_attempt
             .is_none_or(|last| last.elapsed() >= self.min_refetch);
-        if due {
-            fetcher.last_attempt = Some(Instant::now());
-            match self.fetch(&mut fetcher).await {
-                Ok(keys) => {
-                    metrics::counter!("jwks_fetches_total", "outcome" => "ok").increment(1);
-                    let mut cache = self.cache.write().await;
-                    cache.keys = keys;
-                    cache.fetched_at = Some(Instant::now());
-                }
-                Err(error) => {
-                    metrics::counter!("jwks_fetches_total", "outcome" => "error").increment(1);
-                    tracing::warn!(%error, "cannot fetch the OpenID provider's JWKS");
-                    return self
-                        .cached(kid, false)
-                        .await
-                        .ok_or(KeyError::Unavailable(error));
-                }
+        if !due {
+            return Err(RefreshError::NotDue);
+        }
+        fetcher.last_attempt = Some(Instant::now());
+        match self.fetch(&mut fetcher).await {
+            Ok(keys) => {
+                metrics::counter!("jwks_fetches_total", "outcome" => "ok").increment(1);
+                let mut cache = self.cache.write().await;
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+                Ok(())
+            }
+            Err(error) => {
+                metrics::counter!("jwks_fetches_total", "outcome" => "error").increment(1);
+                tracing::warn!(%error, "cannot fetch the OpenID provider's JWKS");
+                Err(RefreshError::Failed(error))
             }
         }
-        self.cached(kid, false)
-            .await
-            .ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))
     }
 
-    async fn cached(&self, kid: &str, fresh_only: bool) -> Option<Arc<PublicKey>> {
+    /// The cached key named `kid` and how old the cache is.
+    async fn cached(&self, kid: &str) -> Option<(Arc<PublicKey>, Duration)> {
         let cache = self.cache.read().await;
-        let fresh = cache
-            .fetched_at
-            .is_some_and(|at| at.elapsed() < MAX_KEY_AGE);
-        if fresh_only && !fresh {
-            return None;
-        }
-        cache.keys.get(kid).cloned()
+        let age = cache.fetched_at?.elapsed();
+        cache.keys.get(kid).cloned().map(|key| (key, age))
     }
 
     async fn fetch(
@@ -181,8 +223,14 @@ impl Jwks {
                 discovery.issuer, self.issuer
             ));
         }
-        Url::parse(&discovery.jwks_uri)
-            .map_err(|error| format!("{url}: jwks_uri {:?}: {error}", discovery.jwks_uri))
+        let jwks_uri = Url::parse(&discovery.jwks_uri)
+            .map_err(|error| format!("{url}: jwks_uri {:?}: {error}", discovery.jwks_uri))?;
+        if jwks_uri.scheme() != "https" && !(self.allow_http && jwks_uri.scheme() == "http") {
+            return Err(format!(
+                "{url}: jwks_uri {jwks_uri} is not https (AGORA_OIDC_ALLOW_HTTP=true allows http in development)"
+            ));
+        }
+        Ok(jwks_uri)
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, String> {
@@ -193,6 +241,12 @@ impl Jwks {
             .await
             .and_then(|response| response.error_for_status())
             .map_err(|error| format!("{url}: {error}"))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "{url}: answered {} (redirects are not followed)",
+                response.status()
+            ));
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()

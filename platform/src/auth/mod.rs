@@ -51,8 +51,29 @@ impl Role {
     }
 }
 
+/// The actors Agora records for itself (`metadata.actor`): a token naming one as its `sub`
+/// is refused, so no caller can pass for the system or the payment provider.
+pub const INTERNAL_ACTORS: &[&str] = &["system"];
+/// Prefixes of internal actor names (`psp:stripe`, `psp:reconcile`).
+pub const INTERNAL_ACTOR_PREFIXES: &[&str] = &["psp:"];
+/// What HS256 subjects are prefixed with when an OpenID provider is trusted too, so a
+/// development token can never name a provider's user (and a provider token naming this
+/// prefix is refused).
+pub const HS256_SUBJECT_PREFIX: &str = "hs256:";
+
+/// Whether `sub` is reserved: an internal actor, or (from a provider) the HS256 prefix.
+fn reserved_subject(sub: &str) -> bool {
+    INTERNAL_ACTORS.contains(&sub)
+        || INTERNAL_ACTOR_PREFIXES
+            .iter()
+            .chain([&HS256_SUBJECT_PREFIX])
+            .any(|prefix| sub.starts_with(prefix))
+}
+
 /// Checks bearer tokens: an HS256 token only against the secret, any other only against
 /// the provider's keys (so a token "signed" with a public key as an HMAC secret fails).
+/// Subjects that name an internal actor are refused; with both kinds of token on, HS256
+/// subjects are prefixed with [`HS256_SUBJECT_PREFIX`] so the two cannot collide.
 #[derive(Clone)]
 pub struct Authenticator {
     secret: Option<JwtKeys>,
@@ -85,7 +106,17 @@ impl Authenticator {
                 .verify(token)
                 .map_err(|error| Problem::unauthenticated(format!("invalid token: {error}")))?;
             let roles = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
-            (claims.sub, roles)
+            if reserved_subject(&claims.sub) {
+                return Err(Problem::unauthenticated(
+                    "the token's sub names one of Agora's own actors",
+                ));
+            }
+            let sub = if self.provider.is_some() {
+                format!("{HS256_SUBJECT_PREFIX}{}", claims.sub)
+            } else {
+                claims.sub
+            };
+            (sub, roles)
         } else {
             let provider = self.provider.as_ref().ok_or_else(|| {
                 Problem::unauthenticated(format!("{:?} tokens are not accepted here", header.alg))
@@ -94,6 +125,11 @@ impl Authenticator {
                 .verify(token, &header)
                 .await
                 .map_err(Problem::unauthenticated)?;
+            if reserved_subject(&verified.sub) {
+                return Err(Problem::unauthenticated(
+                    "the token's sub names one of Agora's own actors",
+                ));
+            }
             (verified.sub, verified.roles)
         };
         if id.is_empty() {
@@ -159,5 +195,39 @@ impl FromRequest for Caller {
                 authenticator.ok_or_else(|| Problem::internal("no Authenticator is configured"))?;
             authenticator.authenticate(&token?).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
+
+    fn authenticator() -> Authenticator {
+        Authenticator::hs256(JwtKeys::hs256(SECRET))
+    }
+
+    fn token(sub: &str) -> String {
+        JwtKeys::hs256(SECRET)
+            .mint(sub, &[Role::Admin], 60)
+            .expect("a token")
+    }
+
+    #[tokio::test]
+    async fn no_token_passes_for_one_of_agoras_own_actors() {
+        for sub in ["system", "psp:stripe", "psp:reconcile", "hs256:alice"] {
+            let refused = authenticator()
+                .authenticate(&token(sub))
+                .await
+                .expect_err(sub);
+            assert_eq!(refused.status.as_u16(), 401, "{sub}");
+            assert_eq!(refused.code, "unauthenticated", "{sub}");
+        }
+        // Names that merely look alike are people.
+        for sub in ["System", "systems", "alice:psp", "psp"] {
+            let caller = authenticator().authenticate(&token(sub)).await.expect(sub);
+            assert_eq!(caller.id, sub);
+        }
     }
 }

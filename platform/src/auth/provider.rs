@@ -2,13 +2,14 @@
 //! EdDSA, ...; the key chosen by `kid`), issued by its issuer for this API's audience,
 //! within `nbf`..`exp`, roles read from a configurable claim path.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{decode, Algorithm, AlgorithmFamily, Header, Validation};
 use reqwest::Url;
 use serde_json::{Map, Value};
 
-use super::jwks::Jwks;
+use super::jwks::{Jwks, KeyError};
 use super::Role;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
@@ -60,6 +61,8 @@ pub struct ProviderConfig {
     pub audiences: Vec<String>,
     pub roles_claim: RolesClaim,
     pub min_refetch: Duration,
+    /// Whether an `http` JWKS URL (found by discovery) is acceptable (development, tests).
+    pub allow_http: bool,
 }
 
 /// Checks tokens against one OpenID provider.
@@ -67,7 +70,7 @@ pub struct Provider {
     issuer: String,
     audiences: Vec<String>,
     roles_claim: RolesClaim,
-    jwks: Jwks,
+    jwks: Arc<Jwks>,
 }
 
 /// A token the provider vouches for.
@@ -79,7 +82,12 @@ pub struct Verified {
 impl Provider {
     pub fn new(config: ProviderConfig) -> reqwest::Result<Provider> {
         Ok(Provider {
-            jwks: Jwks::new(&config.issuer, config.jwks_url, config.min_refetch)?,
+            jwks: Arc::new(Jwks::new(
+                &config.issuer,
+                config.jwks_url,
+                config.min_refetch,
+                config.allow_http,
+            )?),
             issuer: config.issuer,
             audiences: config.audiences,
             roles_claim: config.roles_claim,
@@ -96,11 +104,15 @@ impl Provider {
             .kid
             .as_deref()
             .ok_or("the token names no key (kid)")?;
-        let key = self
-            .jwks
-            .key(kid)
+        let key = Jwks::key(&self.jwks, kid)
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| match error {
+                // The detail (URLs, network errors) is logged, never answered.
+                KeyError::Unavailable(_) => {
+                    "the provider's signing keys are unavailable; retry shortly".to_owned()
+                }
+                KeyError::UnknownKid(_) => error.to_string(),
+            })?;
         if key.algorithm.is_some_and(|pinned| pinned != header.alg)
             || key.key.family() != header.alg.family()
         {

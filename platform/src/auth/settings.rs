@@ -55,6 +55,10 @@ pub struct AuthSettings {
     /// The least time between two JWKS fetches caused by tokens naming an unknown `kid`.
     #[arg(long, env = "AGORA_JWT_JWKS_MIN_REFETCH_MS", default_value_t = 10_000)]
     pub jwt_jwks_min_refetch_ms: u64,
+    /// Allow an `http` issuer or JWKS URL (development and tests only: keys fetched over
+    /// plain HTTP can be swapped by anyone on the path).
+    #[arg(long, env = "AGORA_OIDC_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub oidc_allow_http: bool,
     /// Set by `agora dev` only: there, the development secret is allowed.
     #[arg(skip)]
     pub development: bool,
@@ -85,6 +89,11 @@ pub enum AuthSettingsError {
     MissingIssuer(&'static str),
     #[error("{name} is not an http(s) URL: {value:?}")]
     BadUrl { name: &'static str, value: String },
+    #[error(
+        "{name} is an http URL: the provider's keys must come over https (set \
+         AGORA_OIDC_ALLOW_HTTP=true only in development and tests)"
+    )]
+    InsecureUrl { name: &'static str },
     #[error("AGORA_JWT_ROLES_CLAIM {0:?} is not a claim name or dotted path")]
     BadRolesClaim(String),
     #[error("cannot build the HTTP client for the JWKS: {0}")]
@@ -101,6 +110,7 @@ impl AuthSettings {
             jwt_audience: None,
             jwt_roles_claim: "roles".into(),
             jwt_jwks_min_refetch_ms: 10_000,
+            oidc_allow_http: false,
             development: false,
         }
     }
@@ -139,7 +149,7 @@ impl AuthSettings {
 
     fn provider(&self) -> Result<Option<Provider>, AuthSettingsError> {
         let jwks_url = non_empty(&self.jwt_jwks_url)
-            .map(|value| http_url("AGORA_JWT_JWKS_URL", value))
+            .map(|value| self.provider_url("AGORA_JWT_JWKS_URL", value))
             .transpose()?;
         let audiences: Vec<String> = non_empty(&self.jwt_audience)
             .map(|value| {
@@ -160,7 +170,7 @@ impl AuthSettings {
             }
             return Ok(None);
         };
-        http_url("AGORA_JWT_ISSUER", issuer)?;
+        self.provider_url("AGORA_JWT_ISSUER", issuer)?;
         if audiences.is_empty() {
             return Err(AuthSettingsError::MissingAudience);
         }
@@ -172,9 +182,21 @@ impl AuthSettings {
             audiences,
             roles_claim,
             min_refetch: Duration::from_millis(self.jwt_jwks_min_refetch_ms),
+            allow_http: self.oidc_allow_http,
         })
         .map(Some)
         .map_err(|error| AuthSettingsError::HttpClient(error.to_string()))
+    }
+}
+
+impl AuthSettings {
+    /// A provider URL: https, or http only with `AGORA_OIDC_ALLOW_HTTP`.
+    fn provider_url(&self, name: &'static str, value: &str) -> Result<Url, AuthSettingsError> {
+        let url = http_url(name, value)?;
+        if url.scheme() == "http" && !self.oidc_allow_http {
+            return Err(AuthSettingsError::InsecureUrl { name });
+        }
+        Ok(url)
     }
 }
 
@@ -244,6 +266,30 @@ mod tests {
         settings.jwt_issuer = Some("https://id.example.com/realms/shop".into());
         assert_eq!(refusal(&settings), AuthSettingsError::MissingAudience);
         settings.jwt_audience = Some("agora".into());
+        assert!(settings.authenticator().is_ok());
+    }
+
+    #[test]
+    fn an_http_issuer_or_jwks_needs_the_development_switch() {
+        let mut settings = AuthSettings::hs256("");
+        settings.jwt_audience = Some("agora".into());
+        settings.jwt_issuer = Some("http://id.example.com".into());
+        assert_eq!(
+            refusal(&settings),
+            AuthSettingsError::InsecureUrl {
+                name: "AGORA_JWT_ISSUER"
+            }
+        );
+        settings.jwt_issuer = Some("https://id.example.com".into());
+        settings.jwt_jwks_url = Some("http://id.example.com/jwks.json".into());
+        assert_eq!(
+            refusal(&settings),
+            AuthSettingsError::InsecureUrl {
+                name: "AGORA_JWT_JWKS_URL"
+            }
+        );
+        settings.oidc_allow_http = true;
+        settings.jwt_issuer = Some("http://id.example.com".into());
         assert!(settings.authenticator().is_ok());
     }
 
