@@ -148,7 +148,10 @@ impl CommandContext {
 
     /// The first answer to this command's idempotency key, when one is recorded (422 when
     /// the key was used with another request).
-    async fn replay_if_recorded(&self, store: &EventStore) -> Result<Option<Outcome>, Problem> {
+    pub(crate) async fn replay_if_recorded(
+        &self,
+        store: &EventStore,
+    ) -> Result<Option<Outcome>, Problem> {
         let Some(key) = &self.idempotency_key else {
             return Ok(None);
         };

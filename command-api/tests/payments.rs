@@ -212,6 +212,29 @@ async fn checkout_the_buyer_pays_at_the_provider_its_webhook_pays_the_order_and_
         .is_some_and(|e| e.starts_with("evt_")));
     assert_eq!(paid[0].1["reason"], Value::Null);
 
+    // Nothing that would be refused reaches the provider: a stale If-Match on a refund or
+    // on the cancellation of the paid order.
+    let stale = [("If-Match", "\"1\"")];
+    let refused = app
+        .post_with(
+            &format!("/v1/orders/{order}/refunds"),
+            &app.admin,
+            &json!({"amount_cents": 100, "reason": "stale"}),
+            &stale,
+        )
+        .await;
+    support::assert_problem(refused, 412, "version_mismatch").await;
+    let refused = app
+        .post_with(
+            &format!("/v1/orders/{order}/cancel"),
+            &alice,
+            &json!({"reason": "stale"}),
+            &stale,
+        )
+        .await;
+    support::assert_problem(refused, 412, "version_mismatch").await;
+    assert_eq!(provider_refunds(&base, &payment_id).await, 0);
+
     // A refund of one mug: sent to the provider, which pays it back.
     let customer_refund = app
         .post(
@@ -221,16 +244,42 @@ async fn checkout_the_buyer_pays_at_the_provider_its_webhook_pays_the_order_and_
         )
         .await;
     assert_eq!(customer_refund.status(), StatusCode::FORBIDDEN);
+    let key = [("Idempotency-Key", "refund-broken-mug")];
+    let one_mug = json!({"amount_cents": 1299, "reason": "one mug arrived broken"});
     let refund = app
-        .post(
+        .post_with(
             &format!("/v1/orders/{order}/refunds"),
             &app.admin,
-            &json!({"amount_cents": 1299, "reason": "one mug arrived broken"}),
+            &one_mug,
+            &key,
         )
         .await;
     assert_eq!(refund.status(), StatusCode::ACCEPTED);
     let refund: Value = refund.json().await.expect("json");
     let refund_id = refund["refund_id"].as_str().expect("id").to_owned();
+    // The same request again: the same refund, nothing more at the provider; the same key
+    // with another body: refused.
+    let again = app
+        .post_with(
+            &format!("/v1/orders/{order}/refunds"),
+            &app.admin,
+            &one_mug,
+            &key,
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["refund_id"], refund_id.as_str());
+    let reused = app
+        .post_with(
+            &format!("/v1/orders/{order}/refunds"),
+            &app.admin,
+            &json!({"amount_cents": 700, "reason": "one mug arrived broken"}),
+            &key,
+        )
+        .await;
+    support::assert_problem(reused, 422, "idempotency_key_reused").await;
+    assert_eq!(provider_refunds(&base, &payment_id).await, 1);
     assert!(refund_id.starts_with("re_"), "{refund}");
     wait_for_event(&app, order, "Refunded").await;
     let refunds = reqwest::Client::new()
@@ -291,6 +340,21 @@ async fn checkout_the_buyer_pays_at_the_provider_its_webhook_pays_the_order_and_
         total, 2598,
         "the provider paid back the whole total: {after}"
     );
+}
+
+/// How many refunds the provider made of `payment_id`.
+async fn provider_refunds(base: &str, payment_id: &str) -> usize {
+    let refunds = reqwest::Client::new()
+        .get(format!("{base}/v1/refunds"))
+        .query(&[("payment_intent", payment_id)])
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .expect("provider")
+        .json::<Value>()
+        .await
+        .expect("json");
+    refunds["data"].as_array().map_or(0, Vec::len)
 }
 
 /// A Stripe event for `order`'s payment, signed with `secret` at `t`.

@@ -372,8 +372,8 @@ pub async fn cancel(
     let body = body.into_inner();
     let context = CommandContext::new(&request, &caller, id, &body)?;
     let streams = order_streams(&state, &caller, id).await?;
-    let refund = cancellation_refund(&state, &caller, id).await?;
-    let outcome = execute(&state.engine, &context, &streams, |states: &States| {
+    let refund = cancellation_refund(&state, &context, &caller, id).await?;
+    let cancelled = execute(&state.engine, &context, &streams, |states: &States| {
         let (stream, order) = visible_order(states, &caller, id)?;
         context.check_if_match(stream.version)?;
         let products = order_products(states, &order)?;
@@ -387,8 +387,24 @@ pub async fn cancel(
         .map_err(domain_problem)?;
         decision(stream, states, decided)
     })
-    .await?;
-    Ok(outcome.respond(&context))
+    .await;
+    match (cancelled, &refund) {
+        (Ok(outcome), _) => Ok(outcome.respond(&context)),
+        // Refused after the provider refunded (the order changed meanwhile): the refund is
+        // recorded all the same.
+        (Err(problem), Some(refund)) => {
+            let mut record = context.clone();
+            record.if_match = None;
+            record.idempotency_key = None;
+            if let Err(error) =
+                super::payments::record_refund(&state.engine, &record, id, refund).await
+            {
+                tracing::error!(order = %id, detail = %error.detail, "a cancellation's refund could not be recorded: reconcile");
+            }
+            Err(problem)
+        }
+        (Err(problem), None) => Err(problem),
+    }
 }
 
 /// The refund a cancellation of order `id` sends first: everything a paid order's
@@ -396,10 +412,12 @@ pub async fn cancel(
 /// cancellation asks the provider for the same refund.
 async fn cancellation_refund(
     state: &AppState,
+    context: &CommandContext,
     caller: &Caller,
     id: Uuid,
 ) -> Result<Option<domain::RefundRequest>, Problem> {
-    let order = state.engine.streams.peek(id).await?.order();
+    let stream = state.engine.streams.peek(id).await?;
+    let order = stream.order();
     let refundable = order.payments().refundable_cents();
     if !is_visible(&order, caller)
         || order.status() != Some(domain::OrderStatus::Paid)
@@ -407,6 +425,15 @@ async fn cancellation_refund(
     {
         return Ok(None);
     }
+    // What would refuse the cancellation is checked before money moves.
+    if context
+        .replay_if_recorded(&state.engine.store)
+        .await?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    context.check_if_match(stream.version)?;
     let reason = domain::Reason::parse("order cancelled").map_err(Problem::internal)?;
     let key = format!("agora-cancel-{id}");
     super::payments::request_refund(&state.payments, id, &order, refundable, reason, &key)

@@ -33,6 +33,7 @@ use crate::errors::domain_problem;
 use crate::execution::{execute, CommandContext, CommandStreams, Decision, Engine};
 use crate::openapi::{
     Applied, CheckoutRefused, CommandHeaders, ConfirmPaymentRefused, RefundRefused, Unavailable,
+    VersionMismatch,
 };
 use crate::payments::webhook::{self, Effect, StripeEvent};
 use crate::payments::{Payments, ProviderError, ProviderPayment};
@@ -118,13 +119,14 @@ fn provider_id<T>(
                    with `client_secret`. Asking again returns the same payment while it is \
                    open. Only the provider's signed webhook then makes the order `paid`.",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The order.")),
+    params(("id" = Uuid, Path, description = "The order."), CommandHeaders),
     responses(
         (status = 200, description = "The payment to complete at the provider.", body = Checkout),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
         (status = 422, response = CheckoutRefused),
         (status = 503, response = Unavailable),
     )
@@ -138,10 +140,15 @@ pub async fn checkout(
 ) -> Result<HttpResponse, Problem> {
     caller.require_any(&[Role::Admin, Role::Customer])?;
     let id = path.into_inner();
-    let order = state.engine.streams.peek(id).await?.order();
+    let mut context = CommandContext::new(&request, &caller, id, &serde_json::json!({}))?;
+    // Checkout is idempotent by itself (the open payment is returned again).
+    context.idempotency_key = None;
+    let stream = state.engine.streams.peek(id).await?;
+    let order = stream.order();
     if !is_visible(&order, &caller) {
         return Err(Problem::not_found(format!("order {id} not found")));
     }
+    context.check_if_match(stream.version)?;
     let payments = &state.payments;
     let currency = placed_currency(&order)?;
     if let Some(open) = order.payments().open() {
@@ -155,9 +162,6 @@ pub async fn checkout(
         .map_err(provider_problem)?;
     let payment_id = provider_id(PaymentRef::parse, payment.id.clone())?;
     let provider = provider_id(ProviderName::parse, payments.provider.name().to_owned())?;
-    let mut context = CommandContext::new(&request, &caller, id, &serde_json::json!({}))?;
-    // Checkout is idempotent by itself (the open payment is returned again).
-    context.idempotency_key = None;
     let command = OrderCommand::RequestPayment {
         payment_id,
         provider,
@@ -251,6 +255,7 @@ async fn open_payment(
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
         (status = 422, response = ConfirmPaymentRefused),
         (status = 503, response = Unavailable),
     )
@@ -323,6 +328,7 @@ pub async fn confirm(
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 412, response = VersionMismatch),
         (status = 422, response = RefundRefused),
         (status = 503, response = Unavailable),
     )
@@ -338,11 +344,19 @@ pub async fn refund(
     let id = path.into_inner();
     let body = body.into_inner();
     let mut context = CommandContext::new(&request, &caller, id, &body)?;
-    let order = state.engine.streams.peek(id).await?.order();
+    context.success = StatusCode::ACCEPTED;
+    let stream = state.engine.streams.peek(id).await?;
+    let order = stream.order();
     if !is_visible(&order, &caller) {
         return Err(Problem::not_found(format!("order {id} not found")));
     }
-    let key = match context.idempotency_key.take() {
+    // Everything that can refuse the command is checked before money moves: a repeat of
+    // this request (its first answer), a key reused with another body, a stale If-Match.
+    if let Some(outcome) = context.replay_if_recorded(&state.engine.store).await? {
+        return replayed_refund(&state.engine, id, outcome.accepted.version).await;
+    }
+    context.check_if_match(stream.version)?;
+    let key = match &context.idempotency_key {
         Some(client_key) => format!(
             "agora-refund-{id}-{}",
             &hex::encode(Sha256::digest(format!("{}\n{client_key}", caller.id)))[..32]
@@ -366,28 +380,95 @@ pub async fn refund(
             "requested"
         },
     };
-    let streams = CommandStreams::existing(vec![id]);
-    let recorded = execute(&state.engine, &context, &streams, |states: &States| {
-        let (stream, order) = visible_order(states, &caller, id)?;
-        context.check_if_match(stream.version)?;
-        let events = order
-            .decide(OrderCommand::Refund(refund.clone()))
-            .map_err(domain_problem)?;
-        if events.is_empty() {
-            return Err(nothing_to_do());
-        }
-        Ok(Decision {
-            writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
-            claims: vec![],
-        })
-    })
-    .await;
-    match recorded {
-        Ok(_) => {}
-        Err(problem) if problem.code == NOTHING_TO_DO => {}
-        Err(problem) => return Err(problem),
+    match record_refund(&state.engine, &context, id, &refund).await {
+        Ok(()) => Ok(HttpResponse::Accepted().json(answer)),
+        Err(problem) => Err(problem),
     }
-    Ok(HttpResponse::Accepted().json(answer))
+}
+
+/// Records a refund the provider accepted. Should the command be refused now (the order
+/// changed since the checks: another writer, a stale `If-Match`), the refund is recorded
+/// all the same, without the condition: the money moved, and the log must say so.
+pub(crate) async fn record_refund(
+    engine: &Engine,
+    context: &CommandContext,
+    id: Uuid,
+    refund: &RefundRequest,
+) -> Result<(), Problem> {
+    let streams = CommandStreams::existing(vec![id]);
+    let decide = |context: &CommandContext| {
+        let refund = refund.clone();
+        let context = context.clone();
+        move |states: &States| {
+            let stream = crate::streams::state_of(states, id)?;
+            context.check_if_match(stream.version)?;
+            let events = stream
+                .order()
+                .decide(OrderCommand::Refund(refund.clone()))
+                .map_err(domain_problem)?;
+            if events.is_empty() {
+                return Err(nothing_to_do());
+            }
+            Ok(Decision {
+                writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
+                claims: vec![],
+            })
+        }
+    };
+    match execute(engine, context, &streams, decide(context)).await {
+        Ok(_) => Ok(()),
+        Err(problem) if problem.code == NOTHING_TO_DO => Ok(()),
+        Err(problem) if problem.status == StatusCode::PRECONDITION_FAILED => {
+            tracing::warn!(order = %id, refund = %refund.refund_id, "the order changed while its refund was at the provider: recording the refund unconditionally");
+            let mut unconditional = context.clone();
+            unconditional.if_match = None;
+            unconditional.idempotency_key = None;
+            match execute(engine, &unconditional, &streams, decide(&unconditional)).await {
+                Ok(_) => Err(problem),
+                Err(again) if again.code == NOTHING_TO_DO => Err(problem),
+                Err(again) => {
+                    tracing::error!(order = %id, refund = %refund.refund_id, detail = %again.detail, "a refund the provider made could not be recorded: reconcile");
+                    Err(problem)
+                }
+            }
+        }
+        Err(problem) => {
+            tracing::error!(order = %id, refund = %refund.refund_id, detail = %problem.detail, "a refund the provider made could not be recorded: reconcile");
+            Err(problem)
+        }
+    }
+}
+
+/// The answer of a refund request repeated with its `Idempotency-Key`: the refund the first
+/// one recorded (the last `RefundRequested` at or before the version it answered).
+async fn replayed_refund(engine: &Engine, id: Uuid, version: i64) -> Result<HttpResponse, Problem> {
+    let stream = engine
+        .store
+        .load_stream(id)
+        .await
+        .map_err(crate::errors::store_problem)?;
+    let mut refund_id = None;
+    let mut succeeded = false;
+    for event in stream.events.iter().filter(|e| e.version <= version) {
+        match event.event_type.as_str() {
+            "RefundRequested" => {
+                refund_id = event.payload["refund_id"].as_str().map(str::to_owned);
+                succeeded = false;
+            }
+            "Refunded" if event.payload["refund_id"].as_str() == refund_id.as_deref() => {
+                succeeded = true;
+            }
+            _ => {}
+        }
+    }
+    let refund_id =
+        refund_id.ok_or_else(|| Problem::internal("a replayed refund names no refund"))?;
+    Ok(HttpResponse::Accepted()
+        .insert_header(("Idempotent-Replayed", "true"))
+        .json(RefundAccepted {
+            refund_id,
+            status: if succeeded { "succeeded" } else { "requested" },
+        }))
 }
 
 /// Sends a refund of `amount_cents` of `order` to the provider (offline payments are
