@@ -223,6 +223,7 @@ fn order_history(v1: bool, paid: bool, end: u8) -> Vec<NewEvent> {
                 amount_cents: 1000,
                 currency: "EUR".try_into().expect("currency"),
                 payment_ref: PaymentRef::parse("psp-1").expect("ref"),
+                reason: domain::Reason::parse("bank transfer").expect("reason"),
             })
             .expect("pay");
         follow(pay, &mut order);
@@ -240,6 +241,13 @@ fn order_history(v1: bool, paid: bool, end: u8) -> Vec<NewEvent> {
             order_id,
             &order,
             CancelReason::parse("changed my mind").expect("reason"),
+            paid.then(|| domain::RefundRequest {
+                refund_id: domain::RefundId::parse("offline_re_1").expect("refund id"),
+                payment_id: PaymentRef::parse("psp-1").expect("ref"),
+                amount_cents: 1000,
+                reason: domain::Reason::parse("order cancelled").expect("reason"),
+                succeeded: true,
+            }),
             &products,
         )
         .ok(),
