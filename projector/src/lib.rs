@@ -3,10 +3,12 @@
 //! A [`projection::Projection`] turns a batch of events into set-based SQL changes of its
 //! tables (a pure fold per stream in Rust, then one statement per table; [`batch`]). The same projections run from either source — a Kafka consumer group
 //! ([`source_kafka`]) or the Postgres log directly ([`source_log`]) — and every batch is
-//! applied with its source checkpoint in one read-model transaction ([`apply`]).
+//! applied with its source checkpoint in one read-model transaction ([`apply`]). Events
+//! read from Kafka are checked against the event store's hash chain first ([`chain`]).
 
 pub mod apply;
 pub mod batch;
+pub mod chain;
 pub mod config;
 pub mod event;
 pub mod projection;

@@ -176,11 +176,19 @@ impl Projector {
                 };
                 let handle = tokio::runtime::Handle::current();
                 let (stop, status) = (stop.clone(), status.clone());
+                // The event store, for checking what Kafka delivers (crate::chain).
+                let store = EventStore::new(connect_pool(&settings.database_url, 2)?);
                 tokio::task::spawn_blocking(move || {
                     let _ended = status.until_ended();
-                    let outcome =
-                        run_kafka_source(config, read_pool, handle, stop.clone(), status.clone())
-                            .context("kafka source");
+                    let outcome = run_kafka_source(
+                        config,
+                        read_pool,
+                        store,
+                        handle,
+                        stop.clone(),
+                        status.clone(),
+                    )
+                    .context("kafka source");
                     record_end(&status, &outcome, stop.load(Ordering::SeqCst));
                     outcome
                 })

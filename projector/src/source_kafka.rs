@@ -6,6 +6,10 @@
 //! The consumer lives on its own thread (rebalance callbacks run there and may block on
 //! the database); batches are applied on the async runtime through a handle.
 //!
+//! Every event read is checked before it is applied ([`crate::chain`]): its hash must match
+//! its content and be the one the event store recorded for its stream and version, so a
+//! message altered or forged on the network is poison, never applied.
+//!
 //! The worker reports itself retrying while the brokers cannot be reached (a consumer
 //! error, then a metadata request that fails; running again once one succeeds) and while
 //! a batch or the saved offsets meet passing database trouble. It stops with an error on a
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use eventstore::Envelope;
+use eventstore::{Envelope, EventStore, RecordedEvent};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -31,6 +35,7 @@ use uuid::Uuid;
 use crate::apply::{
     apply_batch, live_targets, saved_positions, ApplyError, BatchItem, EventFacts, SourcePosition,
 };
+use crate::chain::ChainGuard;
 use crate::event::decode;
 use crate::worker::WorkerStatus;
 
@@ -146,8 +151,14 @@ impl ConsumerContext for SeekingContext {
     }
 }
 
-/// A Kafka message as a batch item.
-fn batch_item(topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> BatchItem {
+/// A Kafka message as a batch item, with the recorded event it carries when it is readable
+/// (for [`ChainGuard`]).
+fn batch_item(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    payload: Option<&[u8]>,
+) -> (BatchItem, Option<RecordedEvent>) {
     let position = SourcePosition::Kafka {
         partition: partition_key(topic, partition),
         offset,
@@ -163,26 +174,70 @@ fn batch_item(topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>) 
                 version: envelope.version,
                 event_type: envelope.event_type.clone(),
             };
-            let event = envelope
-                .to_recorded()
-                .and_then(|recorded| decode(&recorded));
-            BatchItem {
+            let recorded = envelope.to_recorded();
+            let event = recorded.as_ref().map_err(Clone::clone).and_then(decode);
+            let item = BatchItem {
                 facts,
                 event,
                 position,
+            };
+            (item, recorded.ok())
+        }
+        Err(reason) => (
+            BatchItem {
+                facts: EventFacts {
+                    event_id: Uuid::nil(),
+                    stream_id: Uuid::nil(),
+                    version: offset,
+                    event_type: format!("unreadable message at {topic}/{partition}@{offset}"),
+                },
+                event: Err(format!("cannot read the envelope: {reason}")),
+                position,
+            },
+            None,
+        ),
+    }
+}
+
+/// Turns every decodable event of `items` that [`ChainGuard`] refuses into poison, waiting
+/// (retrying) while the event store cannot be read; false when stopped meanwhile.
+fn guard_batch(
+    guard: &ChainGuard,
+    handle: &Handle,
+    items: &mut [BatchItem],
+    recorded: &[Option<RecordedEvent>],
+    status: &WorkerStatus,
+    stop: &AtomicBool,
+) -> bool {
+    let checked: Vec<(usize, &RecordedEvent)> = items
+        .iter()
+        .zip(recorded)
+        .enumerate()
+        .filter_map(|(index, (item, recorded))| match (&item.event, recorded) {
+            (Ok(_), Some(recorded)) => Some((index, recorded)),
+            _ => None,
+        })
+        .collect();
+    let events: Vec<&RecordedEvent> = checked.iter().map(|(_, event)| *event).collect();
+    let verdicts = loop {
+        match handle.block_on(guard.check(&events)) {
+            Ok(verdicts) => break verdicts,
+            Err(_) if stop.load(Ordering::SeqCst) => return false,
+            Err(error) => {
+                status.retrying();
+                tracing::warn!(%error, "cannot check events against the event store; retrying");
+                std::thread::sleep(Duration::from_millis(500));
             }
         }
-        Err(reason) => BatchItem {
-            facts: EventFacts {
-                event_id: Uuid::nil(),
-                stream_id: Uuid::nil(),
-                version: offset,
-                event_type: format!("unreadable message at {topic}/{partition}@{offset}"),
-            },
-            event: Err(format!("cannot read the envelope: {reason}")),
-            position,
-        },
+    };
+    for ((index, _), verdict) in checked.iter().zip(verdicts) {
+        if let Err(reason) = verdict {
+            metrics::counter!("projector_refused_messages_total").increment(1);
+            tracing::warn!(position = %items[*index].position, %reason, "a message from Kafka refused");
+            items[*index].event = Err(reason);
+        }
     }
+    true
 }
 
 /// True when the brokers answer a metadata request for `topic` within a few seconds.
@@ -202,10 +257,12 @@ fn brokers_answer(consumer: &BaseConsumer<SeekingContext>, topic: &str) -> bool 
 pub fn run_kafka_source(
     config: KafkaSourceConfig,
     read_pool: Pool,
+    store: EventStore,
     handle: Handle,
     stop: Arc<AtomicBool>,
     status: WorkerStatus,
 ) -> anyhow::Result<()> {
+    let guard = ChainGuard::new(store);
     let assigned = Arc::new(Mutex::new(HashSet::new()));
     let context = SeekingContext {
         pool: read_pool.clone(),
@@ -242,6 +299,7 @@ pub fn run_kafka_source(
             }
         }
         let mut items = Vec::new();
+        let mut recorded = Vec::new();
         let started = Instant::now();
         while items.len() < config.batch_size {
             let timeout = if items.is_empty() {
@@ -271,24 +329,38 @@ pub fn run_kafka_source(
                     unreachable = true;
                     break;
                 }
-                Some(Ok(message)) => items.push(batch_item(
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    message.payload(),
-                )),
+                Some(Ok(message)) => {
+                    let (item, event) = batch_item(
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                        message.payload(),
+                    );
+                    items.push(item);
+                    recorded.push(event);
+                }
             }
         }
         // Drop what was fetched for partitions revoked while gathering.
         {
             let assigned = assigned.lock().unwrap_or_else(|p| p.into_inner());
-            items.retain(|item| match &item.position {
-                SourcePosition::Kafka { partition, .. } => assigned.contains(partition),
-                SourcePosition::Log(_) => true,
-            });
+            let keep: Vec<bool> = items
+                .iter()
+                .map(|item| match &item.position {
+                    SourcePosition::Kafka { partition, .. } => assigned.contains(partition),
+                    SourcePosition::Log(_) => true,
+                })
+                .collect();
+            let mut kept = keep.iter();
+            items.retain(|_| kept.next().copied().unwrap_or(false));
+            let mut kept = keep.iter();
+            recorded.retain(|_| kept.next().copied().unwrap_or(false));
         }
         if items.is_empty() {
             continue;
+        }
+        if !guard_batch(&guard, &handle, &mut items, &recorded, &status, &stop) {
+            break;
         }
         if let Err(error) = handle.block_on(apply_batch(&read_pool, &items, None, &status)) {
             // Not transient and not poison: stop rather than skip events.

@@ -447,3 +447,92 @@ async fn every_unreadable_message_is_recorded_and_an_event_once() -> Result<()> 
     );
     Ok(())
 }
+
+/// Anyone on the network can write to the topics: a message whose payload was changed in
+/// transit, and a well-formed forgery with a recomputed hash, are refused as poison (not
+/// applied); the real events around them are applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_and_forged_messages_are_refused_as_poison() -> Result<()> {
+    let events = TestDatabase::create().await?;
+    let prefix = format!("t{}", Uuid::new_v4().simple());
+    create_topics(&prefix).await?;
+    let shop = Shop {
+        store: events.store.clone(),
+    };
+    let product = shop.create_product("FORGED-K", 500, 5).await?;
+    shop.product_command(
+        product,
+        domain::ProductCommand::Restock {
+            quantity: domain::RestockQuantity::parse(3).map_err(anyhow::Error::msg)?,
+        },
+    )
+    .await?;
+    let log = whole_log(&events, 2).await?;
+    let envelope = |event: &eventstore::RecordedEvent| -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&eventstore::Envelope::of(event)?)?)
+    };
+    // The restock, its quantity changed in transit (hash left as it was).
+    let mut altered = log[1].clone();
+    altered.payload["quantity"] = serde_json::json!(3000);
+    // A forged third event: well formed, chained from the real second, hash recomputed.
+    let mut forged = log[1].clone();
+    forged.event_id = Uuid::new_v4();
+    forged.version = 3;
+    forged.position = log[1].position + 1000;
+    forged.prev_hash = log[1].hash;
+    forged.payload["quantity"] = serde_json::json!(1_000_000);
+    forged.hash = eventstore::hashchain::chain_hash(
+        &forged.prev_hash,
+        &eventstore::hashchain::HashedFields::from(&forged),
+    )?;
+    let messages = [
+        envelope(&log[0])?,
+        envelope(&altered)?,
+        envelope(&log[1])?,
+        envelope(&forged)?,
+    ];
+    let topic = format!("{prefix}.product");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", env::kafka_brokers())
+        .create()?;
+    for message in &messages {
+        producer
+            .send(
+                FutureRecord::<[u8], [u8]>::to(&topic)
+                    .partition(0)
+                    .payload(message),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| anyhow::anyhow!("producing: {error}"))?;
+    }
+
+    let read = TestDatabase::create().await?;
+    let brokers = env::kafka_brokers();
+    let group = format!("g{}", Uuid::new_v4().simple());
+    let projector =
+        Projector::start(settings(&events, &read, Some((&brokers, &prefix, &group)))).await?;
+    consumed(&read, &format!("{topic}/0"), messages.len() as i64).await?;
+    projector.stop().await?;
+
+    let client = read.store.pool().get().await?;
+    let rows = client
+        .query(
+            "SELECT source_position, error FROM read_model.poison_events \
+             WHERE projection = 'products' ORDER BY source_position",
+            &[],
+        )
+        .await?;
+    let poisoned: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(poisoned.len(), 2, "{poisoned:?}");
+    assert_eq!(poisoned[0].0, format!("kafka {topic}/0@1"));
+    assert!(poisoned[0].1.contains("altered"), "{poisoned:?}");
+    assert_eq!(poisoned[1].0, format!("kafka {topic}/0@3"));
+    assert!(poisoned[1].1.contains("forged"), "{poisoned:?}");
+    assert_eq!(
+        on_hand(&client, product).await?,
+        8,
+        "created with 5, restocked by 3"
+    );
+    Ok(())
+}
