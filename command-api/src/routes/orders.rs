@@ -274,10 +274,7 @@ pub async fn pay(
         let (stream, order) = visible_order(states, &caller, id)?;
         context.check_if_match(stream.version)?;
         let events = order.decide(command.clone()).map_err(domain_problem)?;
-        Ok(Decision {
-            writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
-            claims: vec![],
-        })
+        Ok(order_decision(stream, &events, vec![]))
     })
     .await?;
     Ok(outcome.respond(&context))
@@ -490,6 +487,18 @@ fn order_products(states: &States, order: &Order) -> Result<HashMap<ProductId, P
         ));
     }
     products_of(states, &ids)
+}
+
+/// The write of `events` onto the order `stream`, with `claims`.
+pub(crate) fn order_decision(
+    stream: &StreamState,
+    events: &[domain::OrderEvent],
+    claims: Vec<eventstore::UniqueClaim>,
+) -> Decision {
+    Decision {
+        writes: vec![StreamWrite::onto(stream, ORDER, order_rows(events))],
+        claims,
+    }
 }
 
 /// The writes for an order's events and its products' events.

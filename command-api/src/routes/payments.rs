@@ -19,7 +19,7 @@ use domain::{
     Order, OrderCommand, OrderStatus, PaymentRef, ProviderEventId, ProviderName, Reason, RefundId,
     RefundRequest,
 };
-use eventstore::{StreamWrite, UniqueClaim};
+use eventstore::{StreamState, UniqueClaim};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use serde::Serialize;
@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::orders::{is_visible, visible_order, ORDER};
+use super::orders::{is_visible, order_decision, visible_order};
 use super::AppState;
 use crate::errors::domain_problem;
 use crate::execution::{execute, CommandContext, CommandStreams, Decision, Engine};
@@ -38,7 +38,7 @@ use crate::openapi::{
 use crate::payments::webhook::{self, Effect, StripeEvent};
 use crate::payments::{Payments, ProviderError, ProviderPayment};
 use crate::requests;
-use crate::streams::{order_rows, States};
+use crate::streams::States;
 
 /// The claims' scope: one per provider event id.
 pub const PROVIDER_EVENT_SCOPE: &str = "psp_event";
@@ -92,6 +92,19 @@ pub(crate) fn provider_problem(error: ProviderError) -> Problem {
 
 fn nothing_to_do() -> Problem {
     Problem::new(StatusCode::OK, NOTHING_TO_DO, "already recorded")
+}
+
+/// Appending `events` (with `claims`) to the order `stream`, or nothing to do when there
+/// are none (the fact is recorded already).
+fn changes(
+    stream: &StreamState,
+    events: &[domain::OrderEvent],
+    claims: Vec<UniqueClaim>,
+) -> Result<Decision, Problem> {
+    if events.is_empty() {
+        return Err(nothing_to_do());
+    }
+    Ok(order_decision(stream, events, claims))
 }
 
 /// A provider's id as a domain value (a provider answering nonsense is its failure).
@@ -170,13 +183,7 @@ pub async fn checkout(
     let recorded = execute(&state.engine, &context, &streams, |states: &States| {
         let (stream, order) = visible_order(states, &caller, id)?;
         let events = order.decide(command.clone()).map_err(domain_problem)?;
-        if events.is_empty() {
-            return Err(nothing_to_do());
-        }
-        Ok(Decision {
-            writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
-            claims: vec![],
-        })
+        changes(stream, &events, vec![])
     })
     .await;
     match recorded {
@@ -298,10 +305,7 @@ pub async fn confirm(
                 provider_event: event,
             })
             .map_err(domain_problem)?;
-        Ok(Decision {
-            writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
-            claims: vec![],
-        })
+        Ok(order_decision(stream, &events, vec![]))
     })
     .await?;
     Ok(outcome.respond(&context))
@@ -406,13 +410,7 @@ pub(crate) async fn record_refund(
                 .order()
                 .decide(OrderCommand::Refund(refund.clone()))
                 .map_err(domain_problem)?;
-            if events.is_empty() {
-                return Err(nothing_to_do());
-            }
-            Ok(Decision {
-                writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
-                claims: vec![],
-            })
+            changes(stream, &events, vec![])
         }
     };
     match execute(engine, context, &streams, decide(context)).await {
@@ -638,13 +636,7 @@ pub async fn apply_effect(
             return Err(Problem::not_found("no such order"));
         }
         let events = order.decide(command.clone()).map_err(domain_problem)?;
-        if events.is_empty() {
-            return Err(nothing_to_do());
-        }
-        Ok(Decision {
-            writes: vec![StreamWrite::onto(stream, ORDER, order_rows(&events))],
-            claims: vec![claim.clone()],
-        })
+        changes(stream, &events, vec![claim.clone()])
     })
     .await;
     match applied {
