@@ -244,6 +244,29 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
             "not even the owner changes the sequence or the tree: {sql}"
         );
     }
+    // Nor the signed checkpoints and their keys: a key and a checkpoint are written in a
+    // transaction (rows for the change to be refused on), which the refusal rolls back.
+    let rows = "BEGIN; \
+        INSERT INTO log_signing_keys (key_id, public_key) \
+        VALUES ('roles-test', decode(repeat('00', 32), 'hex')); \
+        INSERT INTO log_checkpoints (tree_size, root_hash, signed_at, key_id, signature) \
+        VALUES (1, decode(repeat('00', 32), 'hex'), now(), 'roles-test', \
+                decode(repeat('00', 64), 'hex'));";
+    for sql in [
+        "UPDATE log_checkpoints SET tree_size = tree_size + 1",
+        "DELETE FROM log_checkpoints",
+        "TRUNCATE log_checkpoints",
+        "UPDATE log_signing_keys SET public_key = public_key",
+        "DELETE FROM log_signing_keys",
+        "TRUNCATE log_signing_keys CASCADE",
+    ] {
+        let refused = refusal(&owner, &format!("{rows} {sql}; COMMIT;")).await;
+        owner.batch_execute("ROLLBACK").await?;
+        assert_eq!(
+            refused, "42501",
+            "not even the owner changes the checkpoints or the keys: {sql}"
+        );
+    }
 
     // The query API with the auditor for the log and the reader for the read models: the
     // audit endpoints and the reads work.

@@ -56,10 +56,11 @@ pub struct VerifyArgs {
     /// honest extension of it.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
-    /// The log's public key: base64 of its 32 bytes, or a file holding that or the JSON of
-    /// `GET /v1/audit/public-key`. Needed with --checkpoint and --file; for the live store
-    /// the default is the key the store publishes.
-    #[arg(long, value_name = "KEY|FILE")]
+    /// The log's public key, pinned: base64 of its 32 bytes, or a file holding that or the
+    /// JSON of `GET /v1/audit/public-key`. Needed with --checkpoint and --file; for the live
+    /// store the default is the key the store publishes (a table a database user can write:
+    /// pin the key you were given instead).
+    #[arg(long, env = "AGORA_LOG_PUBLIC_KEY", value_name = "KEY|FILE")]
     pub public_key: Option<String>,
 }
 
@@ -134,6 +135,13 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 .context("cannot read the event store")?;
             let mut report = Report::from(report);
             if args.stream_id.is_none() {
+                if kept.is_some() && key.is_none() {
+                    eprintln!(
+                        "warning: checking the checkpoint's signature with the key the store \
+                         publishes (a table a database user can write); pin the key you were \
+                         given with --public-key or AGORA_LOG_PUBLIC_KEY"
+                    );
+                }
                 let log = store
                     .verify_log(kept.as_ref(), key)
                     .await
