@@ -358,3 +358,212 @@ async fn the_admin_api_validates_subscriptions_and_hides_secrets() {
     let (status, _) = get(&app, &format!("/v1/webhooks/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// What the delivery log records for any failure before an HTTP answer.
+const UNREACHABLE: &str = "the target could not be reached";
+
+/// A TCP listener on a free loopback port that only counts the connections it accepts
+/// (it never answers): proof that a refused target was never connected to.
+async fn counting_listener() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let port = listener.local_addr().expect("an address").port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            open.push(socket);
+        }
+    });
+    (port, accepted)
+}
+
+/// Points subscription `id` at `url` behind the API's back: what a name that answered a
+/// public address when subscribed and answers an internal one now (DNS rebinding) looks
+/// like at delivery time.
+async fn rebind(app: &TestApp, id: Uuid, url: &str) {
+    let client = app.db.store.pool().get().await.expect("a connection");
+    let updated = client
+        .execute(
+            "UPDATE webhook_subscriptions SET url = $2 WHERE id = $1",
+            &[&id, &url],
+        )
+        .await
+        .expect("the update");
+    assert_eq!(updated, 1);
+}
+
+/// The only delivery of subscription `id` once it has been attempted at least once.
+async fn first_attempted(app: &TestApp, id: Uuid) -> Value {
+    let path = format!("/v1/webhooks/{id}/deliveries");
+    eventually(
+        "a delivery attempt to be recorded",
+        Duration::from_secs(20),
+        || async {
+            get(app, &path).await.1["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 1 && items[0]["attempts"].as_i64() >= Some(1))
+        },
+    )
+    .await;
+    get(app, &path).await.1["items"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_now_resolves_to_an_internal_address_is_never_connected_to() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.webhook_allow_insecure = false;
+        settings.webhook_max_attempts = 2;
+        settings.webhook_retry_base = Duration::from_millis(50);
+    })
+    .await;
+    let (port, accepted) = counting_listener().await;
+    // Subscribed while public; internal at delivery time: by a name that resolves to
+    // loopback, by IP literals (v4, v4-mapped v6, NAT64), and over plain http.
+    let internal = [
+        format!("https://localhost:{port}/hook"),
+        format!("https://127.0.0.1:{port}/hook"),
+        format!("https://[::ffff:127.0.0.1]:{port}/hook"),
+        format!("https://[64:ff9b::7f00:1]:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+    ];
+    let mut hooks = Vec::new();
+    for (n, url) in internal.iter().enumerate() {
+        let hook = subscribe(
+            &app,
+            &format!("https://hooks{n}.example.com/agora"),
+            &["ProductCreated"],
+        )
+        .await;
+        rebind(&app, hook, url).await;
+        hooks.push(hook);
+    }
+    app.create_product("S-1", 500, 0).await;
+    for hook in &hooks {
+        let failed = format!("/v1/webhooks/{hook}/deliveries?status=failed");
+        eventually(
+            "the delivery to fail after its attempts",
+            Duration::from_secs(20),
+            || async {
+                get(&app, &failed).await.1["items"]
+                    .as_array()
+                    .is_some_and(|items| items.len() == 1)
+            },
+        )
+        .await;
+        let (_, log) = get(&app, &failed).await;
+        let delivery = &log["items"][0];
+        assert_eq!(delivery["attempts"], 2, "{log}");
+        assert_eq!(delivery["last_error"], UNREACHABLE, "{log}");
+        assert!(delivery["last_status_code"].is_null(), "{log}");
+        let text = log.to_string();
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains(&port.to_string()),
+            "nothing of the resolved address: {log}"
+        );
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no delivery ever connected to the internal listener"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_errors_before_an_answer_all_read_the_same() {
+    // Insecure mode (loopback allowed): a connection refused by a closed port reads as a
+    // refused address does (the test above), so the log tells nothing apart; an HTTP
+    // answer still records its status code.
+    let app = app(1).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("an address").port()
+    }; // dropped: nothing listens there now
+    let refused = subscribe(
+        &app,
+        &format!("http://127.0.0.1:{closed}/hook"),
+        &["ProductCreated"],
+    )
+    .await;
+    let failing = Receiver::start(Behaviour::FailAlways).await;
+    let answered = subscribe(&app, &failing.url, &["ProductCreated"]).await;
+    app.create_product("U-1", 500, 0).await;
+    let delivery = first_attempted(&app, refused).await;
+    assert_eq!(delivery["last_error"], UNREACHABLE, "{delivery}");
+    assert!(delivery["last_status_code"].is_null(), "{delivery}");
+    let delivery = first_attempted(&app, answered).await;
+    assert_eq!(delivery["last_status_code"], 500, "{delivery}");
+    assert_ne!(delivery["last_error"], UNREACHABLE, "{delivery}");
+}
+
+/// Creates a subscription to a loopback URL (insecure test apps); the answer.
+async fn try_subscribe(app: &TestApp, n: usize) -> reqwest::Response {
+    app.post(
+        "/v1/webhooks",
+        &app.admin,
+        &json!({"url": format!("http://127.0.0.1:9/hook{n}"), "event_types": ["OrderPaid"],
+                "secret": HOOK_SECRET}),
+    )
+    .await
+}
+
+async fn subscriptions(app: &TestApp) -> i64 {
+    app.count("SELECT count(*) FROM webhook_subscriptions")
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_101st_subscription_is_refused() {
+    let app = app(10).await;
+    for n in 0..100 {
+        let response = try_subscribe(&app, n).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "subscription {n}");
+    }
+    let problem = assert_problem(try_subscribe(&app, 100).await, 422, "too_many_webhooks").await;
+    assert!(problem["detail"].is_string(), "{problem}");
+    assert_eq!(subscriptions(&app).await, 100, "nothing stored");
+    // Deleting one makes room for exactly one.
+    let (_, listed) = get(&app, "/v1/webhooks").await;
+    let id = listed["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let response = app
+        .http
+        .delete(format!("{}/v1/webhooks/{id}", app.address))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("the app answers");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(try_subscribe(&app, 101).await.status(), StatusCode::CREATED);
+    assert_problem(try_subscribe(&app, 102).await, 422, "too_many_webhooks").await;
+    assert_eq!(subscriptions(&app).await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creations_never_pass_the_cap() {
+    let app = app(10).await;
+    for n in 0..95 {
+        assert_eq!(try_subscribe(&app, n).await.status(), StatusCode::CREATED);
+    }
+    let answers = futures::future::join_all((95..105).map(|n| {
+        let app = &app;
+        async move { try_subscribe(app, n).await }
+    }))
+    .await;
+    let mut created = 0;
+    for response in answers {
+        match response.status() {
+            StatusCode::CREATED => created += 1,
+            _ => {
+                assert_problem(response, 422, "too_many_webhooks").await;
+            }
+        }
+    }
+    assert_eq!(created, 5, "exactly the room left");
+    assert_eq!(subscriptions(&app).await, 100, "never more than 100 stored");
+}

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::AppState;
 use crate::errors::store_problem;
 use crate::openapi::Unavailable;
-use crate::webhooks::store::{self, Delivery, Subscription};
+use crate::webhooks::store::{self, Delivery, Subscription, MAX_SUBSCRIPTIONS};
 use crate::webhooks::target::check_url;
 use crate::webhooks::WebhookSettings;
 
@@ -85,7 +85,13 @@ fn not_found(id: Uuid) -> Problem {
                    `Agora-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \
                    \"<t>.<body>\")>`), at least once, in per-stream order, retried with \
                    exponential backoff and jitter until the failure limit marks it `failed`. \
-                   The secret is never returned.",
+                   The secret is never returned. At most 100 subscriptions exist at once. \
+                   Unless `AGORA_WEBHOOK_ALLOW_INSECURE=true`, `url` must be `https` to a \
+                   public host: refused here when it is an IP literal of a special-use \
+                   range or a local name; at each delivery the host is resolved again and \
+                   a delivery is refused (recorded as `the target could not be reached`, \
+                   like every failure before an HTTP answer) unless all its addresses are \
+                   public, then sent to the address checked.",
     security(("bearer" = [])),
     request_body = CreateWebhook,
     responses(
@@ -93,6 +99,9 @@ fn not_found(id: Uuid) -> Problem {
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
+        (status = 422, description = "`too_many_webhooks`: there are already 100 \
+                                      subscriptions; nothing was stored.",
+         body = platform::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
     )
 )]
@@ -143,7 +152,16 @@ pub async fn create(
         &sealed,
     )
     .await
-    .map_err(store_problem)?;
+    .map_err(store_problem)?
+    .ok_or_else(|| {
+        Problem::unprocessable(
+            "too_many_webhooks",
+            format!(
+                "there are already {MAX_SUBSCRIPTIONS} webhook subscriptions, the most \
+                 allowed: delete one first"
+            ),
+        )
+    })?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/webhooks/{id}")))
         .json(created))

@@ -12,6 +12,16 @@
 //!    jitter, until `max_attempts` marks it `failed` (which no longer holds its stream
 //!    back; an admin may retry it). At least once: a crash between a receiver's 2xx and
 //!    the record repeats that delivery, so receivers dedupe on `Agora-Event-Id`.
+//!
+//! Unless `AGORA_WEBHOOK_ALLOW_INSECURE=true`, each round first checks the URL again and
+//! resolves its host ([`target::pin`]): if any address is special-use the round's
+//! deliveries fail without a connection; else they go through a client that connects to
+//! exactly that checked address (its resolver answers only the pinned host, no proxy, TLS
+//! verified for the host name), so DNS rebinding between the check and the connection
+//! reaches nothing. Every failure before an HTTP answer (refused address, DNS, connection,
+//! TLS, timeout) is recorded as the one text [`UNREACHABLE`] with no status code, so the
+//! delivery log does not tell an admin token which internal hosts answer; the cause goes
+//! to the logs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,10 +37,14 @@ use uuid::Uuid;
 
 use super::signing::signature_header;
 use super::store::{self, Attempt, Due, Target};
+use super::target::{self, Pinned};
 use super::WebhookSettings;
 
 /// How long a receiver has to answer.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// What the delivery log records for any failure before an HTTP answer: the same text
+/// whatever the cause, so the log reveals nothing of the network behind the target.
+pub const UNREACHABLE: &str = "the target could not be reached";
 /// Deliveries of one subscription in flight at once (each on its own stream).
 const IN_FLIGHT: usize = 64;
 /// The most deliveries one round takes (at most one per stream).
@@ -92,6 +106,54 @@ impl BatchHandler for FanOut {
     }
 }
 
+/// The delivery client's settings: a timeout, no redirects.
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("Agora-Webhooks/1")
+}
+
+/// A resolver that knows one name, the pinned host, and answers only its checked
+/// address: the delivery client never looks a name up itself.
+struct PinnedResolver {
+    host: Option<String>,
+    addr: std::net::SocketAddr,
+}
+
+impl reqwest::dns::Resolve for PinnedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let answer = match &self.host {
+            Some(host) if name.as_str().eq_ignore_ascii_case(host) => Ok(self.addr),
+            _ => Err(format!("{} is not the pinned host", name.as_str())),
+        };
+        Box::pin(async move {
+            let addr = answer?;
+            Ok(Box::new(std::iter::once(addr)) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The client for one round of deliveries to `url`: the shared one when insecure targets
+/// are allowed; else one pinned to the address `url`'s host resolves to now, after
+/// [`target::pin`] checked every address. The reason when refused (for the logs).
+async fn round_client(
+    http: &reqwest::Client,
+    url: &str,
+    settings: &WebhookSettings,
+) -> Result<reqwest::Client, String> {
+    if settings.allow_insecure {
+        return Ok(http.clone());
+    }
+    let Pinned { host, addr, .. } = target::pin(url).await?;
+    client_builder()
+        .no_proxy()
+        .https_only(true)
+        .dns_resolver(Arc::new(PinnedResolver { host, addr }))
+        .build()
+        .map_err(|e| format!("cannot build the pinned client: {e}"))
+}
+
 /// Runs delivery workers while the fan-out `status` is active, until `shutdown`.
 pub async fn run_dispatcher(
     store: EventStore,
@@ -100,12 +162,7 @@ pub async fn run_dispatcher(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let http = match reqwest::Client::builder()
-        .timeout(DELIVERY_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent("Agora-Webhooks/1")
-        .build()
-    {
+    let http = match client_builder().build() {
         Ok(http) => http,
         Err(error) => {
             tracing::error!(%error, "cannot build the webhook HTTP client; no deliveries");
@@ -209,10 +266,17 @@ async fn deliver_due(
         .map(|e| (e.position, e))
         .collect();
     let count = due.len();
+    let client = match round_client(http, &target.subscription.url, settings).await {
+        Ok(client) => Some(client),
+        Err(cause) => {
+            tracing::warn!(subscription = %id, %cause, "webhook target refused or unresolved");
+            None
+        }
+    };
     let attempts = futures::stream::iter(due)
         .map(|delivery| {
             let event = events.get(&delivery.position);
-            attempt(http, &target, &secret, settings, delivery, event)
+            attempt(client.as_ref(), &target, &secret, settings, delivery, event)
         })
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<_>>()
@@ -235,9 +299,10 @@ async fn deliver_due(
     Ok(Some(count))
 }
 
-/// POSTs one event to the subscription's URL.
+/// POSTs one event to the subscription's URL (through `http`; `None`: the target was
+/// refused this round).
 async fn attempt(
-    http: &reqwest::Client,
+    http: Option<&reqwest::Client>,
     target: &Target,
     secret: &[u8],
     settings: &WebhookSettings,
@@ -265,6 +330,10 @@ async fn attempt(
             return (delivery, outcome);
         }
     };
+    let Some(http) = http else {
+        let outcome = failed(&delivery, None, UNREACHABLE.into());
+        return (delivery, outcome);
+    };
     let timestamp = Utc::now().timestamp();
     let sent = http
         .post(target.subscription.url.as_str())
@@ -291,16 +360,32 @@ async fn attempt(
             )
         }
         Err(error) => {
-            let reason = if error.is_timeout() {
-                "no answer within 10 s".to_owned()
-            } else {
-                let text = error.to_string();
-                text.chars().take(500).collect()
-            };
-            failed(&delivery, None, reason)
+            tracing::warn!(
+                subscription = %target.subscription.id,
+                event = %event.event_id,
+                timeout = error.is_timeout(),
+                error = %ErrorChain(&error),
+                "webhook delivery got no answer"
+            );
+            failed(&delivery, None, UNREACHABLE.into())
         }
     };
     (delivery, outcome)
+}
+
+/// An error with its sources, for the logs.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 /// The wait before attempt `attempts + 1`: `base * 2^(attempts - 1)`, at most an hour,

@@ -55,23 +55,45 @@ fn subscription(row: &tokio_postgres::Row) -> Result<Subscription, StoreError> {
     })
 }
 
-/// Records a new subscription.
+/// The most subscriptions there may be: each has its own delivery worker and a delivery
+/// row per matching event, so an admin token may not multiply them without bound.
+pub const MAX_SUBSCRIPTIONS: i64 = 100;
+
+/// Records a new subscription; `None` (and nothing stored) when there are already
+/// [`MAX_SUBSCRIPTIONS`]. Count and insert run in one transaction holding a lock that
+/// conflicts with itself (and with writes to the table), so concurrent creations are
+/// serialized and cannot pass the cap together.
 pub async fn create(
     pool: &Pool,
     id: Uuid,
     url: &str,
     event_types: &[String],
     sealed: &Sealed,
-) -> Result<Subscription, StoreError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_one(
+) -> Result<Option<Subscription>, StoreError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    transaction
+        .batch_execute("LOCK TABLE webhook_subscriptions IN SHARE ROW EXCLUSIVE MODE")
+        .await?;
+    let row = transaction
+        .query_opt(
             "INSERT INTO webhook_subscriptions (id, url, event_types, secret_nonce, secret_sealed) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, url, event_types, created_at",
-            &[&id, &url, &event_types, &sealed.nonce, &sealed.ciphertext],
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE (SELECT count(*) FROM webhook_subscriptions) < $6 \
+             RETURNING id, url, event_types, created_at",
+            &[
+                &id,
+                &url,
+                &event_types,
+                &sealed.nonce,
+                &sealed.ciphertext,
+                &MAX_SUBSCRIPTIONS,
+            ],
         )
         .await?;
-    subscription(&row)
+    let created = row.as_ref().map(subscription).transpose()?;
+    transaction.commit().await?;
+    Ok(created)
 }
 
 /// Every subscription, oldest first.
