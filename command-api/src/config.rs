@@ -11,7 +11,7 @@ use platform::AuthSettings;
 #[command(name = "command-api", about = "Agora's command API")]
 pub struct Settings {
     /// The event store.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Where to listen.
     #[arg(long, env = "COMMAND_API_ADDR", default_value = "127.0.0.1:8080")]

@@ -97,3 +97,33 @@ async fn a_strong_secret_or_a_provider_passes_the_check() {
         );
     }
 }
+
+/// `--help` shows which variables are read, never their values: not the database password,
+/// the HS256 secret, the webhook key or the payment provider's secrets.
+#[tokio::test]
+async fn help_never_prints_a_secret_from_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_command-api"))
+        .arg("--help")
+        .env("DATABASE_URL", "postgres://agora:db-password-1@db/agora")
+        .env(
+            "AGORA_JWT_SECRET",
+            "jwt-secret-2-0123456789abcdef0123456789",
+        )
+        .env("AGORA_WEBHOOK_KEY", "webhook-key-3")
+        .env("AGORA_STRIPE_SECRET_KEY", "sk_live_stripe-key-4")
+        .env("AGORA_STRIPE_WEBHOOK_SECRETS", "whsec_webhook-secret-5")
+        .output()
+        .await
+        .expect("the command-api binary runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("DATABASE_URL"), "{help}");
+    for secret in [
+        "db-password-1",
+        "jwt-secret-2",
+        "webhook-key-3",
+        "stripe-key-4",
+        "webhook-secret-5",
+    ] {
+        assert!(!help.contains(secret), "--help printed {secret}: {help}");
+    }
+}

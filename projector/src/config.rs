@@ -10,10 +10,10 @@ use clap::Parser;
 )]
 pub struct Settings {
     /// The event store (the log source, and rebuilds).
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// The read models' database (defaults to DATABASE_URL).
-    #[arg(long, env = "READ_DATABASE_URL")]
+    #[arg(long, env = "READ_DATABASE_URL", hide_env_values = true)]
     pub read_database_url: Option<String>,
     /// Kafka bootstrap servers; unset: project from the Postgres log directly.
     #[arg(long, env = "KAFKA_BROKERS")]

@@ -10,13 +10,13 @@ use platform::AuthSettings;
 #[command(name = "query-api", about = "Agora's query API")]
 pub struct Settings {
     /// The read-model database; defaults to `DATABASE_URL`.
-    #[arg(long, env = "READ_DATABASE_URL")]
+    #[arg(long, env = "READ_DATABASE_URL", hide_env_values = true)]
     pub read_database_url: Option<String>,
     /// The event store, read by the audit endpoints through read-only sessions (and the
     /// read-model database when `READ_DATABASE_URL` is unset). Without it the audit
     /// endpoints answer 503: they never fall back to `READ_DATABASE_URL`, which may be a
     /// database without the event log.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Where to listen.
     #[arg(long, env = "QUERY_API_ADDR", default_value = "127.0.0.1:8081")]
