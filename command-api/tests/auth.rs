@@ -321,3 +321,56 @@ async fn the_owner_cannot_pay_confirm_or_refund_their_own_order() {
     let refund = body_of(response).await;
     assert_eq!(refund["status"], "succeeded", "{refund}");
 }
+
+/// Fair shares: one token flooding the API gets 429 with `Retry-After` once past its share,
+/// while another caller is served at once; nothing the refused requests asked for is done.
+#[tokio::test]
+async fn one_subject_flooding_gets_429_and_others_are_served() {
+    let app = TestApp::spawn_with(|settings| settings.auth.rate_limit_per_subject = 20).await;
+    let flood = app.token("flood", &[Role::Admin]);
+    let before = app.event_count().await;
+    let bodies: Vec<Value> = (0..80)
+        .map(|n| {
+            json!({"sku": format!("FLOOD-{n}"), "name": "Flood", "price_cents": 1,
+                   "currency": "EUR", "initial_stock": 1})
+        })
+        .collect();
+    let requests = bodies
+        .iter()
+        .map(|body| app.post("/v1/products", &flood, body));
+    let answers = futures::future::join_all(requests).await;
+    let mut created = 0;
+    let mut limited = 0;
+    for answer in answers {
+        match answer.status().as_u16() {
+            201 => created += 1,
+            429 => {
+                assert!(answer.headers().contains_key("retry-after"));
+                let problem: Value = answer.json().await.expect("problem");
+                assert_eq!(problem["code"], "rate_limited");
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        limited > 0,
+        "80 requests at once from one subject were all served"
+    );
+    assert!(created <= 40, "{created} created: far past a share of 20/s");
+    assert_eq!(
+        app.event_count().await - before,
+        created,
+        "a refused request appends nothing"
+    );
+    // Another caller is served at once.
+    let other = app
+        .post(
+            "/v1/products",
+            &app.admin,
+            &json!({"sku": "OTHER-1", "name": "Other", "price_cents": 1,
+                    "currency": "EUR", "initial_stock": 1}),
+        )
+        .await;
+    assert_eq!(other.status().as_u16(), 201);
+}

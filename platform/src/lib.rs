@@ -9,5 +9,5 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
 
-pub use auth::{AuthSettings, Authenticator, Caller, Claims, JwtKeys, Role};
+pub use auth::{AuthSettings, Authenticator, Caller, Claims, JwtKeys, RateLimits, Role};
 pub use problem::Problem;

@@ -3,6 +3,7 @@
 
 mod hs256;
 mod jwks;
+mod limits;
 mod provider;
 mod settings;
 
@@ -15,6 +16,7 @@ use jsonwebtoken::{decode_header, Algorithm};
 use crate::problem::Problem;
 
 pub use hs256::{Claims, JwtKeys};
+pub use limits::RateLimits;
 pub use provider::RolesClaim;
 pub use settings::{
     AuthSettings, AuthSettingsError, DEVELOPMENT_SECRET, KNOWN_DEVELOPMENT_SECRETS,
@@ -78,6 +80,7 @@ fn reserved_subject(sub: &str) -> bool {
 pub struct Authenticator {
     secret: Option<JwtKeys>,
     provider: Option<Arc<provider::Provider>>,
+    limits: Arc<RateLimits>,
 }
 
 impl Authenticator {
@@ -85,7 +88,19 @@ impl Authenticator {
         Authenticator {
             secret,
             provider: provider.map(Arc::new),
+            limits: Arc::new(RateLimits::off()),
         }
+    }
+
+    /// The same, holding callers to `limits` ([`Caller`]'s extraction checks them).
+    pub fn limited(mut self, limits: RateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The fair-share limits callers are held to.
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
     }
 
     /// HS256 tokens signed with `keys`, nothing else.
@@ -190,10 +205,16 @@ impl FromRequest for Caller {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let authenticator = request.app_data::<web::Data<Authenticator>>().cloned();
         let token = bearer_token(request);
+        let address = request.peer_addr().map(|peer| peer.ip());
         Box::pin(async move {
             let authenticator =
                 authenticator.ok_or_else(|| Problem::internal("no Authenticator is configured"))?;
-            authenticator.authenticate(&token?).await
+            if let Some(address) = address {
+                authenticator.limits().check_address(address)?;
+            }
+            let caller = authenticator.authenticate(&token?).await?;
+            authenticator.limits().check_subject(&caller.id)?;
+            Ok(caller)
         })
     }
 }

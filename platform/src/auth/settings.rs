@@ -59,6 +59,14 @@ pub struct AuthSettings {
     /// plain HTTP can be swapped by anyone on the path).
     #[arg(long, env = "AGORA_OIDC_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub oidc_allow_http: bool,
+    /// Requests per second one token subject may send (a burst of one second's worth);
+    /// over it, 429 `rate_limited`. 0: no limit.
+    #[arg(long, env = "AGORA_RATE_LIMIT_PER_SUBJECT", default_value_t = 1000)]
+    pub rate_limit_per_subject: u32,
+    /// Requests per second one client address may send (the TCP peer: behind a load
+    /// balancer, its address; limit there instead). 0: no limit.
+    #[arg(long, env = "AGORA_RATE_LIMIT_PER_ADDRESS", default_value_t = 0)]
+    pub rate_limit_per_address: u32,
     /// Set by `agora dev` only: there, the development secret is allowed.
     #[arg(skip)]
     pub development: bool,
@@ -111,6 +119,8 @@ impl AuthSettings {
             jwt_roles_claim: "roles".into(),
             jwt_jwks_min_refetch_ms: 10_000,
             oidc_allow_http: false,
+            rate_limit_per_subject: 1000,
+            rate_limit_per_address: 0,
             development: false,
         }
     }
@@ -128,7 +138,11 @@ impl AuthSettings {
             development = self.development,
             "bearer tokens are checked"
         );
-        Ok(Authenticator::new(secret.map(JwtKeys::hs256), provider))
+        Ok(
+            Authenticator::new(secret.map(JwtKeys::hs256), provider).limited(
+                super::RateLimits::new(self.rate_limit_per_subject, self.rate_limit_per_address),
+            ),
+        )
     }
 
     fn secret(&self) -> Result<Option<&[u8]>, AuthSettingsError> {
