@@ -571,7 +571,8 @@ async fn a_success_the_order_cannot_take_is_recorded_for_review_never_paid() {
 #[tokio::test]
 async fn an_unreachable_provider_is_a_clear_503_and_appends_nothing() {
     // Nothing listens on port 9 (discard) here: every call fails at once.
-    let app = stripe_app("http://127.0.0.1:9", &fresh_secret()).await;
+    let secret = fresh_secret();
+    let app = stripe_app("http://127.0.0.1:9", &secret).await;
     let alice = app.token("alice", &[Role::Customer]);
     let order = placed_order(&app, &alice).await;
     let before = app.event_count().await;
@@ -582,6 +583,38 @@ async fn an_unreachable_provider_is_a_clear_503_and_appends_nothing() {
     support::assert_problem(checkout, 503, "payment_provider_unavailable").await;
     assert!(retry_after.is_some());
     assert_eq!(app.event_count().await, before);
+
+    // Paid (its webhook got through), then the provider is unreachable for the refund and
+    // for the cancellation's refund: 503 each time, nothing appended, the order still paid.
+    let now = chrono::Utc::now().timestamp();
+    let (body, header) = signed(
+        &secret,
+        now,
+        &succeeded("evt_outage", "pi_outage", order, 2598, "eur"),
+    );
+    assert_eq!(
+        deliver(&app, body, Some(&header)).await.status(),
+        StatusCode::OK
+    );
+    let paid = app.event_count().await;
+    let refund = app
+        .post(
+            &format!("/v1/orders/{order}/refunds"),
+            &app.admin,
+            &json!({"amount_cents": 100, "reason": "outage"}),
+        )
+        .await;
+    support::assert_problem(refund, 503, "payment_provider_unavailable").await;
+    let cancel = app
+        .post(
+            &format!("/v1/orders/{order}/cancel"),
+            &alice,
+            &json!({"reason": "outage"}),
+        )
+        .await;
+    support::assert_problem(cancel, 503, "payment_provider_unavailable").await;
+    assert_eq!(app.event_count().await, paid);
+    assert_eq!(event_types(&app, order).await, ["OrderPlaced", "OrderPaid"]);
 }
 
 #[tokio::test]
