@@ -388,11 +388,11 @@ pub async fn cancel(
     match (cancelled, &refund) {
         (Ok(outcome), _) => Ok(outcome.respond(&context)),
         // Refused after the provider refunded (the order changed meanwhile): the refund is
-        // recorded all the same.
-        (Err(problem), Some(refund)) => {
-            let mut record = context.clone();
-            record.if_match = None;
-            record.idempotency_key = None;
+        // recorded all the same, by the system (the refused command appends nothing). An
+        // outcome that is not known (a 5xx) is not a refusal: the client retries with its
+        // key, and the provider answers the same refund.
+        (Err(problem), Some(refund)) if problem.status.is_client_error() => {
+            let record = CommandContext::internal(SYSTEM_ACTOR, id);
             if let Err(error) =
                 super::payments::record_refund(&state.engine, &record, id, refund).await
             {
@@ -400,7 +400,7 @@ pub async fn cancel(
             }
             Err(problem)
         }
-        (Err(problem), None) => Err(problem),
+        (Err(problem), _) => Err(problem),
     }
 }
 

@@ -390,9 +390,9 @@ pub async fn refund(
     }
 }
 
-/// Records a refund the provider accepted. Should the command be refused now (the order
-/// changed since the checks: another writer, a stale `If-Match`), the refund is recorded
-/// all the same, without the condition: the money moved, and the log must say so.
+/// Records a refund the provider accepted. Should the command be refused now because the
+/// order changed since the checks (a stale `If-Match` in a race), the refund is recorded all
+/// the same by the system, without the condition: the money moved, and the log must say so.
 pub(crate) async fn record_refund(
     engine: &Engine,
     context: &CommandContext,
@@ -418,9 +418,8 @@ pub(crate) async fn record_refund(
         Err(problem) if problem.code == NOTHING_TO_DO => Ok(()),
         Err(problem) if problem.status == StatusCode::PRECONDITION_FAILED => {
             tracing::warn!(order = %id, refund = %refund.refund_id, "the order changed while its refund was at the provider: recording the refund unconditionally");
-            let mut unconditional = context.clone();
-            unconditional.if_match = None;
-            unconditional.idempotency_key = None;
+            // Recorded by the system: the refused request itself appends nothing.
+            let unconditional = CommandContext::internal(super::orders::SYSTEM_ACTOR, id);
             match execute(engine, &unconditional, &streams, decide(&unconditional)).await {
                 Ok(_) => Err(problem),
                 Err(again) if again.code == NOTHING_TO_DO => Err(problem),
