@@ -156,15 +156,7 @@ do_stop() {
     return 0
   }
   info "stopping Hydra (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 20))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      warn "Hydra did not stop within 20 s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    sleep 0.25
-  done
+  terminate Hydra "$pid"
   rm -f "$PID_FILE"
 }
 

@@ -160,15 +160,7 @@ do_stop() {
     return 0
   }
   info "stopping localstripe (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 20))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      warn "localstripe did not stop within 20 s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    sleep 0.25
-  done
+  terminate localstripe "$pid"
   rm -f "$PID_FILE"
 }
 

@@ -360,6 +360,25 @@ async fn a_projector_that_cannot_reach_kafka_is_unready_but_alive() -> Result<()
     Ok(())
 }
 
+/// Writes `messages`, in order, into partition 0 of `topic`, as anyone on the network could.
+async fn produce(topic: &str, messages: &[Vec<u8>]) -> Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", env::kafka_brokers())
+        .create()?;
+    for message in messages {
+        producer
+            .send(
+                FutureRecord::<[u8], [u8]>::to(topic)
+                    .partition(0)
+                    .payload(message),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| anyhow::anyhow!("producing: {error}"))?;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_unreadable_message_is_recorded_and_an_event_once() -> Result<()> {
     let events = TestDatabase::create().await?;
@@ -384,20 +403,7 @@ async fn every_unreadable_message_is_recorded_and_an_event_once() -> Result<()> 
         envelope(1)?,
     ];
     let topic = format!("{prefix}.product");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", env::kafka_brokers())
-        .create()?;
-    for message in &messages {
-        producer
-            .send(
-                FutureRecord::<[u8], [u8]>::to(&topic)
-                    .partition(0)
-                    .payload(message),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(error, _)| anyhow::anyhow!("producing: {error}"))?;
-    }
+    produce(&topic, &messages).await?;
 
     let read = TestDatabase::create().await?;
     let brokers = env::kafka_brokers();
@@ -492,20 +498,7 @@ async fn altered_and_forged_messages_are_refused_as_poison() -> Result<()> {
         envelope(&forged)?,
     ];
     let topic = format!("{prefix}.product");
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", env::kafka_brokers())
-        .create()?;
-    for message in &messages {
-        producer
-            .send(
-                FutureRecord::<[u8], [u8]>::to(&topic)
-                    .partition(0)
-                    .payload(message),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(error, _)| anyhow::anyhow!("producing: {error}"))?;
-    }
+    produce(&topic, &messages).await?;
 
     let read = TestDatabase::create().await?;
     let brokers = env::kafka_brokers();

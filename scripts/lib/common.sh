@@ -62,6 +62,21 @@ with_lock() {
 }
 
 # port_open HOST PORT — true when something accepts TCP connections there.
+# terminate NAME PID [SECONDS] — SIGTERM to PID, then SIGKILL if it has not exited within
+# SECONDS (default 20); returns once it is gone.
+terminate() {
+  local name="$1" pid="$2" grace="${3:-20}"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + grace))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      warn "$name did not stop within $grace s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    sleep 0.25
+  done
+}
+
 port_open() {
   timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
 }
