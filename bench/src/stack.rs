@@ -57,6 +57,18 @@ impl Default for StackOptions {
     }
 }
 
+/// The master key of personal data in benchmark stacks (the command and query APIs share
+/// it; personal fields are sealed as in production).
+pub const PII_KEY: &str = "4f1c9e27b8d35a60e2f7c41b9d86a05e3c7b2f19d4e8a6c05b3f7e2d9a1c8b46";
+
+/// The personal data settings of benchmark stacks.
+pub fn pii_settings() -> platform::pii::PiiSettings {
+    platform::pii::PiiSettings {
+        pii_key: Some(PII_KEY.into()),
+        pii_retired_keys: Vec::new(),
+    }
+}
+
 /// A started stack.
 pub struct Stack {
     pub db: TestDatabase,
@@ -115,6 +127,7 @@ impl Stack {
                 log_signing_key: None,
                 checkpoint_interval: std::time::Duration::from_secs(10),
                 payments: options.payments.clone(),
+                pii: pii_settings(),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());
@@ -154,6 +167,7 @@ impl Stack {
                 tls: Default::default(),
                 max_live_subscribers: 10_000,
                 sse_heartbeat_secs: 15,
+                pii: pii_settings(),
             })
             .await?;
             query = format!("http://127.0.0.1:{}", app.port());

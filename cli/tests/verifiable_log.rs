@@ -100,6 +100,7 @@ impl Audited {
             tls: Default::default(),
             max_live_subscribers: 16,
             sse_heartbeat_secs: 15,
+            pii: Default::default(),
         })
         .await
         .expect("the query API starts");

@@ -145,6 +145,12 @@ fn weight(state: &StreamState) -> usize {
                 + order.cancel_reason().map_or(0, |r| r.as_str().len())
                 + 64
         }
+        Some(AggregateState::Customer(customer)) => customer.profile().map_or(16, |profile| {
+            profile.email.as_str().len()
+                + profile.name.as_str().len()
+                + profile.address.as_ref().map_or(0, |a| a.as_str().len())
+                + 64
+        }),
     };
     ENTRY_OVERHEAD + std::mem::size_of::<StreamState>() + heap
 }

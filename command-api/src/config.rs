@@ -90,4 +90,7 @@ pub struct Settings {
     /// The payment provider (`AGORA_PAYMENTS`, `AGORA_STRIPE_*`).
     #[command(flatten)]
     pub payments: crate::payments::PaymentSettings,
+    /// The master key of customers' personal data (`AGORA_PII_KEY`).
+    #[command(flatten)]
+    pub pii: platform::pii::PiiSettings,
 }

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse};
 
 use crate::execution::CommandAccepted;
 use crate::requests;
-use crate::routes::{health, orders, payments, products, webhooks};
+use crate::routes::{customers, health, orders, payments, products, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -36,6 +36,8 @@ use crate::routes::{health, orders, payments, products, webhooks};
         payments::confirm,
         payments::refund,
         payments::stripe_webhook,
+        customers::set_profile,
+        customers::erase,
         webhooks::create,
         webhooks::list,
         webhooks::get,
@@ -47,7 +49,7 @@ use crate::routes::{health, orders, payments, products, webhooks};
         platform::telemetry::metrics_endpoint,
     ),
     components(
-        schemas(CommandAccepted, requests::OrderLine, health::Health,
+        schemas(CommandAccepted, requests::OrderLine, requests::Address, health::Health,
                 crate::reactors::ReactorReport),
         responses(
             Created,
@@ -73,6 +75,7 @@ use crate::routes::{health, orders, payments, products, webhooks};
         (name = "products", description = "Product commands (role `admin`)."),
         (name = "orders", description = "Order commands."),
         (name = "payments", description = "Payments through the payment provider, its webhook, refunds."),
+        (name = "customers", description = "Customers' personal data, sealed per customer, and its erasure."),
         (name = "webhooks", description = "Webhook subscriptions and deliveries (role `admin`)."),
         (name = "operations", description = "Health, readiness and metrics (no token)."),
     )

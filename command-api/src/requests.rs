@@ -9,8 +9,9 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use domain::{
-    CancelReason, Carrier, Currency, CustomerId, OrderLines, PaymentRef, PriceCents, ProductName,
-    Reason, RestockQuantity, Sku, StockQuantity, TrackingNumber,
+    CancelReason, Carrier, Currency, CustomerId, Email, OrderLines, PaymentRef, PersonName,
+    PostalAddress, PriceCents, ProductName, Reason, RestockQuantity, Sku, StockQuantity,
+    TrackingNumber,
 };
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
@@ -83,6 +84,58 @@ pub struct PlaceOrder {
     #[serde(default)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     pub customer_id: Option<CustomerId>,
+    /// Where to ship the order; without it the customer's own address (`PUT /v1/me`) if
+    /// they have one, else none (digital goods). Recorded sealed with the customer's data
+    /// key.
+    #[serde(default)]
+    #[schema(value_type = Option<Address>)]
+    pub shipping_address: Option<PostalAddress>,
+}
+
+/// A postal address (the wire form of `domain::PostalAddress`; documentation only).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"line1": "Hauptstraße 1", "line2": null, "postal_code": "10115",
+    "city": "Berlin", "country": "DE"}))]
+#[allow(dead_code)]
+pub struct Address {
+    #[schema(min_length = 1, max_length = 200)]
+    pub line1: String,
+    #[schema(min_length = 1, max_length = 200)]
+    pub line2: Option<String>,
+    #[schema(min_length = 1, max_length = 20)]
+    pub postal_code: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    #[schema(pattern = "^[A-Z]{2}$", min_length = 2, max_length = 2)]
+    pub country: String,
+}
+
+/// `PUT /v1/me`: the customer's profile (replaces the previous one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({"email": "ana@example.com", "name": "Ana Lima", "address": {
+    "line1": "Hauptstraße 1", "line2": null, "postal_code": "10115", "city": "Berlin",
+    "country": "DE"}}))]
+pub struct SetProfile {
+    #[schema(value_type = String, min_length = 3, max_length = 254)]
+    pub email: Email,
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    pub name: PersonName,
+    /// The address orders ship to when they name none.
+    #[serde(default)]
+    #[schema(value_type = Option<Address>)]
+    pub address: Option<PostalAddress>,
+}
+
+/// `POST /v1/customers/{id}/erasure`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(remote = "Self", deny_unknown_fields)]
+#[schema(example = json!({"reason": "the customer asked (GDPR art. 17)"}))]
+pub struct Erasure {
+    #[schema(value_type = String, min_length = 1, max_length = 500)]
+    pub reason: Reason,
 }
 
 /// One line of `POST /v1/orders` (the wire form of `domain::LineItem`; documentation only).
@@ -212,4 +265,6 @@ object_only!(
     Empty,
     ShipOrder,
     CancelOrder,
+    SetProfile,
+    Erasure,
 );

@@ -21,7 +21,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::execution::{Engine, StreamLocks};
 use crate::reactors::{ReactorStatuses, Reactors};
-use crate::routes::{health, orders, payments, products, webhooks, AppState};
+use crate::routes::{customers, health, orders, payments, products, webhooks, AppState};
 use crate::webhooks::secrets::SecretBox;
 use crate::webhooks::WebhookSettings;
 use eventstore::follower::FollowerStatus;
@@ -66,6 +66,8 @@ impl Application {
             });
         }
         let tls = settings.tls.server_config()?;
+        let keyring = settings.pii.keyring().map_err(anyhow::Error::msg)?;
+        let vault = platform::pii::Vault::new(keyring, store.pool().clone());
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
         let relay = settings
@@ -119,6 +121,7 @@ impl Application {
             reactors: statuses.clone(),
             sequencer: sequencer_status,
             payments: payments.clone(),
+            vault,
         });
         let reactors = settings.reactors.then(|| {
             Reactors::spawn(
@@ -201,6 +204,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     web::post().to(products::discontinue),
                 )
                 .route("/orders", web::post().to(orders::place))
+                .route("/me", web::put().to(customers::set_profile))
+                .route("/customers/{id}/erasure", web::post().to(customers::erase))
                 .route("/orders/{id}/pay", web::post().to(orders::pay))
                 .route("/orders/{id}/payment", web::post().to(payments::checkout))
                 .route(

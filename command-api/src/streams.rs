@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::{OrderEvent, ProductEvent};
+use domain::{OrderEvent, ProductEvent, StoredEvent};
 use eventstore::{EventStore, NewEvent, RecordedEvent, Snapshot, SnapshotWriter, StreamState};
 use platform::Problem;
 use uuid::Uuid;
@@ -179,18 +179,26 @@ pub fn state_of(states: &States, id: Uuid) -> Result<&StreamState, Problem> {
         .ok_or_else(|| Problem::internal(format!("stream {id} was not loaded")))
 }
 
-/// Product events as rows to append.
-pub fn product_rows(events: &[ProductEvent]) -> Vec<NewEvent> {
+/// Events of any stream type as rows to append.
+pub fn event_rows<E: StoredEvent>(events: &[E]) -> Vec<NewEvent> {
     events
         .iter()
-        .map(|e| NewEvent::new(e.event_type(), e.schema_version() as i32, e.payload()))
+        .map(|e| {
+            NewEvent::new(
+                e.stored_type(),
+                e.stored_version() as i32,
+                e.stored_payload(),
+            )
+        })
         .collect()
+}
+
+/// Product events as rows to append.
+pub fn product_rows(events: &[ProductEvent]) -> Vec<NewEvent> {
+    event_rows(events)
 }
 
 /// Order events as rows to append.
 pub fn order_rows(events: &[OrderEvent]) -> Vec<NewEvent> {
-    events
-        .iter()
-        .map(|e| NewEvent::new(e.event_type(), e.schema_version() as i32, e.payload()))
-        .collect()
+    event_rows(events)
 }

@@ -98,6 +98,10 @@ pub enum DomainError {
         /// That product's currency.
         product_currency: Currency,
     },
+
+    /// The customer was erased: no personal data of theirs is recorded again.
+    #[error("this customer's personal data was erased; no new personal data is recorded for them")]
+    CustomerErased,
 }
 
 fn product_suffix(product_id: &Option<ProductId>) -> String {
@@ -124,6 +128,7 @@ impl DomainError {
     /// | `AmountMismatch` | `amount_mismatch` |
     /// | `CurrencyMismatch` | `currency_mismatch` |
     /// | `RefundExceedsPayment` | `refund_exceeds_payment` |
+    /// | `CustomerErased` | `customer_erased` |
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "not_found",
@@ -135,6 +140,7 @@ impl DomainError {
             Self::AmountMismatch { .. } => "amount_mismatch",
             Self::CurrencyMismatch { .. } => "currency_mismatch",
             Self::RefundExceedsPayment { .. } => "refund_exceeds_payment",
+            Self::CustomerErased => "customer_erased",
         }
     }
 

@@ -1,4 +1,4 @@
-//! Agora's pure domain model: products and orders, their commands, events and rules.
+//! Agora's pure domain model: products, orders and customers, their commands, events and rules.
 //!
 //! No I/O, no clock, no randomness: ids and times are passed in. Each aggregate has a pure
 //! `decide(&self, command) -> Result<Vec<Event>, DomainError>` and a fold
@@ -9,6 +9,7 @@
 //! see `event_type`, `schema_version`, `payload` and `from_stored` on [`ProductEvent`] and
 //! [`OrderEvent`].
 
+pub mod customer;
 pub mod error;
 pub mod order;
 pub mod payment;
@@ -17,18 +18,22 @@ pub mod product;
 mod stored;
 pub mod values;
 
+pub use customer::{Customer, CustomerCommand, CustomerEvent};
 pub use error::{DomainError, EventDecodeError};
 pub use order::{Order, OrderCommand, OrderEvent, OrderStatus, RefundRequest};
 pub use payment::{Payment, PaymentStatus, Payments, Refund, RefundStatus};
-pub use placement::{cancel_order, expire_order, place_order, ship_order, PlacementEvents};
+pub use placement::{
+    cancel_order, expire_order, place_order, place_order_shipping_to, ship_order, PlacementEvents,
+};
 pub use product::{Product, ProductCommand, ProductEvent};
+pub use stored::StoredEvent;
 pub use values::*;
 
 /// The revision of the aggregates' folds (`apply`) and of their serialized state. Raise it
 /// whenever a fold or a state's fields change: snapshots of aggregates are keyed by it
 /// (together with the event schemas and upcasters), so snapshots written by an older fold
 /// are ignored and rebuilt instead of being read wrong.
-pub const FOLD_VERSION: u32 = 2;
+pub const FOLD_VERSION: u32 = 3;
 
 #[cfg(test)]
 mod test_support;

@@ -16,7 +16,7 @@ use crate::payment::{PaymentStatus, Payments, RefundStatus};
 use crate::stored::stored_events;
 use crate::values::{
     ActorId, CancelReason, Carrier, Currency, CustomerId, PaymentRef, PricedLine, PricedLines,
-    ProviderEventId, ProviderName, Reason, RefundId, TrackingNumber,
+    ProviderEventId, ProviderName, Reason, RefundId, Sealed, TrackingNumber,
 };
 
 /// The stream type of order streams.
@@ -70,6 +70,8 @@ pub enum OrderCommand {
         lines: PricedLines,
         /// The currency of every unit price.
         currency: Currency,
+        /// Where to ship it, sealed with the customer's data key (none: digital goods).
+        shipping_address: Option<Sealed>,
     },
     /// Records an admin's offline payment of the order total (a bank transfer, cash on
     /// delivery), with why.
@@ -145,11 +147,12 @@ pub struct RefundRequest {
     pub succeeded: bool,
 }
 
-/// Payload of `OrderPlaced` (schema version 2): an order was recorded (its stock reserved
+/// Payload of `OrderPlaced` (schema version 3): an order was recorded (its stock reserved
 /// alongside).
 ///
-/// Version 2 added `placed_by`. Version 1 payloads (without it) are upcast by the
-/// `schemas` crate before decoding, with `placed_by` = `customer_id`.
+/// Version 2 added `placed_by`, version 3 `shipping_address`. Older payloads are upcast by
+/// the `schemas` crate before decoding: `placed_by` = `customer_id`, `shipping_address`
+/// `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderPlaced {
@@ -164,6 +167,9 @@ pub struct OrderPlaced {
     pub total_cents: i64,
     /// The currency of every amount in the order.
     pub currency: Currency,
+    /// Where the order ships to, sealed with the customer's data key; `null` when it names
+    /// no address (digital goods).
+    pub shipping_address: Option<Sealed>,
 }
 
 /// Payload of `OrderPaid` (schema version 2): the order total was paid, by the provider's
@@ -276,7 +282,7 @@ stored_events!(
     /// An event of an order stream.
     OrderEvent, stream_type = STREAM_TYPE, {
         /// See [`OrderPlaced`].
-        OrderPlaced = 2,
+        OrderPlaced = 3,
         /// See [`OrderPaid`].
         OrderPaid = 2,
         /// See [`OrderShipped`].
@@ -414,6 +420,7 @@ impl Order {
             placed_by,
             lines,
             currency,
+            shipping_address,
         } = command
         {
             if self.exists {
@@ -426,6 +433,7 @@ impl Order {
                 lines,
                 total_cents,
                 currency,
+                shipping_address,
             }
             .into()]);
         }

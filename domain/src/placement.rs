@@ -12,7 +12,7 @@ use crate::order::{Order, OrderCommand, OrderEvent, OrderStatus, RefundRequest};
 use crate::product::{Product, ProductCommand, ProductEvent};
 use crate::values::{
     ActorId, CancelReason, Carrier, Currency, CustomerId, LineQuantity, OrderId, OrderLines,
-    ProductId, TrackingNumber,
+    ProductId, Sealed, TrackingNumber,
 };
 
 /// The events of one multi-stream decision, to append in one transaction.
@@ -38,11 +38,25 @@ pub struct PlacementEvents {
 /// `quantity` above `available` → `InsufficientStock`. The order's currency is that of
 /// its products.
 ///
-/// The order stream must be new (append it at expected version 0).
+/// The order stream must be new (append it at expected version 0). The order names no
+/// shipping address; [`place_order_shipping_to`] names one.
 pub fn place_order(
     order_id: OrderId,
     customer_id: CustomerId,
     placed_by: ActorId,
+    lines: &OrderLines,
+    products: &HashMap<ProductId, Product>,
+) -> Result<PlacementEvents, DomainError> {
+    place_order_shipping_to(order_id, customer_id, placed_by, None, lines, products)
+}
+
+/// [`place_order`] with where to ship the order: an address sealed with the customer's
+/// data key, recorded in `OrderPlaced` (none: digital goods).
+pub fn place_order_shipping_to(
+    order_id: OrderId,
+    customer_id: CustomerId,
+    placed_by: ActorId,
+    shipping_address: Option<Sealed>,
     lines: &OrderLines,
     products: &HashMap<ProductId, Product>,
 ) -> Result<PlacementEvents, DomainError> {
@@ -89,6 +103,7 @@ pub fn place_order(
         placed_by,
         lines: priced,
         currency,
+        shipping_address,
     })?;
     Ok(PlacementEvents {
         order,

@@ -7,6 +7,16 @@ use serde_json::Value;
 
 use crate::error::EventDecodeError;
 
+/// An event in its stored form: what appending it needs, whatever its stream type.
+pub trait StoredEvent {
+    /// The stored event type name.
+    fn stored_type(&self) -> &'static str;
+    /// The schema version it is written at.
+    fn stored_version(&self) -> u32;
+    /// The payload object.
+    fn stored_payload(&self) -> Value;
+}
+
 /// The schema version of an event type that does not name one in [`stored_events`].
 pub(crate) const FIRST_SCHEMA_VERSION: u32 = 1;
 
@@ -139,6 +149,20 @@ macro_rules! stored_events {
                         event_type: event_type.to_owned(),
                     }),
                 }
+            }
+        }
+
+        impl $crate::stored::StoredEvent for $enum {
+            fn stored_type(&self) -> &'static str {
+                self.event_type()
+            }
+
+            fn stored_version(&self) -> u32 {
+                self.schema_version()
+            }
+
+            fn stored_payload(&self) -> serde_json::Value {
+                self.payload()
             }
         }
 

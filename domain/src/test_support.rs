@@ -95,6 +95,7 @@ pub fn placed_order() -> Order {
             lines: PricedLines::parse(vec![priced_line(1, 2, 1299), priced_line(2, 1, 500)])
                 .unwrap(),
             currency: eur(),
+            shipping_address: None,
         },
     );
     o

@@ -790,6 +790,123 @@ impl<'a> IntoIterator for &'a PricedLines {
 /// The largest possible order total: 100 lines of 1,000 units at the highest price.
 pub const MAX_TOTAL_CENTS: i64 = MAX_ORDER_LINES as i64 * LineQuantity::MAX * PriceCents::MAX;
 
+// Personal data (a customer's profile and addresses). Parsed here at the edge, then sealed
+// with the customer's data key before it reaches an event: events hold only [`Sealed`].
+
+string_value!(
+    /// An email address: 3 to 254 characters, one `@` with something on both sides, a dot
+    /// in the domain, no spaces.
+    Email,
+    field = "email",
+    check = |field, value| {
+        check_len(field, value, 3, 254)?;
+        let shaped = match value.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        };
+        if shaped && !value.chars().any(char::is_whitespace) {
+            Ok(())
+        } else {
+            Err(ValueError::new(field, "must be an email address like ana@example.com"))
+        }
+    }
+);
+
+string_value!(
+    /// A person's name as they give it: 1 to 200 characters.
+    PersonName,
+    field = "name",
+    check = |field, value| check_not_blank(field, value, 200)
+);
+
+string_value!(
+    /// One line of a postal address: 1 to 200 characters.
+    AddressLine,
+    field = "address_line",
+    check = |field, value| check_not_blank(field, value, 200)
+);
+
+string_value!(
+    /// A postal code: 1 to 20 characters.
+    PostalCode,
+    field = "postal_code",
+    check = |field, value| check_not_blank(field, value, 20)
+);
+
+string_value!(
+    /// A city: 1 to 100 characters.
+    City,
+    field = "city",
+    check = |field, value| check_not_blank(field, value, 100)
+);
+
+string_value!(
+    /// A country as ISO 3166-1 alpha-2: two capital letters (`DE`, `FR`).
+    CountryCode,
+    field = "country",
+    check = |field, value| {
+        if value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(())
+        } else {
+            Err(ValueError::new(field, "must be two capital letters A-Z, like DE"))
+        }
+    }
+);
+
+/// Checks that `value` has 1 to `max` characters and is not only spaces.
+fn check_not_blank(field: &'static str, value: &str, max: usize) -> Result<(), ValueError> {
+    check_len(field, value, 1, max)?;
+    if value.trim().is_empty() {
+        return Err(ValueError::new(field, "must not be blank"));
+    }
+    Ok(())
+}
+
+/// A postal address (shipping address or a customer's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostalAddress {
+    pub line1: AddressLine,
+    #[serde(default)]
+    pub line2: Option<AddressLine>,
+    pub postal_code: PostalCode,
+    pub city: City,
+    pub country: CountryCode,
+}
+
+string_value!(
+    /// Personal data sealed with its customer's data key: `pii1.` and the base64url (no
+    /// padding) of the nonce and the AEAD ciphertext. Opaque to the domain; opened only by
+    /// whoever holds the key (`platform::pii`), and by nobody once the customer is erased.
+    Sealed,
+    field = "sealed",
+    check = |field, value| {
+        let shaped = value.len() <= 4096
+            && value.strip_prefix(Sealed::PREFIX).is_some_and(|body| {
+                !body.is_empty()
+                    && body
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if shaped {
+            Ok(())
+        } else {
+            Err(ValueError::new(field, "must be sealed personal data (pii1.<base64url>)"))
+        }
+    }
+);
+
+impl Sealed {
+    /// What every sealed value starts with (the format's version).
+    pub const PREFIX: &'static str = "pii1.";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,16 +3,17 @@
 //! stream type (`from_stored`). The command side's loading, snapshots, the state cache,
 //! the audit state endpoint and the projections all read events through [`decode`].
 
-use domain::{OrderEvent, ProductEvent};
+use domain::{CustomerEvent, OrderEvent, ProductEvent};
 use uuid::Uuid;
 
 use crate::event::RecordedEvent;
 
-/// A domain event of either stream type.
+/// A domain event of any stream type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShopEvent {
     Product(ProductEvent),
     Order(OrderEvent),
+    Customer(CustomerEvent),
 }
 
 /// Why a recorded event cannot be read: the log holds something this code does not know.
@@ -66,6 +67,11 @@ pub fn decode(event: &RecordedEvent) -> Result<ShopEvent, DecodeError> {
         domain::order::STREAM_TYPE => {
             OrderEvent::from_stored(&event.event_type, schema_version, payload)
                 .map(ShopEvent::Order)
+                .map_err(undecodable)
+        }
+        domain::customer::STREAM_TYPE => {
+            CustomerEvent::from_stored(&event.event_type, schema_version, payload)
+                .map(ShopEvent::Customer)
                 .map_err(undecodable)
         }
         other => Err(DecodeError::new(

@@ -35,6 +35,7 @@ pub mod load;
 pub mod log;
 pub mod logverify;
 pub mod merkle;
+pub mod pii_keys;
 pub mod relay;
 pub mod row;
 pub mod sequence;

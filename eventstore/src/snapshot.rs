@@ -176,6 +176,14 @@ impl EventStore {
         Ok(written)
     }
 
+    /// Deletes the snapshots of `stream` (an erased customer's); returns how many.
+    pub async fn delete_snapshots_of(&self, stream: Uuid) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute("DELETE FROM snapshots WHERE stream_id = $1", &[&stream])
+            .await?)
+    }
+
     /// Deletes every snapshot (they are rebuilt as streams are used); returns how many.
     pub async fn delete_snapshots(&self) -> Result<u64, StoreError> {
         let client = self.pool.get().await?;

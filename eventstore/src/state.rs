@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use domain::{Order, Product};
+use domain::{Customer, Order, Product};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -18,6 +18,7 @@ use crate::hashchain::Hash;
 pub enum AggregateState {
     Product(Product),
     Order(Order),
+    Customer(Customer),
 }
 
 impl AggregateState {
@@ -26,6 +27,7 @@ impl AggregateState {
         match stream_type {
             domain::product::STREAM_TYPE => Some(AggregateState::Product(Product::default())),
             domain::order::STREAM_TYPE => Some(AggregateState::Order(Order::default())),
+            domain::customer::STREAM_TYPE => Some(AggregateState::Customer(Customer::default())),
             _ => None,
         }
     }
@@ -35,6 +37,7 @@ impl AggregateState {
         match self {
             AggregateState::Product(_) => domain::product::STREAM_TYPE,
             AggregateState::Order(_) => domain::order::STREAM_TYPE,
+            AggregateState::Customer(_) => domain::customer::STREAM_TYPE,
         }
     }
 
@@ -53,6 +56,7 @@ impl AggregateState {
         match (self, decode(event)?) {
             (AggregateState::Product(product), ShopEvent::Product(e)) => product.apply(e),
             (AggregateState::Order(order), ShopEvent::Order(e)) => order.apply(e),
+            (AggregateState::Customer(customer), ShopEvent::Customer(e)) => customer.apply(e),
             _ => return Err(DecodeError::new(event, "event of another stream type")),
         }
         Ok(())
@@ -64,6 +68,7 @@ impl AggregateState {
         match self {
             AggregateState::Product(product) => serde_json::to_value(product),
             AggregateState::Order(order) => serde_json::to_value(order),
+            AggregateState::Customer(customer) => serde_json::to_value(customer),
         }
     }
 
@@ -75,6 +80,9 @@ impl AggregateState {
                 .map_err(|e| e.to_string()),
             domain::order::STREAM_TYPE => serde_json::from_value(state)
                 .map(AggregateState::Order)
+                .map_err(|e| e.to_string()),
+            domain::customer::STREAM_TYPE => serde_json::from_value(state)
+                .map(AggregateState::Customer)
                 .map_err(|e| e.to_string()),
             other => Err(format!("unknown stream type {other:?}")),
         }
@@ -163,6 +171,14 @@ impl StreamState {
         match &self.aggregate {
             Some(AggregateState::Order(order)) => order.clone(),
             _ => Order::default(),
+        }
+    }
+
+    /// The customer this stream holds; a stream of another type (or none) is no customer.
+    pub fn customer(&self) -> Customer {
+        match &self.aggregate {
+            Some(AggregateState::Customer(customer)) => customer.clone(),
+            _ => Customer::default(),
         }
     }
 }

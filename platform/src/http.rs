@@ -18,12 +18,64 @@ pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
 /// The largest accepted JSON body.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
 
-/// JSON bodies: malformed JSON, wrong types, unknown or missing fields are 400.
+/// JSON bodies: malformed JSON, wrong types, unknown or missing fields are 400. The detail
+/// says what was wrong and where, never the value sent ([`without_values`]): bodies carry
+/// personal data, and answers and logs must not repeat it.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(MAX_JSON_BYTES)
         .content_type_required(false)
-        .error_handler(|error, _| Problem::invalid_request(error.to_string()).into())
+        .error_handler(|error, _| {
+            Problem::invalid_request(without_values(&error.to_string())).into()
+        })
+}
+
+/// A serde error message without the values it quotes: `string "…"` becomes `a string`,
+/// and a backticked value after `integer`, `floating point`, `variant` or `character`
+/// becomes `…`. Field names (`unknown field `x``) stay.
+pub fn without_values(message: &str) -> String {
+    const VALUE_KINDS: [&str; 4] = ["integer ", "floating point ", "variant ", "character "];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let (before, from) = rest.split_at(start);
+        let quote = from.as_bytes()[0] as char;
+        let body = &from[1..];
+        // The closing quote (a string's may be escaped inside).
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else {
+            out.push_str(before);
+            out.push_str(if quote == '"' { "a string" } else { "…" });
+            return out;
+        };
+        let hide = quote == '"' || VALUE_KINDS.iter().any(|kind| before.ends_with(kind));
+        if quote == '"' {
+            out.push_str(before.strip_suffix("string ").unwrap_or(before));
+            out.push_str("a string");
+        } else if hide {
+            out.push_str(before);
+            out.push('…');
+        } else {
+            out.push_str(before);
+            out.push('`');
+            out.push_str(&body[..end]);
+            out.push('`');
+        }
+        rest = &body[end + quote.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Path segments: a bad UUID in the path is 400.
@@ -73,4 +125,38 @@ pub async fn no_such_route(request: HttpRequest) -> Result<actix_web::HttpRespon
         request.method(),
         request.path()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_values;
+
+    #[test]
+    fn serde_messages_lose_their_values_but_keep_field_names() {
+        assert_eq!(
+            without_values(
+                "Json deserialize error: invalid type: string \"Rua Secreta 9\", expected \
+                 struct PostalAddress at line 1 column 34"
+            ),
+            "Json deserialize error: invalid type: a string, expected struct PostalAddress \
+             at line 1 column 34"
+        );
+        assert_eq!(
+            without_values("invalid type: integer `351912345678`, expected a string"),
+            "invalid type: integer …, expected a string"
+        );
+        assert_eq!(
+            without_values("unknown field `phone`, expected one of `email`, `name`"),
+            "unknown field `phone`, expected one of `email`, `name`"
+        );
+        assert_eq!(
+            without_values(r#"invalid value: string "a \"quoted\" secret", expected x"#),
+            "invalid value: a string, expected x"
+        );
+        assert_eq!(
+            without_values("unterminated \"secret"),
+            "unterminated a string"
+        );
+        assert_eq!(without_values("no quotes"), "no quotes");
+    }
 }

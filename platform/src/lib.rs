@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod http;
 pub mod openapi;
+pub mod pii;
 pub mod problem;
 pub mod shutdown;
 pub mod telemetry;

@@ -284,6 +284,7 @@ pub fn run_kafka_source(
     let topics = [
         eventstore::relay::topic_for(&config.topic_prefix, domain::product::STREAM_TYPE),
         eventstore::relay::topic_for(&config.topic_prefix, domain::order::STREAM_TYPE),
+        eventstore::relay::topic_for(&config.topic_prefix, domain::customer::STREAM_TYPE),
     ];
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs)?;

@@ -46,6 +46,10 @@ pub struct Settings {
     /// Seconds between two heartbeats of `GET /v1/dashboard/stream`.
     #[arg(long, env = "AGORA_SSE_HEARTBEAT_SECS", default_value_t = 15)]
     pub sse_heartbeat_secs: u64,
+    /// The master key customers' personal data is opened with (`AGORA_PII_KEY`; needs
+    /// `DATABASE_URL`, where the data keys are).
+    #[command(flatten)]
+    pub pii: platform::pii::PiiSettings,
 }
 
 impl Settings {
@@ -85,6 +89,7 @@ mod tests {
             tls: Default::default(),
             max_live_subscribers: 10,
             sse_heartbeat_secs: 15,
+            pii: Default::default(),
         }
     }
 

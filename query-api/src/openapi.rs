@@ -11,7 +11,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
 use uuid::Uuid;
 
 use crate::pagination::Page;
-use crate::routes::{audit, dashboard, health, orders, products, verifiable};
+use crate::routes::{audit, customers, dashboard, health, orders, products, verifiable};
 
 /// The document.
 #[derive(OpenApi)]
@@ -33,6 +33,8 @@ use crate::routes::{audit, dashboard, health, orders, products, verifiable};
         products::get,
         orders::list,
         orders::get,
+        customers::me,
+        customers::get,
         dashboard::sales,
         dashboard::top_products,
         audit::events,
@@ -60,6 +62,8 @@ use crate::routes::{audit, dashboard, health, orders, products, verifiable};
             orders::RefundStatus,
             orders::Status,
             Page<orders::OrderSummary>,
+            customers::Address,
+            customers::CustomerView,
             dashboard::Bucket,
             dashboard::Sales,
             dashboard::SalesBucket,
@@ -89,6 +93,7 @@ use crate::routes::{audit, dashboard, health, orders, products, verifiable};
     tags(
         (name = "products", description = "The catalog with stock (any role)."),
         (name = "orders", description = "Orders (`admin`, `viewer`; a `customer` their own)."),
+        (name = "customers", description = "Customers' personal data (a `customer` their own, an `admin` anyone's; opened per request with the customer's data key)."),
         (name = "dashboard", description = "Sales and best sellers (`admin`, `viewer`)."),
         (name = "audit", description = "The event log as recorded (role `auditor`)."),
         (name = "operations", description = "Health, readiness and metrics (no token)."),
@@ -181,6 +186,7 @@ impl<'r> ToResponse<'r> for AuditUnavailable {
 pub enum StreamType {
     Product,
     Order,
+    Customer,
 }
 
 /// One recorded event: a line of the NDJSON exports, and the value of a Kafka message.
@@ -373,7 +379,11 @@ mod tests {
         let document = document();
         assert_eq!(
             document["components"]["schemas"]["StreamType"]["enum"],
-            json!([domain::product::STREAM_TYPE, domain::order::STREAM_TYPE])
+            json!([
+                domain::product::STREAM_TYPE,
+                domain::order::STREAM_TYPE,
+                domain::customer::STREAM_TYPE
+            ])
         );
     }
 

@@ -19,7 +19,7 @@ use crate::graphql::{self, AgoraSchema};
 use crate::live::Live;
 use crate::progress::Progress;
 use crate::routes::{
-    audit, dashboard, health, orders, page, products, stream, verifiable, AppState,
+    audit, customers, dashboard, health, orders, page, products, stream, verifiable, AppState,
 };
 
 /// A bound, not yet running server.
@@ -46,6 +46,10 @@ impl Application {
                 None
             }
         };
+        let keyring = settings.pii.keyring().map_err(anyhow::Error::msg)?;
+        let vault = events
+            .as_ref()
+            .map(|events| platform::pii::Vault::new(keyring, events.pool().clone()));
         let progress = Progress::listen(read_url.to_owned());
         let live = Live::start(
             ReadModel::new(read.clone()),
@@ -56,6 +60,7 @@ impl Application {
         let state = AppState {
             read: ReadModel::new(read),
             events,
+            vault,
             consistency: Consistency::new(
                 settings.consistency_wait(),
                 settings.consistency_max_waiters,
@@ -122,6 +127,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route("/products/{id}", web::get().to(products::get))
                 .route("/orders", web::get().to(orders::list))
                 .route("/orders/{id}", web::get().to(orders::get))
+                .route("/me", web::get().to(customers::me))
+                .route("/customers/{id}", web::get().to(customers::get))
                 .route("/dashboard/sales", web::get().to(dashboard::sales))
                 .route(
                     "/dashboard/top-products",

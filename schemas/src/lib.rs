@@ -17,8 +17,13 @@
 //! `EVENT_SCHEMAS` below, and add one upcaster from `N` to `N + 1` (see [`upcast`]); the
 //! domain then writes version `N + 1` of that event type. Older schema files stay: stored
 //! events keep the version they were written at, and the audit export shows them as
-//! recorded. Current versions: every event type is at 1, except `OrderPlaced` at 2 (it
-//! gained `placed_by`) and `OrderPaid` at 2 (it gained `provider_event` and `reason`).
+//! recorded. Current versions: every event type is at 1, except `OrderPlaced` at 3 (it
+//! gained `placed_by`, then `shipping_address`) and `OrderPaid` at 2 (it gained
+//! `provider_event` and `reason`).
+//!
+//! Personal data (a customer's email, name and addresses) is never a plain field: the
+//! schemas describe it as a sealed string (`$defs/sealed`: `pii1.` and base64url), opened
+//! only with the customer's data key.
 
 mod upcast;
 
@@ -27,7 +32,7 @@ pub use upcast::{upcast, upcasters, UpcastError, Upcaster};
 /// One embedded event payload schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventSchema {
-    /// The stream type (`product` or `order`).
+    /// The stream type (`product`, `order` or `customer`).
     pub stream_type: &'static str,
     /// The PascalCase event type (`OrderPlaced`).
     pub event_type: &'static str,
@@ -68,6 +73,7 @@ static EVENT_SCHEMAS: &[EventSchema] = &[
     event_schema!("product", "ProductDiscontinued", 1),
     event_schema!("order", "OrderPlaced", 1),
     event_schema!("order", "OrderPlaced", 2),
+    event_schema!("order", "OrderPlaced", 3),
     event_schema!("order", "OrderPaid", 1),
     event_schema!("order", "OrderPaid", 2),
     event_schema!("order", "OrderShipped", 1),
@@ -78,6 +84,8 @@ static EVENT_SCHEMAS: &[EventSchema] = &[
     event_schema!("order", "RefundRequested", 1),
     event_schema!("order", "Refunded", 1),
     event_schema!("order", "RefundFailed", 1),
+    event_schema!("customer", "CustomerProfileSet", 1),
+    event_schema!("customer", "CustomerErased", 1),
 ];
 
 /// The version of the envelope schema.

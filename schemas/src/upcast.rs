@@ -15,6 +15,7 @@
 //! |---|---|---|
 //! | `OrderPlaced` | v1 → v2 | adds `placed_by` (who placed the order), default `customer_id` ([`order_placed_v1_to_v2`]) |
 //! | `OrderPaid` | v1 → v2 | adds `provider_event` and `reason`, both `null` ([`order_paid_v1_to_v2`]) |
+//! | `OrderPlaced` | v2 → v3 | adds `shipping_address`, `null` ([`order_placed_v2_to_v3`]) |
 //!
 //! Steps chain: a payload at version 1 of a type at version 3 goes through the 1 → 2 and
 //! 2 → 3 steps. A version newer than the current one (written by a newer release) or 0 is
@@ -51,7 +52,27 @@ static UPCASTERS: &[Upcaster] = &[
         from_version: 1,
         step: order_paid_v1_to_v2,
     },
+    Upcaster {
+        event_type: "OrderPlaced",
+        from_version: 2,
+        step: order_placed_v2_to_v3,
+    },
 ];
+
+/// `OrderPlaced` v2 → v3: adds `shipping_address`, `null`.
+///
+/// Orders placed before v3 named no address (there was no way to give one), which is what
+/// `null` says. Refuses a payload that is not an object or already has the field.
+fn order_placed_v2_to_v3(mut payload: Value) -> Result<Value, String> {
+    let object = payload
+        .as_object_mut()
+        .ok_or("the payload is not a JSON object")?;
+    if object.contains_key("shipping_address") {
+        return Err("a v2 payload has no shipping_address".to_owned());
+    }
+    object.insert("shipping_address".to_owned(), Value::Null);
+    Ok(payload)
+}
 
 /// `OrderPaid` v1 → v2: adds `provider_event` and `reason`, both `null`.
 ///
@@ -203,7 +224,7 @@ mod tests {
 
     /// A hypothetical next step, to check that steps chain: v3 moves `placed_by` into a
     /// `source` object.
-    fn order_placed_v2_to_v3(mut payload: Value) -> Result<Value, String> {
+    fn hypothetical_v2_to_v3(mut payload: Value) -> Result<Value, String> {
         let object = payload.as_object_mut().ok_or("payload is not an object")?;
         let placed_by = object.remove("placed_by").ok_or("placed_by is missing")?;
         object.insert("source".into(), json!({ "placed_by": placed_by }));
@@ -215,7 +236,7 @@ mod tests {
         Upcaster {
             event_type: "OrderPlaced",
             from_version: 2,
-            step: order_placed_v2_to_v3,
+            step: hypothetical_v2_to_v3,
         },
         Upcaster {
             event_type: "OrderPlaced",
@@ -225,12 +246,26 @@ mod tests {
     ];
 
     #[test]
-    fn the_registry_has_the_order_placed_and_order_paid_steps() {
+    fn the_registry_has_every_step() {
         let steps: Vec<_> = upcasters()
             .iter()
             .map(|u| (u.event_type, u.from_version))
             .collect();
-        assert_eq!(steps, [("OrderPlaced", 1), ("OrderPaid", 1)]);
+        assert_eq!(
+            steps,
+            [("OrderPlaced", 1), ("OrderPaid", 1), ("OrderPlaced", 2)]
+        );
+    }
+
+    #[test]
+    fn order_placed_v2_ships_nowhere() {
+        let v2 = json!({"customer_id": "alice", "placed_by": "alice"});
+        assert_eq!(
+            order_placed_v2_to_v3(v2),
+            Ok(json!({"customer_id": "alice", "placed_by": "alice", "shipping_address": null}))
+        );
+        assert!(order_placed_v2_to_v3(json!([])).is_err());
+        assert!(order_placed_v2_to_v3(json!({"shipping_address": null})).is_err());
     }
 
     #[test]

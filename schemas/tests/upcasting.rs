@@ -1,5 +1,5 @@
 //! The upcaster registry: consistent with the schemas, `OrderPlaced` v1 → v2 (`placed_by`
-//! defaults to `customer_id`), and clear errors for what cannot be upcast.
+//! defaults to `customer_id`) → v3 (no shipping address), and clear errors for what cannot be upcast.
 
 mod common;
 
@@ -31,13 +31,13 @@ fn unknown_types_and_versions_are_errors() {
             event_type: "Nope".into()
         })
     );
-    for version in [0, 3, u32::MAX] {
+    for version in [0, 4, u32::MAX] {
         assert_eq!(
             schemas::upcast("OrderPlaced", version, json!({})),
             Err(UpcastError::UnsupportedVersion {
                 event_type: "OrderPlaced".into(),
                 version,
-                current: 2,
+                current: 3,
             })
         );
     }
@@ -52,18 +52,18 @@ fn unknown_types_and_versions_are_errors() {
 /// that says so, not decoded as something it is not.
 #[test]
 fn a_future_version_is_a_clear_error() {
-    let err = schemas::upcast("OrderPlaced", 3, json!({"customer_id": "alice"})).unwrap_err();
+    let err = schemas::upcast("OrderPlaced", 4, json!({"customer_id": "alice"})).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "OrderPlaced schema version 3 is not supported: this release reads versions 1 to 2 \
+        "OrderPlaced schema version 4 is not supported: this release reads versions 1 to 3 \
          (a newer version was written by a newer release)"
     );
     // The domain refuses it too, had a reader skipped the upcast.
     assert!(matches!(
-        OrderEvent::from_stored("OrderPlaced", 3, &json!({})),
+        OrderEvent::from_stored("OrderPlaced", 4, &json!({})),
         Err(EventDecodeError::UnsupportedSchemaVersion {
-            schema_version: 3,
-            expected: 2,
+            schema_version: 4,
+            expected: 3,
             ..
         })
     ));
@@ -145,10 +145,14 @@ fn older_version_samples() -> Vec<(&'static str, &'static str, u32, Value)> {
     let placed = order_placed_v1_samples()
         .into_iter()
         .map(|p| ("order", "OrderPlaced", 1, p));
+    let placed_v2 = order_placed_v1_samples().into_iter().map(|mut p| {
+        p["placed_by"] = json!("root");
+        ("order", "OrderPlaced", 2, p)
+    });
     let paid = order_paid_v1_samples()
         .into_iter()
         .map(|p| ("order", "OrderPaid", 1, p));
-    placed.chain(paid).collect()
+    placed.chain(placed_v2).chain(paid).collect()
 }
 
 /// `OrderPaid` v1 payloads as the releases before payments went through a provider wrote
@@ -194,29 +198,31 @@ fn upcast_output_validates_against_the_current_schema() {
         let validator = payload_validator(stream_type, event_type);
         let problems = errors(&validator, &upcast);
         assert!(problems.is_empty(), "{event_type}: {problems:?}\n{upcast}");
-        OrderEvent::from_stored(event_type, current, &upcast)
+        domain_decodes(stream_type, event_type, current, &upcast)
             .unwrap_or_else(|e| panic!("{event_type} decodes after upcasting: {e}"));
     }
 }
 
 #[test]
-fn order_placed_v1_upcasts_to_v2_with_placed_by_the_customer() {
+fn order_placed_v1_upcasts_with_placed_by_the_customer_and_no_address() {
     for v1 in order_placed_v1_samples() {
-        // v1 is no longer readable as it is: the v2 schema and the domain both refuse it.
+        // v1 is no longer readable as it is: the current schema and the domain refuse it.
         assert!(!payload_validator("order", "OrderPlaced").is_valid(&v1));
         assert!(matches!(
             OrderEvent::from_stored("OrderPlaced", 1, &v1),
-            Err(EventDecodeError::UnsupportedSchemaVersion { expected: 2, .. })
+            Err(EventDecodeError::UnsupportedSchemaVersion { expected: 3, .. })
         ));
 
-        let (version, v2) = schemas::upcast("OrderPlaced", 1, v1.clone()).unwrap();
-        assert_eq!(version, 2);
-        // Exactly one field added: placed_by = customer_id; the rest as recorded.
+        let (version, v3) = schemas::upcast("OrderPlaced", 1, v1.clone()).unwrap();
+        assert_eq!(version, 3);
+        // Two fields added: placed_by = customer_id, no shipping address; the rest as
+        // recorded.
         let mut expected = v1.clone();
         expected["placed_by"] = v1["customer_id"].clone();
-        assert_eq!(v2, expected);
+        expected["shipping_address"] = Value::Null;
+        assert_eq!(v3, expected);
 
-        let Ok(OrderEvent::OrderPlaced(placed)) = OrderEvent::from_stored("OrderPlaced", 2, &v2)
+        let Ok(OrderEvent::OrderPlaced(placed)) = OrderEvent::from_stored("OrderPlaced", 3, &v3)
         else {
             panic!("the upcast payload decodes");
         };
@@ -224,27 +230,31 @@ fn order_placed_v1_upcasts_to_v2_with_placed_by_the_customer() {
         assert_eq!(placed.placed_by, ActorId::from(customer.clone()));
         assert_eq!(placed.customer_id, customer);
         assert_eq!(placed.total_cents, v1["total_cents"].as_i64().unwrap());
-        // Encoding the decoded event gives the v2 payload back.
+        assert_eq!(placed.shipping_address, None);
+        // Encoding the decoded event gives the v3 payload back.
         let event = OrderEvent::OrderPlaced(placed);
-        assert_eq!(event.schema_version(), 2);
-        assert_eq!(event.payload(), v2);
+        assert_eq!(event.schema_version(), 3);
+        assert_eq!(event.payload(), v3);
     }
 }
 
-/// A payload at the current version is not touched: v2 keeps the recorded placer (an
-/// admin here), and upcasting it again changes nothing.
+/// v2 keeps its recorded placer (an admin here) and gains no address; a payload at the
+/// current version is not touched, and upcasting it again changes nothing.
 #[test]
 fn order_placed_v2_keeps_its_placer() {
     let mut v2 = order_placed_v1_samples().remove(0);
     v2["placed_by"] = json!("root");
+    let mut v3 = v2.clone();
+    v3["shipping_address"] = Value::Null;
     assert_eq!(
         schemas::upcast("OrderPlaced", 2, v2.clone()),
-        Ok((2, v2.clone()))
+        Ok((3, v3.clone()))
     );
+    assert_eq!(schemas::upcast("OrderPlaced", 3, v3.clone()), Ok((3, v3)));
     let (_, from_v1) =
         schemas::upcast("OrderPlaced", 1, order_placed_v1_samples().remove(0)).expect("v1 upcasts");
     assert_eq!(
-        schemas::upcast("OrderPlaced", 2, from_v1.clone()),
-        Ok((2, from_v1))
+        schemas::upcast("OrderPlaced", 3, from_v1.clone()),
+        Ok((3, from_v1))
     );
 }

@@ -52,6 +52,10 @@ pub struct DevArgs {
     /// kept in the data directory as `webhook.key`).
     #[arg(long, env = "AGORA_WEBHOOK_KEY", hide_env_values = true)]
     pub webhook_key: Option<String>,
+    /// The master key of customers' personal data (64 hex digits; default: generated once
+    /// and kept in the data directory as `pii.key`).
+    #[arg(long, env = "AGORA_PII_KEY", hide_env_values = true)]
+    pub pii_key: Option<String>,
 }
 
 /// How to tell the user to get PostgreSQL.
@@ -110,7 +114,18 @@ async fn serve(
     readmodel::migrate(&database_url).await?;
     let webhook_key = match &args.webhook_key {
         Some(key) => key.clone(),
-        None => dev_webhook_key(data_dir)?,
+        None => dev_key(
+            data_dir,
+            "webhook.key",
+            command_api::webhooks::secrets::SecretBox::generate_key,
+        )?,
+    };
+    let pii = platform::pii::PiiSettings {
+        pii_key: Some(match &args.pii_key {
+            Some(key) => key.clone(),
+            None => dev_key(data_dir, "pii.key", platform::pii::generate_master_key)?,
+        }),
+        pii_retired_keys: Vec::new(),
     };
     let signing_key = ensure_signing_key(data_dir)?;
     let command = command_api::startup::Application::build(command_api::config::Settings {
@@ -138,6 +153,7 @@ async fn serve(
         checkpoint_interval: std::time::Duration::from_secs(10),
         // The development provider: an admin confirms payments, no money moves.
         payments: Default::default(),
+        pii: pii.clone(),
     })
     .await
     .with_context(|| {
@@ -158,6 +174,7 @@ async fn serve(
         tls: Default::default(),
         max_live_subscribers: 10_000,
         sse_heartbeat_secs: 15,
+        pii,
     })
     .await
     .with_context(|| {
@@ -237,14 +254,15 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The development webhook key: generated once, kept in `<data dir>/webhook.key` (owner
-/// read/write only) so subscriptions' secrets still open after a restart.
-fn dev_webhook_key(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("webhook.key");
+/// A development key (the webhook key, the personal data master key): generated once, kept
+/// in `<data dir>/<file>` (owner read/write only) so what was sealed with it still opens
+/// after a restart.
+fn dev_key(data_dir: &Path, file: &str, generate: fn() -> String) -> anyhow::Result<String> {
+    let path = data_dir.join(file);
     if let Ok(key) = std::fs::read_to_string(&path) {
         return Ok(key.trim().to_owned());
     }
-    let key = command_api::webhooks::secrets::SecretBox::generate_key();
+    let key = generate();
     std::fs::write(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {

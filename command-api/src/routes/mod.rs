@@ -1,5 +1,6 @@
 //! The command API's routes.
 
+pub mod customers;
 pub mod health;
 pub mod orders;
 pub mod payments;
@@ -31,4 +32,6 @@ pub struct AppState {
     pub sequencer: eventstore::sequencer::SequencerStatus,
     /// The payment provider and its webhook secrets.
     pub payments: Arc<crate::payments::Payments>,
+    /// Customers' data keys (personal data is sealed with them).
+    pub vault: platform::pii::Vault,
 }

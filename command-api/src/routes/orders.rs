@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use domain::{
-    cancel_order, expire_order, place_order, ship_order, ActorId, CustomerId, Order, OrderCommand,
-    OrderId, PlacementEvents, Product, ProductId,
+    cancel_order, expire_order, place_order_shipping_to, ship_order, ActorId, CustomerId, Order,
+    OrderCommand, OrderId, PlacementEvents, Product, ProductId,
 };
 use eventstore::{StreamState, StreamWrite};
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
@@ -71,6 +71,12 @@ pub async fn place(
         (None, _) => CustomerId::parse(caller.id.clone())
             .map_err(|e| Problem::invalid_request(format!("the token's sub: {e}")))?,
     };
+    // Where it ships: the address given, else the customer's own (both sealed with the
+    // customer's data key), else nowhere.
+    let shipping_address = match &body.shipping_address {
+        Some(address) => Some(super::customers::seal_address(&state, &customer_id, address).await?),
+        None => super::customers::profile_address(&state, &customer_id).await?,
+    };
     // Who places it (recorded in OrderPlaced v2): the caller, customer or admin.
     let placed_by = ActorId::parse(caller.id.clone())
         .map_err(|e| Problem::invalid_request(format!("the token's sub: {e}")))?;
@@ -101,10 +107,11 @@ pub async fn place(
                 .clone()
                 .ok_or_else(|| open_orders::too_many(state.max_open_orders))?;
             let products = products_of(states, &streams.existing)?;
-            let decided = place_order(
+            let decided = place_order_shipping_to(
                 OrderId::from_uuid(id),
                 customer_id.clone(),
                 placed_by.clone(),
+                shipping_address.clone(),
                 &body.lines,
                 &products,
             )

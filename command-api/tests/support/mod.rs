@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+/// The master key of personal data in the test stack (the command and query APIs share it).
+pub const PII_KEY: &str = "83b3fead60d72ab9850be3d64a712a77e4bb2d53c434afe3d0b91a22e3cbe48b";
+
 pub const SECRET: &str = "command-api-test-secret-0123456789abcdef";
 /// The key webhook secrets are sealed with in tests (64 hex digits).
 pub const WEBHOOK_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -53,6 +56,10 @@ pub fn settings(database_url: &str) -> Settings {
         log_signing_key: None,
         checkpoint_interval: std::time::Duration::from_secs(10),
         payments: Default::default(),
+        pii: platform::pii::PiiSettings {
+            pii_key: Some(PII_KEY.into()),
+            pii_retired_keys: Vec::new(),
+        },
     }
 }
 

@@ -15,6 +15,7 @@ fn place_command() -> OrderCommand {
         placed_by: actor("root"),
         lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
         currency: eur(),
+        shipping_address: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn place_emits_order_placed() {
             lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
             total_cents: 2598,
             currency: eur(),
+            shipping_address: None,
         })]
     );
 }
@@ -323,12 +325,13 @@ fn stored_form_is_type_name_version_and_exact_payload() {
                 lines: PricedLines::parse(vec![priced_line(1, 2, 1299)]).unwrap(),
                 total_cents: 2598,
                 currency: eur(),
+                shipping_address: None,
             }
             .into(),
             json!({"customer_id": "alice", "placed_by": "root",
                    "lines": [{"product_id": "00000000-0000-0000-0000-000000000001",
                               "quantity": 2, "unit_price_cents": 1299}],
-                   "total_cents": 2598, "currency": "EUR"}),
+                   "total_cents": 2598, "currency": "EUR", "shipping_address": null}),
         ),
         (
             OrderPaid {
@@ -427,7 +430,8 @@ fn stored_form_is_type_name_version_and_exact_payload() {
     assert_eq!(types, OrderEvent::EVENT_TYPES);
     for (event, payload) in events {
         let version = match event.event_type() {
-            "OrderPlaced" | "OrderPaid" => 2,
+            "OrderPlaced" => 3,
+            "OrderPaid" => 2,
             _ => 1,
         };
         assert_eq!(event.payload(), payload, "{}", event.event_type());
@@ -442,48 +446,57 @@ fn stored_form_is_type_name_version_and_exact_payload() {
             event
         );
     }
-    assert_eq!(OrderPlaced::SCHEMA_VERSION, 2);
+    assert_eq!(OrderPlaced::SCHEMA_VERSION, 3);
     assert_eq!(OrderPaid::SCHEMA_VERSION, 2);
     assert_eq!(OrderEvent::current_schema_version("ProductCreated"), None);
 }
 
-/// `OrderPlaced` v2 added `placed_by`. The domain reads the current version only: a v1
-/// payload must be upcast first (by the `schemas` crate), and a v2 payload needs the field.
+/// `OrderPlaced` v2 added `placed_by`, v3 `shipping_address`. The domain reads the current
+/// version only: older payloads must be upcast first (by the `schemas` crate), and a v3
+/// payload needs both fields, the address sealed or `null`.
 #[test]
-fn order_placed_is_read_at_version_2_only() {
+fn order_placed_is_read_at_version_3_only() {
     let v1 = json!({"customer_id": "alice",
         "lines": [{"product_id": "00000000-0000-0000-0000-000000000001",
                    "quantity": 1, "unit_price_cents": 1}],
         "total_cents": 1, "currency": "EUR"});
-    for version in [0, 1, 3] {
+    for version in [0, 1, 2, 4] {
         let err = OrderEvent::from_stored("OrderPlaced", version, &v1).unwrap_err();
         assert_eq!(
             err,
             EventDecodeError::UnsupportedSchemaVersion {
                 event_type: "OrderPlaced".into(),
                 schema_version: version,
-                expected: 2,
+                expected: 3,
             }
         );
     }
-    // A v1-shaped payload claimed as v2 is invalid (placed_by is required) ...
+    // A v1-shaped payload claimed as v3 is invalid (placed_by is required) ...
     assert!(matches!(
-        OrderEvent::from_stored("OrderPlaced", 2, &v1),
+        OrderEvent::from_stored("OrderPlaced", 3, &v1),
         Err(EventDecodeError::InvalidPayload { ref reason, .. }) if reason.contains("placed_by")
     ));
-    // ... and so is an empty placed_by.
-    let mut v2 = v1.clone();
-    v2["placed_by"] = json!("");
+    // ... and so is an empty placed_by, or an address in plaintext.
+    let mut v3 = v1.clone();
+    v3["placed_by"] = json!("");
+    v3["shipping_address"] = json!(null);
     assert!(matches!(
-        OrderEvent::from_stored("OrderPlaced", 2, &v2),
+        OrderEvent::from_stored("OrderPlaced", 3, &v3),
         Err(EventDecodeError::InvalidPayload { .. })
     ));
-    v2["placed_by"] = json!("root");
-    let Ok(OrderEvent::OrderPlaced(placed)) = OrderEvent::from_stored("OrderPlaced", 2, &v2) else {
-        panic!("a v2 payload decodes");
+    v3["placed_by"] = json!("root");
+    v3["shipping_address"] = json!("Main Street 1, Berlin");
+    assert!(matches!(
+        OrderEvent::from_stored("OrderPlaced", 3, &v3),
+        Err(EventDecodeError::InvalidPayload { .. })
+    ));
+    v3["shipping_address"] = json!("pii1.c2VhbGVk");
+    let Ok(OrderEvent::OrderPlaced(placed)) = OrderEvent::from_stored("OrderPlaced", 3, &v3) else {
+        panic!("a v3 payload decodes");
     };
     assert_eq!(placed.placed_by, actor("root"));
     assert_eq!(placed.customer_id, customer());
+    assert_eq!(placed.shipping_address.unwrap().as_str(), "pii1.c2VhbGVk");
     // The other order events are still at version 1.
     assert!(matches!(
         OrderEvent::from_stored(
@@ -500,9 +513,9 @@ fn from_stored_validates_the_payload() {
     let bad_lines = json!({"customer_id": "alice", "placed_by": "alice",
         "lines": [{"product_id": "00000000-0000-0000-0000-000000000001",
                    "quantity": 1001, "unit_price_cents": 1}],
-        "total_cents": 1001, "currency": "EUR"});
+        "total_cents": 1001, "currency": "EUR", "shipping_address": null});
     assert!(matches!(
-        OrderEvent::from_stored("OrderPlaced", 2, &bad_lines),
+        OrderEvent::from_stored("OrderPlaced", 3, &bad_lines),
         Err(EventDecodeError::InvalidPayload { .. })
     ));
     assert!(matches!(

@@ -59,6 +59,7 @@ fn place_prices_lines_and_reserves_stock_in_line_order() {
                 .unwrap(),
             total_cents: 500 + 2 * 1299,
             currency: eur(),
+            shipping_address: None,
         }
         .into()]
     );

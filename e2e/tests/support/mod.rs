@@ -15,6 +15,9 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// The master key of personal data in the test stack (the command and query APIs share it).
+pub const PII_KEY: &str = "83b3fead60d72ab9850be3d64a712a77e4bb2d53c434afe3d0b91a22e3cbe48b";
+
 pub const SECRET: &str = "e2e-test-secret-0123456789abcdef0123";
 
 /// The command API's settings for the test stack, on `database_url`.
@@ -47,6 +50,10 @@ pub fn command_settings(
         log_signing_key: None,
         checkpoint_interval: std::time::Duration::from_secs(10),
         payments: Default::default(),
+        pii: platform::pii::PiiSettings {
+            pii_key: Some(PII_KEY.into()),
+            pii_retired_keys: Vec::new(),
+        },
     }
 }
 
@@ -68,6 +75,10 @@ pub fn query_settings(
         tls: Default::default(),
         max_live_subscribers: 10_000,
         sse_heartbeat_secs: 15,
+        pii: platform::pii::PiiSettings {
+            pii_key: Some(PII_KEY.into()),
+            pii_retired_keys: Vec::new(),
+        },
     }
 }
 

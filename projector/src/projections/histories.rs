@@ -51,6 +51,7 @@ impl History {
             placed_by: ActorId::parse("alice").unwrap(),
             lines,
             currency: eur(),
+            shipping_address: None,
         });
         history
     }

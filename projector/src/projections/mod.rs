@@ -1,6 +1,7 @@
 //! The shop's projections: products, orders (summary and detail, with payments and
-//! refunds), sales per hour/day bucket, and top products.
+//! refunds), sales per hour/day bucket, top products, and customers.
 
+pub mod customers;
 #[cfg(test)]
 pub(crate) mod histories;
 pub mod orders;
@@ -19,6 +20,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(orders::Orders),
         Arc::new(sales::Sales),
         Arc::new(top_products::TopProducts),
+        Arc::new(customers::Customers),
     ]
 }
 

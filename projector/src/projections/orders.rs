@@ -36,6 +36,8 @@ pub struct Placement {
     pub currency: String,
     pub placed_at: DateTime<Utc>,
     pub lines: serde_json::Value,
+    /// Sealed with the customer's data key (the query API opens it).
+    pub shipping_address: Option<String>,
 }
 
 /// An order's row: the placement when it is placed in this batch, and the columns later
@@ -67,6 +69,10 @@ pub fn step(row: &mut Option<Row>, event: &ProjectedEvent, body: &OrderEvent) {
                     currency: placed.currency.as_str().to_owned(),
                     placed_at: event.occurred_at,
                     lines: lines_json(&Line::all(&placed.lines)),
+                    shipping_address: placed
+                        .shipping_address
+                        .as_ref()
+                        .map(|a| a.as_str().to_owned()),
                 }),
                 status: "placed".to_owned(),
                 version: event.version,
@@ -293,11 +299,11 @@ async fn apply(
         &format!(
             "INSERT INTO {t} (id, customer_id, status, total_cents, currency, placed_at, \
                  updated_at, version, lines, payment_ref, carrier, tracking_number, \
-                 refunded_cents, payments, refunds) \
+                 refunded_cents, payments, refunds, shipping_address) \
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], \
                                   $6::timestamptz[], $7::timestamptz[], $8::int8[], \
                                   $9::jsonb[], $10::text[], $11::text[], $12::text[], \
-                                  $13::int8[], $14::jsonb[], $15::jsonb[]) \
+                                  $13::int8[], $14::jsonb[], $15::jsonb[], $16::text[]) \
              ON CONFLICT (id) DO NOTHING"
         ),
         &[
@@ -316,6 +322,7 @@ async fn apply(
             &c.refunded_cents,
             &c.payments,
             &c.refunds,
+            &c.shipping_address,
         ],
         c.id.len(),
         "new orders",
@@ -353,6 +360,17 @@ async fn apply(
         "changed orders",
     )
     .await?;
+    // An erased customer's orders keep everything but where they shipped.
+    let erased = super::customers::erased_in(events);
+    if !erased.is_empty() {
+        let statement = tx
+            .prepare_cached(&format!(
+                "UPDATE {t} SET shipping_address = NULL \
+                 WHERE customer_id = ANY($1) AND shipping_address IS NOT NULL"
+            ))
+            .await?;
+        tx.execute(&statement, &[&erased]).await?;
+    }
     Ok(Poisoned::new())
 }
 
@@ -369,6 +387,7 @@ struct Changed {
     updated_at: Vec<DateTime<Utc>>,
     version: Vec<i64>,
     lines: Vec<serde_json::Value>,
+    shipping_address: Vec<Option<String>>,
     payment_ref: Vec<Option<String>>,
     carrier: Vec<Option<String>>,
     tracking_number: Vec<Option<String>>,
@@ -387,6 +406,7 @@ impl Columns<Row> for Changed {
             self.currency.push(placement.currency);
             self.placed_at.push(placement.placed_at);
             self.lines.push(placement.lines);
+            self.shipping_address.push(placement.shipping_address);
         }
         self.status.push(row.status);
         self.updated_at.push(row.updated_at);

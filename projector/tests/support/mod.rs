@@ -38,7 +38,7 @@ fn events_of<E>(
 fn product_of(stream: &LoadedStream) -> Result<Product> {
     let events = events_of(stream, |e| match e {
         eventstore::ShopEvent::Product(event) => Some(event),
-        eventstore::ShopEvent::Order(_) => None,
+        _ => None,
     })?;
     Ok(Product::from_events(events))
 }
@@ -46,7 +46,7 @@ fn product_of(stream: &LoadedStream) -> Result<Product> {
 fn order_of(stream: &LoadedStream) -> Result<Order> {
     let events = events_of(stream, |e| match e {
         eventstore::ShopEvent::Order(event) => Some(event),
-        eventstore::ShopEvent::Product(_) => None,
+        _ => None,
     })?;
     Ok(Order::from_events(events))
 }

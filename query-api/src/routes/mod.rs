@@ -2,6 +2,7 @@
 //! caching headers.
 
 pub mod audit;
+pub mod customers;
 pub mod dashboard;
 pub mod health;
 pub mod orders;
@@ -42,6 +43,9 @@ pub struct AppState {
     /// The event store over read-only sessions, for the audit endpoints; `None` when
     /// `DATABASE_URL` is unset (they then answer 503).
     pub events: Option<EventStore>,
+    /// Customers' data keys (in the event store), to open personal data; `None` without
+    /// `DATABASE_URL`.
+    pub vault: Option<platform::pii::Vault>,
     /// Read-your-writes waits (`?min_version=N`): their length and cap.
     pub consistency: Consistency,
     /// Read-model progress, as the projector reports it.
@@ -59,6 +63,7 @@ impl AppState {
         AppState {
             read: ReadModel::new(self.read.pool().clone()),
             events: self.events.clone(),
+            vault: self.vault.clone(),
             consistency: self.consistency.clone(),
             progress: self.progress.clone(),
             live: self.live.clone(),

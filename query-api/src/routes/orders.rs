@@ -28,7 +28,7 @@ const SUMMARY_COLUMNS: &str =
     "id, customer_id, status, total_cents, currency, placed_at, updated_at, version";
 const DETAIL_COLUMNS: &str = "id, customer_id, status, total_cents, currency, placed_at, \
      updated_at, version, lines, payment_ref, carrier, tracking_number, refunded_cents, \
-     payments, refunds";
+     payments, refunds, shipping_address";
 
 /// Which orders a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +198,9 @@ pub struct OrderRefund {
     "payments": [{"payment_id": "pi_3PqR8s2eZvKYlo2C1x9yTz4A", "status": "succeeded",
                   "amount_cents": 2598}],
     "refunds": [{"refund_id": "re_3PqR9t2eZvKYlo2C0a1bCd2E", "status": "succeeded",
-                 "amount_cents": 500}]
+                 "amount_cents": 500}],
+    "shipping_address": {"line1": "Hauptstraße 1", "line2": null, "postal_code": "10115",
+                         "city": "Berlin", "country": "DE"}
 }))]
 pub struct OrderDetail {
     #[serde(flatten)]
@@ -224,6 +226,16 @@ pub struct OrderDetail {
     pub payments: Vec<OrderPayment>,
     /// Every refund, oldest first (empty when none).
     pub refunds: Vec<OrderRefund>,
+    /// Where the order ships to: for an admin and the owning customer only (a viewer gets
+    /// `null`), and `null` when the order names none or its customer was erased.
+    #[schema(required = true, value_type = Option<super::customers::Address>)]
+    #[graphql(skip)]
+    pub shipping_address: Option<super::customers::Address>,
+    /// The address as the read model holds it (sealed with the customer's data key).
+    #[serde(skip)]
+    #[graphql(skip)]
+    #[schema(ignore)]
+    pub sealed_shipping_address: Option<String>,
 }
 
 impl OrderDetail {
@@ -240,6 +252,8 @@ impl OrderDetail {
             refunded_cents: row.try_get("refunded_cents")?,
             payments,
             refunds,
+            shipping_address: None,
+            sealed_shipping_address: row.try_get("shipping_address")?,
         })
     }
 }
@@ -471,10 +485,19 @@ pub async fn get(
     let scope = Scope::of(&caller)?;
     let min_version = query.min_version()?;
     let id = id.into_inner();
-    let order = state
+    let mut order = state
         .consistency
         .fetch("order", min_version, || find(&state.read, &scope, id))
         .await?;
+    // Personal data: the owner and admins only, never a viewer.
+    if caller.has(Role::Admin) || caller.has(Role::Customer) {
+        order.shipping_address = super::customers::shipping_address(
+            &state,
+            &order.summary.customer_id,
+            order.sealed_shipping_address.as_deref(),
+        )
+        .await?;
+    }
     Ok(entity_response(&request, order.summary.version, &order))
 }
 

@@ -55,6 +55,7 @@ impl TestApp {
             tls: Default::default(),
             max_live_subscribers: 10_000,
             sse_heartbeat_secs: 15,
+            pii: Default::default(),
         };
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("the app builds");

@@ -34,6 +34,21 @@ pub fn payload_validator_at(stream_type: &str, event_type: &str, version: u32) -
 pub fn domain_version(event_type: &str) -> Option<u32> {
     ProductEvent::current_schema_version(event_type)
         .or_else(|| OrderEvent::current_schema_version(event_type))
+        .or_else(|| CustomerEvent::current_schema_version(event_type))
+}
+
+/// Decodes a payload as the domain event of `stream_type` (discarding the event).
+pub fn domain_decodes(
+    stream_type: &str,
+    event_type: &str,
+    version: u32,
+    payload: &Value,
+) -> Result<(), EventDecodeError> {
+    match stream_type {
+        "product" => ProductEvent::from_stored(event_type, version, payload).map(drop),
+        "customer" => CustomerEvent::from_stored(event_type, version, payload).map(drop),
+        _ => OrderEvent::from_stored(event_type, version, payload).map(drop),
+    }
 }
 
 /// Every validation error of `instance`, as text (empty when valid).
