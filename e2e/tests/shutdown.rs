@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -11,22 +10,6 @@ use eventstore::testing::TestDatabase;
 use platform::{JwtKeys, Role};
 use projector::service::Projector;
 use serde_json::{json, Value};
-
-/// A workspace binary next to this test's executable (cargo test --workspace builds them).
-fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .ok_or_else(|| anyhow::anyhow!("unexpected test binary location"))?;
-    let path = dir.join(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} is not built: run `cargo build -p {name}` (scripts/test.sh builds it)",
-        path.display()
-    );
-    Ok(path)
-}
 
 struct Process(Child);
 
@@ -41,7 +24,7 @@ impl Drop for Process {
 async fn sigterm_under_load_loses_no_acknowledged_command() -> anyhow::Result<()> {
     let db = TestDatabase::create().await?;
     let port = testkit::free_port()?;
-    let mut command = Command::new(binary("command-api")?);
+    let mut command = Command::new(support::binary("command-api")?);
     command
         .env("DATABASE_URL", &db.url)
         .env("COMMAND_API_ADDR", format!("127.0.0.1:{port}"))

@@ -5,7 +5,9 @@
 
 pub mod faults;
 pub mod oidc;
+pub mod personal;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use eventstore::testing::TestDatabase;
@@ -80,6 +82,22 @@ pub fn query_settings(
             pii_retired_keys: Vec::new(),
         },
     }
+}
+
+/// A workspace binary next to this test's executable (cargo test --workspace builds them).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or_else(|| anyhow::anyhow!("unexpected test binary location"))?;
+    let path = dir.join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is not built: run `cargo build -p {name}` (scripts/test.sh builds it)",
+        path.display()
+    );
+    Ok(path)
 }
 
 pub struct Stack {
