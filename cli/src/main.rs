@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{audit, dev, migrate, payments, projections, token};
+use commands::{audit, customers, dev, migrate, payments, projections, token};
 
 /// Agora's command-line tool.
 #[derive(Debug, Parser)]
@@ -49,6 +49,9 @@ enum Command {
     /// Reconcile the payment provider's payments with the log.
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
+    /// Customers' data keys: re-apply erasures after a restore, re-wrap after a rotation.
+    #[command(subcommand)]
+    Customers(customers::CustomersCommand),
 }
 
 impl Command {
@@ -60,6 +63,7 @@ impl Command {
             Command::Projections(command) => projections::run(command).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Payments(command) => payments::run(command).await,
+            Command::Customers(command) => customers::run(command).await,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `agora` subcommands, one module each, plus the options they share.
 
 pub mod audit;
+pub mod customers;
 pub mod dev;
 pub mod migrate;
 pub mod payments;
