@@ -16,8 +16,9 @@
 -- |                 | for everyone anyway), claims, idempotency records, snapshots, the    |
 -- |                 | relay's checkpoint and the other tables of the write side             |
 -- | agora_projector | read events; write the read models (and create their rebuilt tables) |
--- | agora_reader    | read the read models                                                 |
--- | agora_auditor   | read events and what proves them; write nothing                      |
+-- | agora_reader    | read the read models, and customers' wrapped data keys (to open      |
+-- |                 | personal data with AGORA_PII_KEY)                                    |
+-- | agora_auditor   | read events and what proves them; write nothing; no data keys        |
 --
 -- None of them owns a table, so none can ALTER, DROP, disable a trigger or TRUNCATE.
 
@@ -71,7 +72,7 @@ BEGIN
         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
           AND c.relname NOT IN ('events', 'unique_claims', 'idempotency_keys', 'snapshots',
                                 'relay_checkpoints', 'refinery_schema_history',
-                                'event_sequence', 'merkle_nodes')
+                                'event_sequence', 'merkle_nodes', 'pii_keys')
     LOOP
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public.%I TO agora_writer', table_name);
         EXECUTE format('GRANT SELECT ON public.%I TO agora_auditor', table_name);
@@ -88,6 +89,17 @@ BEGIN
     -- Readers of the log: the projector (on the Postgres log) and the auditor. Event
     -- queries join each event's sequence.
     GRANT SELECT ON public.events, public.event_sequence TO agora_projector, agora_auditor;
+
+    -- Customers' data keys (wrapped): the writer makes and destroys them; the query API
+    -- (agora_reader) reads them to open personal data. Auditors and projectors never need
+    -- them: they see personal data sealed.
+    IF to_regclass('public.pii_keys') IS NOT NULL THEN
+        GRANT SELECT, INSERT, UPDATE ON public.pii_keys TO agora_writer;
+        REVOKE DELETE, TRUNCATE ON public.pii_keys FROM agora_writer;
+        REVOKE ALL ON public.pii_keys FROM agora_auditor, agora_projector;
+        GRANT USAGE ON SCHEMA public TO agora_reader;
+        GRANT SELECT ON public.pii_keys TO agora_reader;
+    END IF;
 END
 $event_store$;
 

@@ -201,6 +201,39 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         response.text().await?
     );
 
+    // As the writer, it makes a customer's data key and destroys it at erasure.
+    let ana = stack.token("ana", &[Role::Customer]);
+    let response = stack
+        .http
+        .put(format!("{command_url}/v1/me"))
+        .bearer_auth(&ana)
+        .json(&json!({"email": "ana@example.org", "name": "Ana"}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await?);
+    let response = stack
+        .http
+        .post(format!("{command_url}/v1/customers/ana/erasure"))
+        .bearer_auth(&ana)
+        .json(&json!({"reason": "asked"}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::ACCEPTED, "{}", response.text().await?);
+    // The data keys: the query API's reader may read them; an auditor never; the writer
+    // never deletes or truncates them (erasure keeps a tombstone).
+    let keys: i64 = reader_session
+        .query_one("SELECT count(*) FROM pii_keys", &[])
+        .await?
+        .get(0);
+    assert_eq!(keys, 1);
+    assert_eq!(
+        refusal(&auditor_session, "SELECT * FROM pii_keys").await,
+        "42501"
+    );
+    for sql in ["DELETE FROM pii_keys", "TRUNCATE pii_keys"] {
+        assert_eq!(refusal(&writer_session, sql).await, "42501", "the writer: {sql}");
+    }
+
     // The command API's sequencer, running as the writer, numbers every event (it may insert
     // into the sequence and the Merkle tree, never change either).
     stack
