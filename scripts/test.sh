@@ -110,7 +110,7 @@ info "AGORA_TEST_STRIPE_API_BASE=$AGORA_TEST_STRIPE_API_BASE"
 info "services ready in $((SECONDS - services_started)) s"
 
 # --- tools the dashboard and operator tests drive -------------------------------------------
-section "Tools (Chromium + chromedriver, promtool)"
+section "Tools (Chromium + chromedriver, promtool, aiosmtpd)"
 tools_started=$SECONDS
 # A tool that cannot be installed fails the tests that need it (they never skip); the
 # install failure is reported in the summary too.
@@ -125,6 +125,12 @@ if AGORA_PROMTOOL="$(scripts/tools.sh promtool)"; then
   info "AGORA_PROMTOOL=$AGORA_PROMTOOL"
 else
   failed+=("install promtool")
+fi
+if AGORA_TEST_SMTP_PYTHON="$(scripts/tools.sh smtp)"; then
+  export AGORA_TEST_SMTP_PYTHON
+  info "AGORA_TEST_SMTP_PYTHON=$AGORA_TEST_SMTP_PYTHON"
+else
+  failed+=("install aiosmtpd")
 fi
 info "tools ready in $((SECONDS - tools_started)) s"
 

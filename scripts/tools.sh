@@ -5,7 +5,9 @@
 #                                     e2e/tests/dashboard_browser.rs; prints chromedriver's path
 #        scripts/tools.sh promtool    Prometheus's promtool, for e2e/tests/operators.rs; prints
 #                                     its path
-#        scripts/tools.sh all         both
+#        scripts/tools.sh smtp        aiosmtpd (PyPI, pinned) in a virtualenv, the SMTP server
+#                                     the email tests start; prints that virtualenv's python
+#        scripts/tools.sh all         all three
 #
 # promtool: the one on PATH when there is one; else Debian's `prometheus` package (apt,
 # Prometheus 2.42, /usr/bin/promtool; a 19 MB download, 10 s to install). The package would
@@ -25,6 +27,8 @@ PROMTOOL_VERSION="${AGORA_PROMTOOL_VERSION:-v0.316.0}"
 GO_CACHE="$AGORA_CACHE_DIR/go"
 PROMTOOL="$GO_CACHE/bin/promtool"
 PROMTOOL_STAMP="$GO_CACHE/bin/promtool.version"
+AIOSMTPD_VERSION=1.4.6
+SMTP_VENV="$AGORA_CACHE_DIR/aiosmtpd-$AIOSMTPD_VERSION"
 
 browser() {
   if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
@@ -159,12 +163,37 @@ promtool() {
   with_lock "$AGORA_STATE_DIR/locks/promtool.lock" promtool_install
 }
 
+# aiosmtpd in a virtualenv keyed by the pin (a complete install is reused).
+smtp_install() {
+  if [[ -x "$SMTP_VENV/bin/python" && "$(cat "$SMTP_VENV/.agora-installed" 2>/dev/null)" == "$AIOSMTPD_VERSION" ]]; then
+    return 0
+  fi
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    apt_install python3-venv
+  fi
+  info "installing aiosmtpd $AIOSMTPD_VERSION into $SMTP_VENV"
+  rm -rf "$SMTP_VENV"
+  python3 -m venv "$SMTP_VENV"
+  "$SMTP_VENV/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION" >&2 ||
+    die "installing aiosmtpd $AIOSMTPD_VERSION from PyPI failed"
+  "$SMTP_VENV/bin/python" -c 'import aiosmtpd.controller, aiosmtpd.handlers' ||
+    die "aiosmtpd was installed into $SMTP_VENV but does not import"
+  printf '%s\n' "$AIOSMTPD_VERSION" >"$SMTP_VENV/.agora-installed"
+}
+
+smtp() {
+  with_lock "$AGORA_STATE_DIR/locks/aiosmtpd.lock" smtp_install
+  printf '%s\n' "$SMTP_VENV/bin/python"
+}
+
 case "${1:-}" in
   browser) browser ;;
   promtool) promtool ;;
+  smtp) smtp ;;
   all)
     browser
     promtool
+    smtp
     ;;
-  *) die "usage: $0 browser|promtool|all" ;;
+  *) die "usage: $0 browser|promtool|smtp|all" ;;
 esac

@@ -128,6 +128,7 @@ impl Stack {
                 checkpoint_interval: std::time::Duration::from_secs(10),
                 payments: options.payments.clone(),
                 pii: pii_settings(),
+                email: Default::default(),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());

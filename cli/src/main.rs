@@ -45,7 +45,7 @@ enum Command {
     #[command(subcommand)]
     Projections(projections::ProjectionsCommand),
     /// Run everything on this machine: private PostgreSQL, both APIs and a projector.
-    Dev(dev::DevArgs),
+    Dev(Box<dev::DevArgs>),
     /// Reconcile the payment provider's payments with the log.
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
@@ -61,7 +61,7 @@ impl Command {
             Command::Migrate(args) => migrate::run(args).await,
             Command::Audit(command) => audit::run(command).await,
             Command::Projections(command) => projections::run(command).await,
-            Command::Dev(args) => dev::run(args).await,
+            Command::Dev(args) => dev::run(*args).await,
             Command::Payments(command) => payments::run(command).await,
             Command::Customers(command) => customers::run(command).await,
         }

@@ -41,7 +41,7 @@ async fn profile(db: &TestDatabase, vault: &Vault, customer: &str) -> String {
             vec![(
                 "CustomerProfileSet",
                 json!({"customer_id": customer, "email": email.as_str(),
-                       "name": name.as_str(), "address": null}),
+                       "name": name.as_str(), "address": null, "email_updates": true}),
             )],
         )],
         None,

@@ -93,4 +93,7 @@ pub struct Settings {
     /// The master key of customers' personal data (`AGORA_PII_KEY`).
     #[command(flatten)]
     pub pii: platform::pii::PiiSettings,
+    /// Transactional email (`AGORA_SMTP_URL`, `AGORA_MAIL_FROM`, `AGORA_SHOP_NAME`, ...).
+    #[command(flatten)]
+    pub email: crate::emails::EmailSettings,
 }

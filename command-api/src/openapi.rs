@@ -9,7 +9,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse};
 
 use crate::execution::CommandAccepted;
 use crate::requests;
-use crate::routes::{customers, health, orders, payments, products, webhooks};
+use crate::routes::{customers, emails, health, orders, payments, products, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -38,6 +38,8 @@ use crate::routes::{customers, health, orders, payments, products, webhooks};
         payments::stripe_webhook,
         customers::set_profile,
         customers::erase,
+        emails::list,
+        emails::retry,
         webhooks::create,
         webhooks::list,
         webhooks::get,
@@ -76,6 +78,7 @@ use crate::routes::{customers, health, orders, payments, products, webhooks};
         (name = "orders", description = "Order commands."),
         (name = "payments", description = "Payments through the payment provider, its webhook, refunds."),
         (name = "customers", description = "Customers' personal data, sealed per customer, and its erasure."),
+        (name = "emails", description = "The transactional email ledger (role `admin`)."),
         (name = "webhooks", description = "Webhook subscriptions and deliveries (role `admin`)."),
         (name = "operations", description = "Health, readiness and metrics (no token)."),
     )

@@ -127,6 +127,15 @@ pub struct SetProfile {
     #[serde(default)]
     #[schema(value_type = Option<Address>)]
     pub address: Option<PostalAddress>,
+    /// Emails beyond receipts (shipping and expiry notices); order confirmations, payment
+    /// receipts and refunds always go.
+    #[serde(default = "yes")]
+    #[schema(default = true)]
+    pub email_updates: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `POST /v1/customers/{id}/erasure`.

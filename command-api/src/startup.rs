@@ -21,7 +21,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::execution::{Engine, StreamLocks};
 use crate::reactors::{ReactorStatuses, Reactors};
-use crate::routes::{customers, health, orders, payments, products, webhooks, AppState};
+use crate::routes::{customers, emails, health, orders, payments, products, webhooks, AppState};
 use crate::webhooks::secrets::SecretBox;
 use crate::webhooks::WebhookSettings;
 use eventstore::follower::FollowerStatus;
@@ -68,6 +68,8 @@ impl Application {
         let tls = settings.tls.server_config()?;
         let keyring = settings.pii.keyring().map_err(anyhow::Error::msg)?;
         let vault = platform::pii::Vault::new(keyring, store.pool().clone());
+        let mailer = crate::emails::mailer::Mailer::from_settings(&settings.email)
+            .map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(&settings.addr)?;
         let local = listener.local_addr()?;
         let relay = settings
@@ -108,6 +110,7 @@ impl Application {
             ReactorStatuses {
                 expiry: Some(FollowerStatus::default()),
                 webhooks: webhooks.as_ref().map(|_| FollowerStatus::default()),
+                emails: mailer.as_ref().map(|_| FollowerStatus::default()),
             }
         } else {
             ReactorStatuses::default()
@@ -122,6 +125,12 @@ impl Application {
             sequencer: sequencer_status,
             payments: payments.clone(),
             vault,
+            mail_domain: settings
+                .email
+                .mail_from
+                .rsplit_once('@')
+                .map_or("agora.invalid", |(_, domain)| domain)
+                .to_owned(),
         });
         let reactors = settings.reactors.then(|| {
             Reactors::spawn(
@@ -130,6 +139,12 @@ impl Application {
                 settings.payment_ttl,
                 payments.clone(),
                 webhooks,
+                mailer.map(|mailer| crate::emails::reactor::Sender {
+                    store: state.engine.store.clone(),
+                    vault: state.vault.clone(),
+                    mailer,
+                    settings: settings.email.clone(),
+                }),
                 &statuses,
             )
         });
@@ -205,6 +220,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 )
                 .route("/orders", web::post().to(orders::place))
                 .route("/me", web::put().to(customers::set_profile))
+                .route("/emails", web::get().to(emails::list))
+                .route("/emails/{id}/retry", web::post().to(emails::retry))
                 .route("/customers/{id}/erasure", web::post().to(customers::erase))
                 .route("/orders/{id}/pay", web::post().to(orders::pay))
                 .route("/orders/{id}/payment", web::post().to(payments::checkout))

@@ -43,6 +43,8 @@ pub enum CustomerCommand {
         email: Sealed,
         name: Sealed,
         address: Option<Sealed>,
+        /// Whether they want the emails that are not receipts (shipping, expiry).
+        email_updates: bool,
     },
     /// Records the erasure of the customer's personal data. Once is enough: erasing an
     /// erased customer records nothing.
@@ -62,6 +64,9 @@ pub struct CustomerProfileSet {
     pub name: Sealed,
     /// The address to ship to when an order names none (a sealed `PostalAddress`).
     pub address: Option<Sealed>,
+    /// Whether they want the emails that are not receipts (shipping, expiry); order
+    /// confirmations, payment receipts and refunds always go. Not personal data.
+    pub email_updates: bool,
 }
 
 /// Payload of `CustomerErased`: the customer's data key was destroyed, so every sealed
@@ -91,6 +96,12 @@ pub struct Profile {
     pub email: Sealed,
     pub name: Sealed,
     pub address: Option<Sealed>,
+    #[serde(default = "yes")]
+    pub email_updates: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The state of one customer, folded from its events. `Default` is "no profile".
@@ -133,6 +144,7 @@ impl Customer {
                 email,
                 name,
                 address,
+                email_updates,
             } => {
                 if self.erased {
                     return Err(DomainError::CustomerErased);
@@ -142,6 +154,7 @@ impl Customer {
                     email,
                     name,
                     address,
+                    email_updates,
                 }
                 .into()])
             }
@@ -172,6 +185,7 @@ impl Customer {
                     email: set.email,
                     name: set.name,
                     address: set.address,
+                    email_updates: set.email_updates,
                 });
             }
             CustomerEvent::CustomerErased(erased) => {
@@ -225,6 +239,7 @@ mod tests {
             email: sealed("e"),
             name: sealed("n"),
             address: Some(sealed("a")),
+            email_updates: true,
         }
     }
 
@@ -248,12 +263,14 @@ mod tests {
             email: sealed("e2"),
             name: sealed("n2"),
             address: None,
+            email_updates: false,
         };
         for event in customer.decide(replaced).unwrap() {
             customer.apply(event);
         }
         assert_eq!(customer.profile().unwrap().email, sealed("e2"));
         assert_eq!(customer.profile().unwrap().address, None);
+        assert!(!customer.profile().unwrap().email_updates);
     }
 
     #[test]

@@ -210,7 +210,12 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         .json(&json!({"email": "ana@example.org", "name": "Ana"}))
         .send()
         .await?;
-    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await?);
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await?
+    );
     let response = stack
         .http
         .post(format!("{command_url}/v1/customers/ana/erasure"))
@@ -218,7 +223,12 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         .json(&json!({"reason": "asked"}))
         .send()
         .await?;
-    assert_eq!(response.status(), StatusCode::ACCEPTED, "{}", response.text().await?);
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        response.text().await?
+    );
     // The data keys: the query API's reader may read them; an auditor never; the writer
     // never deletes or truncates them (erasure keeps a tombstone).
     let keys: i64 = reader_session
@@ -231,7 +241,11 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         "42501"
     );
     for sql in ["DELETE FROM pii_keys", "TRUNCATE pii_keys"] {
-        assert_eq!(refusal(&writer_session, sql).await, "42501", "the writer: {sql}");
+        assert_eq!(
+            refusal(&writer_session, sql).await,
+            "42501",
+            "the writer: {sql}"
+        );
     }
 
     // The command API's sequencer, running as the writer, numbers every event (it may insert

@@ -10,6 +10,7 @@ CREATE TABLE read_model.customers_v1 (
     email        text,
     name         text,
     address      text,
+    email_updates boolean    NOT NULL DEFAULT true,
     erased       boolean     NOT NULL DEFAULT false,
     version      bigint      NOT NULL,
     updated_at   timestamptz NOT NULL

@@ -330,6 +330,7 @@ fn emitted_by_decide() -> Vec<Stored> {
             email: Sealed::parse("pii1.e").unwrap(),
             name: longest.clone(),
             address: Some(longest.clone()),
+            email_updates: false,
         },
     );
     let events = place_order_shipping_to(
@@ -516,6 +517,7 @@ fn built_from_enums() -> Vec<Stored> {
             email: Sealed::parse("pii1.e").unwrap(),
             name: Sealed::parse("pii1.n").unwrap(),
             address: None,
+            email_updates: true,
         }
         .into(),
         customer::CustomerErased {
@@ -767,7 +769,7 @@ fn schema_bounds_match_the_value_types() {
             "customer",
             "CustomerProfileSet",
             json!({"customer_id": "ana", "email": "ana@example.com", "name": "pii1.n",
-                   "address": null}),
+                   "address": null, "email_updates": true}),
         ),
         (
             "customer",

@@ -14,6 +14,9 @@ pub const OIDC_ADMIN_ENV: &str = "AGORA_TEST_OIDC_ADMIN";
 /// Environment variable holding the API base of the test payment provider (localstripe).
 pub const STRIPE_API_BASE_ENV: &str = "AGORA_TEST_STRIPE_API_BASE";
 
+/// Environment variable holding the python of aiosmtpd's virtualenv (`scripts/tools.sh smtp`).
+pub const SMTP_PYTHON_ENV: &str = "AGORA_TEST_SMTP_PYTHON";
+
 /// URL of the test cluster started by `scripts/postgres.sh`.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:55432/postgres";
 /// Bootstrap servers of the test broker started by `scripts/kafka.sh`.
@@ -57,6 +60,21 @@ pub fn oidc_admin() -> String {
 /// [`DEFAULT_STRIPE_API_BASE`].
 pub fn stripe_api_base() -> String {
     env_or(STRIPE_API_BASE_ENV, DEFAULT_STRIPE_API_BASE)
+}
+
+/// The python that runs aiosmtpd: `$AGORA_TEST_SMTP_PYTHON`, else where
+/// `scripts/tools.sh smtp` installs it (`~/.cache/agora/aiosmtpd-1.4.6/bin/python`).
+pub fn smtp_python() -> String {
+    let cache = std::env::var("AGORA_CACHE_DIR").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/agora",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        )
+    });
+    env_or(
+        SMTP_PYTHON_ENV,
+        &format!("{cache}/aiosmtpd-1.4.6/bin/python"),
+    )
 }
 
 fn env_or(var: &str, default: &str) -> String {

@@ -10,6 +10,7 @@
 
 pub mod database;
 pub mod env;
+pub mod smtp;
 
 pub use database::{with_database, ScratchDatabase};
 

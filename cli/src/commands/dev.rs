@@ -56,6 +56,10 @@ pub struct DevArgs {
     /// and kept in the data directory as `pii.key`).
     #[arg(long, env = "AGORA_PII_KEY", hide_env_values = true)]
     pub pii_key: Option<String>,
+    /// Email: `AGORA_SMTP_URL` and friends; without them each message is written as an
+    /// `.eml` file into `<data dir>/mail`.
+    #[command(flatten)]
+    pub email: command_api::emails::EmailSettings,
 }
 
 /// How to tell the user to get PostgreSQL.
@@ -120,6 +124,11 @@ async fn serve(
             command_api::webhooks::secrets::SecretBox::generate_key,
         )?,
     };
+    // Email: to the SMTP server of AGORA_SMTP_URL when set, else as .eml files here.
+    let mut email = args.email.clone();
+    if !email.enabled() {
+        email.mail_dir = Some(data_dir.join("mail"));
+    }
     let pii = platform::pii::PiiSettings {
         pii_key: Some(match &args.pii_key {
             Some(key) => key.clone(),
@@ -154,6 +163,7 @@ async fn serve(
         // The development provider: an admin confirms payments, no money moves.
         payments: Default::default(),
         pii: pii.clone(),
+        email: email.clone(),
     })
     .await
     .with_context(|| {
@@ -215,6 +225,14 @@ async fn serve(
             .map_or("Postgres log (no Kafka)".to_owned(), |b| format!(
                 "Kafka at {b}"
             ))
+    );
+    println!(
+        "  email        {}",
+        match (&email.smtp_url, &email.mail_dir) {
+            (Some(_), _) => "SMTP (AGORA_SMTP_URL)".to_owned(),
+            (None, Some(dir)) => format!("written as .eml files into {}", dir.display()),
+            (None, None) => "off".to_owned(),
+        }
     );
     println!("admin token: {token}");
     println!("  export TOKEN={token}");

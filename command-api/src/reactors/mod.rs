@@ -5,11 +5,13 @@
 //! idempotent effects) plus the work its active instance does:
 //! - [`expiry`]: unpaid orders expire after `AGORA_ORDER_PAYMENT_TTL`.
 //! - [`crate::webhooks::delivery`]: events go out to webhook subscribers.
+//! - [`crate::emails::reactor`]: customers get an email for what happened to their orders.
 //!
 //! Metrics: `expiry_reactor_*` and `webhook_reactor_*` (`_leader`, `_lag_seconds`,
 //! `_lag_events`, `_events_total`, `_failures_total`), `orders_expired_total`,
 //! `webhook_deliveries_total{outcome}`, `webhook_deliveries_pending`.
 
+pub mod backoff;
 pub mod expiry;
 
 use std::sync::Arc;
@@ -28,12 +30,15 @@ use crate::webhooks::WebhookSettings;
 pub const EXPIRY_LOCK_KEY: i64 = 0x4147_4f52_415f_4558;
 /// The advisory lock electing the active webhook reactor.
 pub const WEBHOOK_LOCK_KEY: i64 = 0x4147_4f52_415f_5748;
+/// The advisory lock electing the active email reactor.
+pub const EMAIL_LOCK_KEY: i64 = 0x4147_4f52_415f_454d;
 
 /// Where each reactor of this process stands (for `/readyz`).
 #[derive(Debug, Clone, Default)]
 pub struct ReactorStatuses {
     pub expiry: Option<FollowerStatus>,
     pub webhooks: Option<FollowerStatus>,
+    pub emails: Option<FollowerStatus>,
 }
 
 /// The reactors' states as `/readyz` shows them.
@@ -45,6 +50,8 @@ pub struct ReactorReport {
     pub expiry: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emails: Option<&'static str>,
 }
 
 impl ReactorStatuses {
@@ -57,6 +64,7 @@ impl ReactorStatuses {
         ReactorReport {
             expiry: self.expiry.as_ref().map(name),
             webhooks: self.webhooks.as_ref().map(name),
+            emails: self.emails.as_ref().map(name),
         }
     }
 }
@@ -75,6 +83,7 @@ impl Reactors {
         payment_ttl: Duration,
         payments: Arc<crate::payments::Payments>,
         webhooks: Option<WebhookSettings>,
+        emails: Option<crate::emails::reactor::Sender>,
         statuses: &ReactorStatuses,
     ) -> Reactors {
         let (stop, stopped) = watch::channel(false);
@@ -115,6 +124,24 @@ impl Reactors {
             tasks.push(tokio::spawn(run_dispatcher(
                 engine.store.clone(),
                 settings,
+                status.clone(),
+                wake,
+                stopped.clone(),
+            )));
+        }
+        if let (Some(sender), Some(status)) = (emails, &statuses.emails) {
+            let wake = Arc::new(Notify::new());
+            let config =
+                FollowerConfig::new(database_url, "emails", EMAIL_LOCK_KEY, "email_reactor");
+            tasks.push(tokio::spawn(run_follower(
+                config,
+                engine.store.clone(),
+                crate::emails::reactor::Ledger { wake: wake.clone() },
+                status.clone(),
+                stopped.clone(),
+            )));
+            tasks.push(tokio::spawn(crate::emails::reactor::run_sender(
+                sender,
                 status.clone(),
                 wake,
                 stopped,

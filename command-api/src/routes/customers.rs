@@ -146,6 +146,7 @@ pub async fn set_profile(
         email,
         name,
         address,
+        email_updates: body.email_updates,
     };
     let outcome = execute(
         &state.engine,

@@ -1,6 +1,7 @@
 //! The command API's routes.
 
 pub mod customers;
+pub mod emails;
 pub mod health;
 pub mod orders;
 pub mod payments;
@@ -34,4 +35,6 @@ pub struct AppState {
     pub payments: Arc<crate::payments::Payments>,
     /// Customers' data keys (personal data is sealed with them).
     pub vault: platform::pii::Vault,
+    /// The domain of `AGORA_MAIL_FROM` (emails' `Message-ID`s end in it).
+    pub mail_domain: String,
 }

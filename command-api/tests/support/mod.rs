@@ -60,6 +60,7 @@ pub fn settings(database_url: &str) -> Settings {
             pii_key: Some(PII_KEY.into()),
             pii_retired_keys: Vec::new(),
         },
+        email: Default::default(),
     }
 }
 

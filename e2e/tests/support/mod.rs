@@ -56,6 +56,7 @@ pub fn command_settings(
             pii_key: Some(PII_KEY.into()),
             pii_retired_keys: Vec::new(),
         },
+        email: Default::default(),
     }
 }
 

@@ -44,6 +44,7 @@ pub struct Row {
     pub email: Option<String>,
     pub name: Option<String>,
     pub address: Option<String>,
+    pub email_updates: bool,
     pub erased: bool,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
@@ -51,21 +52,25 @@ pub struct Row {
 
 /// The row `event` leaves.
 pub fn row_after(event: &ProjectedEvent, body: &CustomerEvent) -> Row {
-    let (customer_id, email, name, address, erased) = match body {
+    let (customer_id, email, name, address, email_updates, erased) = match body {
         CustomerEvent::CustomerProfileSet(set) => (
             &set.customer_id,
             Some(set.email.as_str().to_owned()),
             Some(set.name.as_str().to_owned()),
             set.address.as_ref().map(|a| a.as_str().to_owned()),
+            set.email_updates,
             false,
         ),
-        CustomerEvent::CustomerErased(erased) => (&erased.customer_id, None, None, None, true),
+        CustomerEvent::CustomerErased(erased) => {
+            (&erased.customer_id, None, None, None, false, true)
+        }
     };
     Row {
         customer_id: customer_id.as_str().to_owned(),
         email,
         name,
         address,
+        email_updates,
         erased,
         version: event.version,
         updated_at: event.occurred_at,
@@ -95,6 +100,7 @@ async fn apply(
     let mut emails: Vec<Option<String>> = Vec::new();
     let mut names: Vec<Option<String>> = Vec::new();
     let mut addresses: Vec<Option<String>> = Vec::new();
+    let mut updates: Vec<bool> = Vec::new();
     let mut erased: Vec<bool> = Vec::new();
     let mut versions: Vec<i64> = Vec::new();
     let mut updated: Vec<DateTime<Utc>> = Vec::new();
@@ -110,6 +116,7 @@ async fn apply(
         emails.push(row.email);
         names.push(row.name);
         addresses.push(row.address);
+        updates.push(row.email_updates);
         erased.push(row.erased);
         versions.push(row.version);
         updated.push(row.updated_at);
@@ -119,11 +126,13 @@ async fn apply(
     }
     let statement = tx
         .prepare_cached(&format!(
-            "INSERT INTO {t} AS t (customer_id, email, name, address, erased, version, updated_at) \
+            "INSERT INTO {t} AS t (customer_id, email, name, address, email_updates, erased, \
+                 version, updated_at) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], \
-                                  $6::int8[], $7::timestamptz[]) \
+                                  $6::bool[], $7::int8[], $8::timestamptz[]) \
              ON CONFLICT (customer_id) DO UPDATE SET email = EXCLUDED.email, \
-                 name = EXCLUDED.name, address = EXCLUDED.address, erased = EXCLUDED.erased, \
+                 name = EXCLUDED.name, address = EXCLUDED.address, \
+                 email_updates = EXCLUDED.email_updates, erased = EXCLUDED.erased, \
                  version = EXCLUDED.version, updated_at = EXCLUDED.updated_at \
              WHERE t.version < EXCLUDED.version"
         ))
@@ -131,7 +140,7 @@ async fn apply(
     tx.execute(
         &statement,
         &[
-            &ids, &emails, &names, &addresses, &erased, &versions, &updated,
+            &ids, &emails, &names, &addresses, &updates, &erased, &versions, &updated,
         ],
     )
     .await?;

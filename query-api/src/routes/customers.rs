@@ -39,7 +39,7 @@ pub struct Address {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({"customer_id": "ana", "email": "ana@example.com", "name": "Ana Lima",
     "address": {"line1": "Hauptstraße 1", "line2": null, "postal_code": "10115",
-                "city": "Berlin", "country": "DE"}, "erased": false, "version": 1}))]
+                "city": "Berlin", "country": "DE"}, "email_updates": true, "erased": false, "version": 1}))]
 pub struct CustomerView {
     pub customer_id: String,
     /// Absent once erased.
@@ -51,6 +51,9 @@ pub struct CustomerView {
     /// `null` when none; absent once erased.
     #[serde(skip_serializing_if = "erased_field")]
     pub address: Option<Option<Address>>,
+    /// Whether they want the emails beyond receipts (shipping, expiry); absent once erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_updates: Option<bool>,
     pub erased: bool,
     /// The customer stream's version (also the `ETag`).
     pub version: i64,
@@ -72,6 +75,7 @@ struct SealedRow {
     email: Option<String>,
     name: Option<String>,
     address: Option<String>,
+    email_updates: bool,
     erased: bool,
     version: i64,
 }
@@ -83,6 +87,7 @@ impl SealedRow {
             email: row.try_get("email")?,
             name: row.try_get("name")?,
             address: row.try_get("address")?,
+            email_updates: row.try_get("email_updates")?,
             erased: row.try_get("erased")?,
             version: row.try_get("version")?,
         })
@@ -176,7 +181,7 @@ pub async fn shipping_address(
 async fn view(state: &AppState, customer: &CustomerId) -> Result<Option<CustomerView>, Problem> {
     let row = db::query_opt(
         &state.read,
-        "SELECT customer_id, email, name, address, erased, version \
+        "SELECT customer_id, email, name, address, email_updates, erased, version \
          FROM read_model.customers WHERE customer_id = $1",
         &[&customer.as_str()],
         SealedRow::from_row,
@@ -190,6 +195,7 @@ async fn view(state: &AppState, customer: &CustomerId) -> Result<Option<Customer
         email: None,
         name: None,
         address: None,
+        email_updates: None,
         erased: true,
         version: row.version,
     };
@@ -220,6 +226,7 @@ async fn view(state: &AppState, customer: &CustomerId) -> Result<Option<Customer
         email: Some(email),
         name: Some(name),
         address: Some(address),
+        email_updates: Some(row.email_updates),
         erased: false,
         version: row.version,
     }))
