@@ -94,6 +94,9 @@ export AGORA_WEBHOOK_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(
 export AGORA_LOG_SIGNING_KEY="$logs/log-signing-key.pem" AGORA_CHECKPOINT_INTERVAL=1s
 export DATABASE_URL="$database_url" AGORA_JWT_SECRET="$secret" RUST_LOG="${RUST_LOG:-warn}"
 export AGORA_PAYMENTS=manual
+# Personal data sealed as in production; emails written as .eml files.
+export AGORA_PII_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+export AGORA_MAIL_DIR="$logs/mail"
 COMMAND_API_ADDR="127.0.0.1:$command_port" AGORA_HTTP_WORKERS=2 \
   "$target_dir/command-api" >"$logs/command-api.log" 2>&1 &
 pids+=($!)

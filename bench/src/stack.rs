@@ -38,6 +38,8 @@ pub struct StackOptions {
     pub webhook_key: Option<String>,
     /// The payment provider (default: the manual one).
     pub payments: command_api::payments::PaymentSettings,
+    /// Email (default: off).
+    pub email: command_api::emails::EmailSettings,
 }
 
 impl Default for StackOptions {
@@ -53,6 +55,7 @@ impl Default for StackOptions {
             group_commit: true,
             webhook_key: None,
             payments: Default::default(),
+            email: Default::default(),
         }
     }
 }
@@ -128,7 +131,7 @@ impl Stack {
                 checkpoint_interval: std::time::Duration::from_secs(10),
                 payments: options.payments.clone(),
                 pii: pii_settings(),
-                email: Default::default(),
+                email: options.email.clone(),
             })
             .await?;
             command = format!("http://127.0.0.1:{}", app.port());
