@@ -81,6 +81,14 @@ impl Problem {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
+    /// 429 `rate_limited` with `Retry-After` (at least 1 s): the caller is over its share.
+    pub fn rate_limited(detail: impl Into<String>, retry_after: u64) -> Self {
+        metrics::counter!("rate_limited_total").increment(1);
+        let mut problem = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+        problem.retry_after_seconds = Some(retry_after.max(1));
+        problem
+    }
+
     /// 503 with `Retry-After`.
     pub fn unavailable(code: &'static str, detail: impl Into<String>, retry_after: u64) -> Self {
         Problem {

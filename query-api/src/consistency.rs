@@ -22,6 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use utoipa::IntoParams;
 
 use crate::progress::{Changes, Progress};
+use crate::shares::SubjectShares;
 
 /// The first pause between two polls.
 const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -69,6 +70,8 @@ impl EntityQuery {
 pub struct Consistency {
     wait: Duration,
     waiters: Arc<Semaphore>,
+    /// One subject's share of the waiters: an eighth of them (at least one).
+    shares: SubjectShares,
     progress: Option<Progress>,
 }
 
@@ -79,6 +82,7 @@ impl Consistency {
         Consistency {
             wait,
             waiters: Arc::new(Semaphore::new(max_waiters)),
+            shares: SubjectShares::new(max_waiters / 8),
             progress,
         }
     }
@@ -89,10 +93,13 @@ impl Consistency {
     /// Without `min_version`: one fetch, and a missing row is 404 `not_found` (`what`
     /// names it in the detail). With it: the row if it already reflects `min_version`;
     /// else, when a waiter's place is free, the row once it does, polling for at most the
-    /// wait; else 503 `not_yet_consistent`.
+    /// wait; else 503 `not_yet_consistent`. A `subject` already waiting with its share of
+    /// the places (an eighth) gets 429 `rate_limited` instead: one caller cannot take them
+    /// all.
     pub async fn fetch<T, F, Fut>(
         &self,
         what: &str,
+        subject: &str,
         min_version: Option<i64>,
         mut fetch: F,
     ) -> Result<T, Problem>
@@ -112,6 +119,17 @@ impl Consistency {
         if let Some(row) = first.filter(|row| row.version() >= min_version) {
             return Ok(row);
         }
+        let Some(_share) = self.shares.take(subject) else {
+            metrics::counter!("query_consistency_waiters_share_full_total").increment(1);
+            return Err(Problem::rate_limited(
+                format!(
+                    "this caller already has {} requests waiting for versions; retry after \
+                     the Retry-After seconds",
+                    self.shares.per_subject()
+                ),
+                RETRY_AFTER_SECONDS,
+            ));
+        };
         let Ok(_place) = self.waiters.try_acquire() else {
             metrics::counter!("query_consistency_waiters_full_total").increment(1);
             return Err(Problem::unavailable(
@@ -209,7 +227,7 @@ mod tests {
     #[tokio::test]
     async fn without_min_version_a_missing_row_is_not_found() {
         let problem = Consistency::new(Duration::from_secs(5), 4, None)
-            .fetch("thing", None, growing())
+            .fetch("thing", "tester", None, growing())
             .await
             .err()
             .unwrap();
@@ -219,7 +237,7 @@ mod tests {
     #[tokio::test]
     async fn min_version_polls_until_the_row_reaches_it() {
         let row = Consistency::new(Duration::from_secs(5), 4, None)
-            .fetch("thing", Some(3), growing())
+            .fetch("thing", "tester", Some(3), growing())
             .await
             .ok()
             .unwrap();
@@ -230,7 +248,7 @@ mod tests {
     async fn min_version_gives_up_after_the_wait() {
         let started = Instant::now();
         let problem = Consistency::new(Duration::from_millis(50), 4, None)
-            .fetch("thing", Some(1_000_000), growing())
+            .fetch("thing", "tester", Some(1_000_000), growing())
             .await
             .err()
             .unwrap();
@@ -248,7 +266,7 @@ mod tests {
         );
         let started = Instant::now();
         let problem = consistency
-            .fetch("thing", Some(1_000_000), growing())
+            .fetch("thing", "tester", Some(1_000_000), growing())
             .await
             .err()
             .unwrap();
@@ -257,11 +275,52 @@ mod tests {
         // A row already at the version needs no place.
         let present = || std::future::ready(Ok(Some(Row(1))));
         let row = consistency
-            .fetch("thing", Some(1), present)
+            .fetch("thing", "tester", Some(1), present)
             .await
             .ok()
             .unwrap();
         assert_eq!(row.version(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_subject_waits_with_its_share_and_others_still_wait() {
+        // 16 places: a subject's share is 2.
+        let consistency = Consistency::new(Duration::from_secs(30), 16, None);
+        let flood = || {
+            let consistency = consistency.clone();
+            tokio::spawn(async move {
+                consistency
+                    .fetch("thing", "flood", Some(1_000_000), growing())
+                    .await
+                    .err()
+                    .map(|p| p.code)
+            })
+        };
+        let _waiting = (flood(), flood());
+        wait_until(|| consistency.waiters.available_permits() == 14).await;
+        let refused = consistency
+            .fetch("thing", "flood", Some(1_000_000), growing())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.code, "rate_limited");
+        assert!(refused.retry_after_seconds.is_some());
+        // Someone else still gets a place (and their row).
+        let row = consistency
+            .fetch("thing", "someone else", Some(2), growing())
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(row.version(), 2);
+    }
+
+    /// Polls `holds` for up to 10 s.
+    async fn wait_until(holds: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !holds() {
+            assert!(Instant::now() < deadline, "timed out");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     #[test]

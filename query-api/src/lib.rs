@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod progress;
 pub mod routes;
+pub mod shares;
 pub mod startup;
 pub mod static_files;
 #[cfg(feature = "testing")]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::{stream, Stream, StreamExt};
-use platform::Problem;
+use platform::{Caller, Problem};
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::db::ReadModel;
@@ -21,6 +21,7 @@ use crate::progress::{Changes, Progress};
 use crate::routes::dashboard::{
     sales_in, top_products_of, Bucket, Sales, SalesRange, TopProducts, TOP_DEFAULT_LIMIT,
 };
+use crate::shares::{Share, SubjectShares};
 
 /// How many updates a subscriber may fall behind before it is dropped.
 pub const QUEUE: usize = 16;
@@ -80,13 +81,21 @@ pub struct Live {
     updates: broadcast::Sender<Update>,
     latest: Arc<Mutex<Latest>>,
     permits: Arc<Semaphore>,
+    /// One subject's share of the subscribers.
+    shares: SubjectShares,
 }
+
+/// The most live subscriptions one token subject holds at once (a dashboard in a few tabs).
+pub const SUBSCRIBERS_PER_SUBJECT: usize = 16;
 
 /// One subscriber: the latest answers, then every change, while it keeps up.
 pub struct Subscription {
     initial: Vec<Update>,
     receiver: broadcast::Receiver<Update>,
     permit: OwnedSemaphorePermit,
+    share: Share,
+    /// When the subscriber's token expires: the stream ends then.
+    until: tokio::time::Instant,
 }
 
 impl Live {
@@ -97,6 +106,7 @@ impl Live {
             updates,
             latest: Arc::default(),
             permits: Arc::new(Semaphore::new(max_subscribers)),
+            shares: SubjectShares::new(SUBSCRIBERS_PER_SUBJECT),
         }
     }
 
@@ -107,9 +117,18 @@ impl Live {
         live
     }
 
-    /// A new subscriber; 503 `too_many_subscribers` when `max_subscribers` are
-    /// subscribed already.
-    pub fn subscribe(&self) -> Result<Subscription, Problem> {
+    /// A new subscriber for `caller`, until their token expires; 429 `rate_limited` when
+    /// they hold [`SUBSCRIBERS_PER_SUBJECT`] already, 503 `too_many_subscribers` when
+    /// `max_subscribers` are subscribed already.
+    pub fn subscribe(&self, caller: &Caller) -> Result<Subscription, Problem> {
+        let share = self.shares.take(&caller.id).ok_or_else(|| {
+            Problem::rate_limited(
+                format!("this caller already holds {SUBSCRIBERS_PER_SUBJECT} live subscriptions"),
+                RETRY_AFTER_SECONDS,
+            )
+        })?;
+        let until = tokio::time::Instant::now()
+            + caller.remaining().min(Duration::from_secs(366 * 24 * 3600));
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
             Problem::unavailable(
                 "too_many_subscribers",
@@ -129,6 +148,8 @@ impl Live {
             initial,
             receiver,
             permit,
+            share,
+            until,
         })
     }
 
@@ -156,10 +177,13 @@ impl Subscription {
             initial,
             receiver,
             permit,
+            share,
+            until,
         } = self;
-        let changes = stream::unfold((receiver, permit), |(mut receiver, permit)| async move {
+        let held = (permit, share);
+        let changes = stream::unfold((receiver, held), |(mut receiver, held)| async move {
             match receiver.recv().await {
-                Ok(update) => Some((update, (receiver, permit))),
+                Ok(update) => Some((update, (receiver, held))),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::info!(missed, "a live subscriber fell behind and was dropped");
                     metrics::counter!("live_subscribers_dropped_total").increment(1);
@@ -168,7 +192,10 @@ impl Subscription {
                 Err(broadcast::error::RecvError::Closed) => None,
             }
         });
-        stream::iter(initial).chain(changes)
+        // The token's expiry ends the stream (the client reconnects with a fresh token).
+        stream::iter(initial)
+            .chain(changes)
+            .take_until(tokio::time::sleep_until(until))
     }
 }
 
@@ -218,6 +245,14 @@ fn log_failure(what: &str, detail: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn viewer(id: &str) -> Caller {
+        Caller {
+            id: id.to_owned(),
+            roles: vec![platform::Role::Viewer],
+            expires_at: i64::MAX / 2,
+        }
+    }
+
     fn top(units: i64) -> Snapshot {
         Snapshot::TopProducts(Arc::new(TopProducts {
             items: vec![crate::routes::dashboard::TopProduct {
@@ -234,7 +269,7 @@ mod tests {
     async fn a_subscriber_gets_the_latest_then_each_change_once() {
         let live = Live::new(10);
         live.publish(top(1));
-        let subscription = live.subscribe().expect("room");
+        let subscription = live.subscribe(&viewer("dash")).expect("room");
         live.publish(top(1));
         live.publish(top(2));
         drop(live);
@@ -251,7 +286,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_subscriber_is_dropped_not_buffered() {
         let live = Live::new(10);
-        let subscription = live.subscribe().expect("room");
+        let subscription = live.subscribe(&viewer("dash")).expect("room");
         for units in 0..(QUEUE as i64 + 5) {
             live.publish(top(units));
         }
@@ -260,15 +295,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_subject_holds_its_share_and_others_are_served() {
+        let live = Live::new(1000);
+        let held: Vec<Subscription> = (0..SUBSCRIBERS_PER_SUBJECT)
+            .map(|_| live.subscribe(&viewer("flood")).expect("within the share"))
+            .collect();
+        let refused = live
+            .subscribe(&viewer("flood"))
+            .err()
+            .expect("over the share");
+        assert_eq!(refused.code, "rate_limited");
+        assert!(live.subscribe(&viewer("someone else")).is_ok());
+        drop(held);
+        assert!(live.subscribe(&viewer("flood")).is_ok(), "given back");
+    }
+
+    #[tokio::test]
+    async fn a_subscription_ends_when_the_token_expires() {
+        let live = Live::new(10);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let expiring = Caller {
+            expires_at: now + 1,
+            ..viewer("short")
+        };
+        let subscription = live.subscribe(&expiring).expect("room");
+        let started = std::time::Instant::now();
+        // No update ever comes; the stream still ends, at the token's expiry.
+        let received: Vec<Update> = tokio::time::timeout(
+            Duration::from_secs(10),
+            subscription.into_stream().collect(),
+        )
+        .await
+        .expect("the stream ended");
+        assert!(received.is_empty());
+        assert!(started.elapsed() <= Duration::from_secs(3));
+        drop(live);
+    }
+
+    #[tokio::test]
     async fn the_cap_holds_and_frees_a_place_when_a_subscriber_leaves() {
         let live = Live::new(2);
-        let first = live.subscribe().expect("room");
-        let _second = live.subscribe().expect("room");
+        let first = live.subscribe(&viewer("dash")).expect("room");
+        let _second = live.subscribe(&viewer("dash")).expect("room");
         assert_eq!(
-            live.subscribe().err().map(|p| p.code),
+            live.subscribe(&viewer("dash")).err().map(|p| p.code),
             Some("too_many_subscribers")
         );
         drop(first);
-        assert!(live.subscribe().is_ok());
+        assert!(live.subscribe(&viewer("dash")).is_ok());
     }
 }

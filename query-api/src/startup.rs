@@ -61,6 +61,7 @@ impl Application {
             read: ReadModel::new(read),
             events,
             vault,
+            verifications: crate::shares::SubjectShares::new(1),
             consistency: Consistency::new(
                 settings.consistency_wait(),
                 settings.consistency_max_waiters,

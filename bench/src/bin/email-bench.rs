@@ -25,12 +25,15 @@ use bench::support::{
 use clap::Parser;
 use command_api::emails::EmailSettings;
 use platform::Role;
-use serde_json::{json, Value};
+use serde_json::json;
 use testkit::smtp::SmtpServer;
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
-#[command(name = "email-bench", about = "Email backlog drain rate and commit-to-SMTP latency")]
+#[command(
+    name = "email-bench",
+    about = "Email backlog drain rate and commit-to-SMTP latency"
+)]
 struct Args {
     /// Backlog rounds.
     #[arg(long, default_value_t = 3)]
@@ -57,7 +60,9 @@ async fn main() -> Result<()> {
     }
     init_logging_if_asked();
     print_header("email-bench").await?;
-    let mut smtp = SmtpServer::start().await.context("aiosmtpd (scripts/tools.sh smtp)")?;
+    let mut smtp = SmtpServer::start()
+        .await
+        .context("aiosmtpd (scripts/tools.sh smtp)")?;
     let options = StackOptions {
         email: EmailSettings {
             smtp_url: Some(smtp.url()),
@@ -109,15 +114,7 @@ async fn count(stack: &Stack, sql: &str) -> Result<i64> {
 
 async fn run(args: &Args, stack: &Stack, smtp: &mut SmtpServer) -> Result<()> {
     let http = http_client(64)?;
-    let response = http
-        .post(format!("{}/v1/products", stack.command))
-        .bearer_auth(&stack.admin)
-        .json(&json!({"sku": "MAIL-1", "name": "Mug", "price_cents": 1299, "currency": "EUR",
-                      "initial_stock": 1_000_000_000}))
-        .send()
-        .await?;
-    let body: Value = response.json().await?;
-    let product: Uuid = body["id"].as_str().context("a product")?.parse()?;
+    let product = bench::shop::create_products(&stack.db.store, 1, "MAIL").await?[0];
     let mut tokens = Vec::with_capacity(args.customers);
     for n in 0..args.customers {
         let sub = format!("mail-customer-{n}");
@@ -125,9 +122,11 @@ async fn run(args: &Args, stack: &Stack, smtp: &mut SmtpServer) -> Result<()> {
         let response = http
             .put(format!("{}/v1/me", stack.command))
             .bearer_auth(&token)
-            .json(&json!({"email": format!("{sub}@bench.example"), "name": format!("Customer {n}"),
+            .json(
+                &json!({"email": format!("{sub}@bench.example"), "name": format!("Customer {n}"),
                           "address": {"line1": format!("Street {n}"), "postal_code": "1000",
-                                      "city": "Lisboa", "country": "PT"}}))
+                                      "city": "Lisboa", "country": "PT"}}),
+            )
             .send()
             .await?;
         if !response.status().is_success() {
@@ -241,13 +240,8 @@ async fn run(args: &Args, stack: &Stack, smtp: &mut SmtpServer) -> Result<()> {
             &[&since],
         )
         .await?;
-    let (n, p50, p90, p99, max): (i64, f64, f64, f64, f64) = (
-        row.get(0),
-        row.get(1),
-        row.get(2),
-        row.get(3),
-        row.get(4),
-    );
+    let (n, p50, p90, p99, max): (i64, f64, f64, f64, f64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     println!(
         "steady load: {} orders at {} /s for {:.0} s (load {load} before, {} after); commit → SMTP accepted over {n} emails: p50 {p50:.1} ms, p90 {p90:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
         group(steady.ok as f64),

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bench::stack::{Stack, StackOptions};
 use bench::support::{
     agora_binary, closed_loop, drop_databases, group, http_client, init_logging_if_asked, load1,
@@ -161,23 +161,7 @@ impl Shop {
 
 async fn run(args: &Args, stack: &Stack) -> Result<()> {
     let http = http_client(args.concurrency.max(64))?;
-    let mut products = Vec::with_capacity(args.products);
-    for n in 0..args.products {
-        let response = http
-            .post(format!("{}/v1/products", stack.command))
-            .bearer_auth(&stack.admin)
-            .json(
-                &json!({"sku": format!("PII-{n}"), "name": format!("Product {n}"),
-                          "price_cents": 1000, "currency": "EUR", "initial_stock": 1_000_000_000}),
-            )
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("creating products: {}", response.status());
-        }
-        let body: Value = response.json().await?;
-        products.push(body["id"].as_str().context("an id")?.parse()?);
-    }
+    let products = bench::shop::create_products(&stack.db.store, args.products, "PII").await?;
     let mut with_profile = Vec::with_capacity(args.customers);
     let mut without_profile = Vec::with_capacity(args.customers);
     for n in 0..args.customers {

@@ -96,14 +96,10 @@ impl RateLimits {
 /// 429 `rate_limited`, with `Retry-After` in whole seconds (at least 1).
 fn limited(who: &str, not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Problem {
     let wait = not_until.wait_time_from(DefaultClock::default().now());
-    metrics::counter!("rate_limited_total").increment(1);
-    let mut problem = Problem::new(
-        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+    Problem::rate_limited(
         format!("{who} sends more requests than its share; retry after the Retry-After seconds"),
-    );
-    problem.retry_after_seconds = Some(wait.as_secs().max(1));
-    problem
+        wait.as_secs(),
+    )
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str) -> Result<Caller, Problem> {
         let header = decode_header(token)
             .map_err(|error| Problem::unauthenticated(format!("invalid token: {error}")))?;
-        let (id, roles) = if header.alg == Algorithm::HS256 {
+        let (id, roles, expires_at) = if header.alg == Algorithm::HS256 {
             let keys = self
                 .secret
                 .as_ref()
@@ -131,7 +131,7 @@ impl Authenticator {
             } else {
                 claims.sub
             };
-            (sub, roles)
+            (sub, roles, claims.exp)
         } else {
             let provider = self.provider.as_ref().ok_or_else(|| {
                 Problem::unauthenticated(format!("{:?} tokens are not accepted here", header.alg))
@@ -145,12 +145,16 @@ impl Authenticator {
                     "the token's sub names one of Agora's own actors",
                 ));
             }
-            (verified.sub, verified.roles)
+            (verified.sub, verified.roles, verified.expires_at)
         };
         if id.is_empty() {
             return Err(Problem::unauthenticated("the token has an empty sub"));
         }
-        Ok(Caller { id, roles })
+        Ok(Caller {
+            id,
+            roles,
+            expires_at,
+        })
     }
 }
 
@@ -159,9 +163,20 @@ impl Authenticator {
 pub struct Caller {
     pub id: String,
     pub roles: Vec<Role>,
+    /// When the token expires (`exp`, seconds since the epoch): long-lived answers (SSE,
+    /// GraphQL subscriptions) end then.
+    pub expires_at: i64,
 }
 
 impl Caller {
+    /// How long the token still holds (zero once expired).
+    pub fn remaining(&self) -> std::time::Duration {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        std::time::Duration::from_secs(self.expires_at.saturating_sub(now).max(0) as u64)
+    }
+
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }

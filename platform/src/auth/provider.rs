@@ -77,6 +77,8 @@ pub struct Provider {
 pub struct Verified {
     pub sub: String,
     pub roles: Vec<Role>,
+    /// `exp`, in seconds since the epoch.
+    pub expires_at: i64,
 }
 
 impl Provider {
@@ -127,9 +129,14 @@ impl Provider {
             .filter(|sub| !sub.is_empty())
             .ok_or("the token has no sub")?
             .to_owned();
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or("the token has no numeric exp")?;
         Ok(Verified {
             sub,
             roles: self.roles_claim.roles(&claims),
+            expires_at,
         })
     }
 

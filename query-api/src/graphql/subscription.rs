@@ -16,10 +16,9 @@ pub struct Subscription;
 
 /// The live snapshots, for a dashboard caller, while there is room.
 fn snapshots(ctx: &Context<'_>) -> Result<impl Stream<Item = Snapshot>> {
-    caller(ctx)?
-        .require_any(DASHBOARD_ROLES)
-        .or_graphql_error()?;
-    let subscription = ctx.data::<Live>()?.subscribe().or_graphql_error()?;
+    let caller = caller(ctx)?;
+    caller.require_any(DASHBOARD_ROLES).or_graphql_error()?;
+    let subscription = ctx.data::<Live>()?.subscribe(caller).or_graphql_error()?;
     Ok(subscription.into_stream().map(|update| update.snapshot))
 }
 

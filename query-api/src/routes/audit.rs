@@ -560,7 +560,9 @@ pub struct Failure {
                    Without `stream_id` it also recomputes the Merkle tree of the sequenced \
                    log from the events as stored and checks it against the stored tree, the \
                    newest signed checkpoint and, when given, a checkpoint the auditor kept \
-                   (its signature, its root, and the consistency proof to the current tree).",
+                   (its signature, its root, and the consistency proof to the current tree). \
+                   A full scan: one at a time per auditor (429 `rate_limited` while the \
+                   previous one runs).",
     security(("bearer" = [])),
     params(VerifyQuery),
     responses(
@@ -570,6 +572,7 @@ pub struct Failure {
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 429, description = "`rate_limited`: this auditor's previous verification is still running."),
         (status = 503, response = AuditUnavailable),
     )
 )]
@@ -581,6 +584,13 @@ pub async fn verify(
     caller.require_any(AUDIT_ROLES)?;
     let kept = query.kept()?;
     let store = event_store(&state)?;
+    // A full scan: one at a time per auditor.
+    let _running = state.verifications.take(&caller.id).ok_or_else(|| {
+        Problem::rate_limited(
+            "this auditor's previous verification is still running; one at a time",
+            5,
+        )
+    })?;
     let report = store.verify(query.stream_id).await.map_err(store_error)?;
     if let (Some(stream_id), 0) = (query.stream_id, report.streams_checked) {
         return Err(no_events(stream_id));

@@ -235,13 +235,16 @@ async fn view(state: &AppState, customer: &CustomerId) -> Result<Option<Customer
 async fn respond(
     state: &AppState,
     request: &HttpRequest,
+    caller: &Caller,
     customer: CustomerId,
     query: &EntityQuery,
 ) -> Result<HttpResponse, Problem> {
     let min_version = query.min_version()?;
     let found = state
         .consistency
-        .fetch("customer", min_version, || view(state, &customer))
+        .fetch("customer", &caller.id, min_version, || {
+            view(state, &customer)
+        })
         .await?;
     Ok(entity_response(request, found.version, &found))
 }
@@ -277,7 +280,7 @@ pub async fn me(
     caller.require_any(&[Role::Customer])?;
     let customer = CustomerId::parse(caller.id.clone())
         .map_err(|e| Problem::invalid_request(format!("the token's sub: {e}")))?;
-    respond(&state, &request, customer, &query).await
+    respond(&state, &request, &caller, customer, &query).await
 }
 
 /// `GET /v1/customers/{id}`.
@@ -312,5 +315,5 @@ pub async fn get(
     caller.require_any(&[Role::Admin])?;
     let customer =
         CustomerId::parse(id.into_inner()).map_err(|e| Problem::invalid_request(e.to_string()))?;
-    respond(&state, &request, customer, &query).await
+    respond(&state, &request, &caller, customer, &query).await
 }

@@ -46,6 +46,8 @@ pub struct AppState {
     /// Customers' data keys (in the event store), to open personal data; `None` without
     /// `DATABASE_URL`.
     pub vault: Option<platform::pii::Vault>,
+    /// `GET /v1/audit/verify` (a full scan) running, one at a time per auditor.
+    pub verifications: crate::shares::SubjectShares,
     /// Read-your-writes waits (`?min_version=N`): their length and cap.
     pub consistency: Consistency,
     /// Read-model progress, as the projector reports it.
@@ -64,6 +66,7 @@ impl AppState {
             read: ReadModel::new(self.read.pool().clone()),
             events: self.events.clone(),
             vault: self.vault.clone(),
+            verifications: self.verifications.clone(),
             consistency: self.consistency.clone(),
             progress: self.progress.clone(),
             live: self.live.clone(),

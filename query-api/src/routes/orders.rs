@@ -487,7 +487,9 @@ pub async fn get(
     let id = id.into_inner();
     let mut order = state
         .consistency
-        .fetch("order", min_version, || find(&state.read, &scope, id))
+        .fetch("order", &caller.id, min_version, || {
+            find(&state.read, &scope, id)
+        })
         .await?;
     // Personal data: the owner and admins only, never a viewer.
     if caller.has(Role::Admin) || caller.has(Role::Customer) {

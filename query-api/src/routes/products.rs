@@ -214,7 +214,7 @@ pub async fn get(
     let id = id.into_inner();
     let product = state
         .consistency
-        .fetch("product", min_version, || find(&state.read, id))
+        .fetch("product", &caller.id, min_version, || find(&state.read, id))
         .await?;
     Ok(entity_response(&request, product.version, &product))
 }

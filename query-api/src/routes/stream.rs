@@ -2,8 +2,9 @@
 //! `top_products`, its data the same JSON as `GET /v1/dashboard/sales` (default window)
 //! or `GET /v1/dashboard/top-products` (default limit) answers, first the latest of each
 //! and then whenever that read model changes; a comment heartbeat every
-//! `AGORA_SSE_HEARTBEAT_SECS` (15). Too many subscribers at once: 503
-//! `too_many_subscribers`. A client that falls behind is disconnected (see [`crate::live`]).
+//! `AGORA_SSE_HEARTBEAT_SECS` (15). The stream ends when the caller's token expires. Too
+//! many subscribers at once: 503 `too_many_subscribers`; one caller holding its share
+//! already ([`crate::live::SUBSCRIBERS_PER_SUBJECT`]): 429 `rate_limited`. A client that falls behind is disconnected (see [`crate::live`]).
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use crate::live::{Subscription, Update};
 /// `GET /v1/dashboard/stream`.
 pub async fn stream(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     caller.require_any(DASHBOARD_ROLES)?;
-    let subscription = state.live.subscribe()?;
+    let subscription = state.live.subscribe(&caller)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -135,6 +135,20 @@ fn is_of_type(json_type: &str, value: &Value) -> bool {
 /// documented property and every required property is there; every value has a documented
 /// JSON type, is one of the `enum` values, and parses as its `format` (uuid, date-time).
 fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) {
+    // A nullable reference (`oneOf: [{$ref}, {type: null}]`): null, or the referenced schema.
+    if let Some(choices) = schema["oneOf"].as_array() {
+        if value.is_null() {
+            assert!(
+                choices.iter().any(|c| c["type"] == "null"),
+                "{at}: null is not allowed: {schema}"
+            );
+            return;
+        }
+        let Some(referenced) = choices.iter().find(|c| c["type"] != "null") else {
+            panic!("{at}: no non-null choice in {schema}");
+        };
+        return conforms(document, referenced, value, at);
+    }
     let schema = flatten(document, schema);
     let types: Vec<&str> = match &schema["type"] {
         Value::String(one) => vec![one.as_str()],

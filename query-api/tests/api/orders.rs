@@ -46,6 +46,7 @@ async fn an_order_shows_its_summary_and_detail() {
             "payments",
             "refunded_cents",
             "refunds",
+            "shipping_address",
             "tracking_number",
         ]
         .map(String::from),
