@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod customer_cache;
 pub mod emails;
 pub mod errors;
 pub mod execution;

@@ -37,6 +37,8 @@ pub struct Application {
     ready: Arc<AtomicBool>,
     drain: Duration,
     watcher: tokio::task::JoinHandle<()>,
+    /// Hears changes of customers for what is kept of them ([`crate::customer_cache`]).
+    customer_listener: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
 }
 
 impl Application {
@@ -67,7 +69,20 @@ impl Application {
         }
         let tls = settings.tls.server_config()?;
         let keyring = settings.pii.keyring().map_err(anyhow::Error::msg)?;
-        let vault = platform::pii::Vault::new(keyring, store.pool().clone());
+        let vault = platform::pii::Vault::new(keyring, store.pool().clone()).caching();
+        let customers = Arc::new(crate::customer_cache::CustomerCache::default());
+        let customer_listener = {
+            let (stop, stopped) = watch::channel(false);
+            (
+                stop,
+                tokio::spawn(crate::customer_cache::run_listener(
+                    settings.database_url.clone(),
+                    customers.clone(),
+                    vault.clone(),
+                    stopped,
+                )),
+            )
+        };
         let mailer = crate::emails::mailer::Mailer::from_settings(&settings.email)
             .map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(&settings.addr)?;
@@ -125,6 +140,7 @@ impl Application {
             sequencer: sequencer_status,
             payments: payments.clone(),
             vault,
+            customers,
             mail_domain: settings
                 .email
                 .mail_from
@@ -159,6 +175,7 @@ impl Application {
             ready,
             drain: Duration::from_millis(settings.shutdown_drain_ms),
             watcher,
+            customer_listener,
         })
     }
 
@@ -187,7 +204,11 @@ impl Application {
         let outcome = self.server.await;
         signals.abort();
         self.watcher.abort();
-        for (stop, task) in self.relay.into_iter().chain([self.sequencer]) {
+        for (stop, task) in self
+            .relay
+            .into_iter()
+            .chain([self.sequencer, self.customer_listener])
+        {
             let _ = stop.send(true);
             let _ = task.await;
         }

@@ -257,3 +257,83 @@ async fn erasure_destroys_the_key_once_and_refuses_new_personal_data() {
     let carol = app.token("carol", &[Role::Customer]);
     assert_problem(app.put_me(&carol, &profile()).await, 422, "customer_erased").await;
 }
+
+/// What one process keeps of a customer (their profile for the default address, their data
+/// key) follows changes made through another process: it hears them from the store.
+#[tokio::test]
+async fn another_process_s_profile_change_and_erasure_reach_what_this_one_keeps() {
+    let app = TestApp::spawn().await;
+    let other = app
+        .another_process_with(&[("AGORA_PII_KEY", PII_KEY)])
+        .await;
+    let ana = app.token("ana", &[Role::Customer]);
+    let mug = app.create_product("MUG", 1299, 100).await;
+    let lines = json!([{"product_id": mug, "quantity": 1}]);
+    let given = json!({"line1": "Rua Velha 1", "postal_code": "1000-001", "city": "Lisboa",
+                       "country": "PT"});
+    // This process learns that ana has no profile, and keeps her data key.
+    let first = app.placed_order(&ana, lines.clone()).await;
+    assert_eq!(
+        app.recorded(first).await[0].payload["shipping_address"],
+        Value::Null
+    );
+    let response = app
+        .post(
+            "/v1/orders",
+            &ana,
+            &json!({"lines": lines, "shipping_address": given}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+
+    // ana sets her profile through the other process: this one ships to it.
+    let body = serde_json::to_vec(&profile()).unwrap();
+    let response = app
+        .http
+        .put(format!("{}/v1/me", other.address))
+        .bearer_auth(&ana)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    testkit::try_eventually("this process ships to the new profile", WAIT, || async {
+        let order = app.placed_order(&ana, lines.clone()).await;
+        Ok::<_, anyhow::Error>(!app.recorded(order).await[0].payload["shipping_address"].is_null())
+    })
+    .await
+    .unwrap();
+
+    // ana is erased through the other process: this one seals nothing more for her.
+    let response = app
+        .post_at(
+            &other.address,
+            "/v1/customers/ana/erasure",
+            &ana,
+            &json!({"reason": "asked"}),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    testkit::try_eventually("this process refuses her data", WAIT, || async {
+        let response = app
+            .post(
+                "/v1/orders",
+                &ana,
+                &json!({"lines": lines, "shipping_address": given}),
+            )
+            .await;
+        Ok::<_, anyhow::Error>(response.status() == 422)
+    })
+    .await
+    .unwrap();
+    let order = app.placed_order(&ana, lines.clone()).await;
+    assert_eq!(
+        app.recorded(order).await[0].payload["shipping_address"],
+        Value::Null,
+        "no profile address after the erasure"
+    );
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(20);

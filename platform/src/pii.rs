@@ -9,8 +9,14 @@
 //! that. Erasure destroys the data key: every sealed value of the customer, wherever it was
 //! copied, is then unreadable, and no event changes.
 //!
-//! No process keeps data keys: each use reads the key row, so an erasure takes effect in
-//! every process at once.
+//! Reading processes keep no data keys: each read uses the key row, so an erasure takes
+//! effect at once. The command API keeps the keys it seals with ([`Vault::caching`]) only
+//! while it hears every change of a key (the key table's trigger notifies
+//! `agora_customers`), and drops each one as its change commits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -283,17 +289,92 @@ pub enum PiiError {
     Store(#[from] StoreError),
 }
 
-/// The data keys of customers: made on first use, read on every use, destroyed on erasure.
+/// The data keys of customers: made on first use, read on use, destroyed on erasure.
 #[derive(Clone)]
 pub struct Vault {
     keyring: Option<Keyring>,
     pool: Pool,
+    /// Keys for sealing, kept while someone tells this vault of every key change
+    /// ([`Vault::caching`]); none otherwise.
+    cache: Option<Arc<KeyCache>>,
+}
+
+/// Unwrapped keys for sealing, each dropped (and wiped) when its key changes elsewhere.
+#[derive(Default)]
+struct KeyCache {
+    /// Whether changes are being heard now: only then is anything kept or used.
+    live: AtomicBool,
+    /// Bumped by every change heard: a key read before a change is not kept after it.
+    epoch: AtomicU64,
+    keys: Mutex<HashMap<String, Arc<DataKey>>>,
 }
 
 impl Vault {
     /// Keys under `keyring` (none: personal data is refused) in the key table of `pool`.
     pub fn new(keyring: Option<Keyring>, pool: Pool) -> Vault {
-        Vault { keyring, pool }
+        Vault {
+            keyring,
+            pool,
+            cache: None,
+        }
+    }
+
+    /// This vault keeps the keys it seals with, as long as [`Vault::hearing`] says that
+    /// every change of a key is heard (and passed to [`Vault::forget`]).
+    pub fn caching(mut self) -> Vault {
+        self.cache = Some(Arc::default());
+        self
+    }
+
+    /// Whether changes are being heard: on a change of state every kept key is dropped (what
+    /// changed while nobody listened is unknown).
+    pub fn hearing(&self, live: bool) {
+        if let Some(cache) = &self.cache {
+            cache.live.store(live, Ordering::SeqCst);
+            cache.epoch.fetch_add(1, Ordering::SeqCst);
+            cache.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    /// Drops the kept key of `customer` (it changed, or was destroyed, elsewhere).
+    pub fn forget(&self, customer: &str) {
+        if let Some(cache) = &self.cache {
+            cache.epoch.fetch_add(1, Ordering::SeqCst);
+            cache
+                .keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(customer);
+        }
+    }
+
+    fn kept(&self, customer: &str) -> Option<Arc<DataKey>> {
+        let cache = self.cache.as_ref()?;
+        if !cache.live.load(Ordering::SeqCst) {
+            return None;
+        }
+        cache
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(customer)
+            .cloned()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.cache
+            .as_ref()
+            .map_or(0, |cache| cache.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Keeps `key`, read at `epoch`, unless a change was heard since.
+    fn keep(&self, customer: &str, key: &Arc<DataKey>, epoch: u64) {
+        if let Some(cache) = &self.cache {
+            let mut keys = cache.keys.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.live.load(Ordering::SeqCst) && cache.epoch.load(Ordering::SeqCst) == epoch {
+                keys.insert(customer.to_owned(), key.clone());
+            }
+        }
     }
 
     fn keyring(&self) -> Result<&Keyring, PiiError> {
@@ -307,8 +388,12 @@ impl Vault {
 
     /// The key to seal new personal data of `customer` with, made now if they have none;
     /// [`PiiError::Erased`] for an erased customer.
-    pub async fn key_for_writing(&self, customer: &str) -> Result<DataKey, PiiError> {
+    pub async fn key_for_writing(&self, customer: &str) -> Result<Arc<DataKey>, PiiError> {
         let keyring = self.keyring()?;
+        if let Some(key) = self.kept(customer) {
+            return Ok(key);
+        }
+        let epoch = self.epoch();
         let stored = match pii_keys::read(&self.pool, customer).await? {
             StoredDataKey::Absent => {
                 let key = DataKey::generate();
@@ -317,8 +402,12 @@ impl Vault {
             }
             other => other,
         };
-        self.unwrap_stored(customer, stored)?
-            .ok_or(PiiError::Erased)
+        let key = Arc::new(
+            self.unwrap_stored(customer, stored)?
+                .ok_or(PiiError::Erased)?,
+        );
+        self.keep(customer, &key, epoch);
+        Ok(key)
     }
 
     /// The key to open personal data of `customer` with; `None` once erased (or when they
@@ -350,7 +439,10 @@ impl Vault {
     /// Destroys the data key of `customer` (a tombstone stays). Works without a master
     /// key: erasure never waits for configuration.
     pub async fn destroy(&self, customer: &str) -> Result<bool, PiiError> {
-        Ok(pii_keys::destroy(&self.pool, customer).await?)
+        self.forget(customer);
+        let destroyed = pii_keys::destroy(&self.pool, customer).await?;
+        self.forget(customer);
+        Ok(destroyed)
     }
 
     /// Re-wraps every data key wrapped by another master key under the current one;

@@ -82,12 +82,32 @@ fn seal(key: &DataKey, stream: Uuid, field: &str, plaintext: &[u8]) -> Result<Se
 }
 
 /// The address `customer` gave in their profile (sealed), if any: what an order naming no
-/// address ships to.
+/// address ships to. Read fresh, or from what is kept while every change is heard
+/// ([`crate::customer_cache`]).
 pub(crate) async fn profile_address(
     state: &AppState,
     customer: &CustomerId,
 ) -> Result<Option<Sealed>, Problem> {
-    let stream = state.engine.streams.peek(stream_id(customer)).await?;
+    let id = stream_id(customer);
+    let stream = match state.customers.get(&id) {
+        Some(kept) => kept,
+        None => {
+            let epoch = state.customers.epoch();
+            let mut loaded = state
+                .engine
+                .store
+                .load_states(&[id])
+                .await
+                .map_err(store_problem)?;
+            let stream = std::sync::Arc::new(
+                loaded
+                    .remove(&id)
+                    .unwrap_or_else(|| eventstore::StreamState::empty(id)),
+            );
+            state.customers.keep(stream.clone(), epoch);
+            stream
+        }
+    };
     Ok(stream
         .customer()
         .profile()
@@ -163,6 +183,8 @@ pub async fn set_profile(
         },
     )
     .await?;
+    // Other processes hear of it from the store; this one forgets at once.
+    state.customers.forget(&stream);
     Ok(outcome.respond(&context))
 }
 
@@ -269,6 +291,7 @@ pub async fn erase(
         },
     )
     .await;
+    state.customers.forget(&stream);
     match recorded {
         Ok(_) => {}
         Err(problem) if problem.code == ALREADY_ERASED => {}

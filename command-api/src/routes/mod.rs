@@ -35,6 +35,8 @@ pub struct AppState {
     pub payments: Arc<crate::payments::Payments>,
     /// Customers' data keys (personal data is sealed with them).
     pub vault: platform::pii::Vault,
+    /// Customer states kept while their changes are heard (the default shipping address).
+    pub customers: std::sync::Arc<crate::customer_cache::CustomerCache>,
     /// The domain of `AGORA_MAIL_FROM` (emails' `Message-ID`s end in it).
     pub mail_domain: String,
 }
