@@ -165,7 +165,10 @@ async fn run(args: &Args, stack: &Stack, smtp: &mut SmtpServer) -> Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // Everything due now, the server up: drain.
+        // The server up, then everything due now: drain.
+        smtp.resume().await?;
+        let load = load1();
+        let started = Instant::now();
         let client = stack.db.store.pool().get().await?;
         client
             .execute(
@@ -174,9 +177,6 @@ async fn run(args: &Args, stack: &Stack, smtp: &mut SmtpServer) -> Result<()> {
                 &[],
             )
             .await?;
-        let load = load1();
-        smtp.resume().await?;
-        let started = Instant::now();
         while count(stack, "SELECT count(*) FROM emails WHERE status = 'sent'").await? < target {
             if started.elapsed() > Duration::from_secs(600) {
                 bail!("the backlog was not sent within 10 minutes");
@@ -233,8 +233,8 @@ async fn run(args: &Args, stack: &Stack, smtp: &mut SmtpServer) -> Result<()> {
             "SELECT count(*), \
                  percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), \
                  percentile_cont(0.9) WITHIN GROUP (ORDER BY ms), \
-                 percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms) \
-             FROM (SELECT extract(epoch FROM m.sent_at - e.occurred_at) * 1000 AS ms \
+                 percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)::float8 \
+             FROM (SELECT (extract(epoch FROM m.sent_at - e.occurred_at) * 1000)::float8 AS ms \
                    FROM emails m JOIN events e ON e.event_id = m.event_id \
                    WHERE e.occurred_at >= $1) x",
             &[&since],

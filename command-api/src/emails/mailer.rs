@@ -15,7 +15,7 @@ use super::EmailSettings;
 /// How long one SMTP command may take.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// SMTP connections kept open at most.
-pub const SMTP_POOL: u32 = 4;
+pub const SMTP_POOL: u32 = 8;
 
 /// A configured way to send.
 #[derive(Clone)]

@@ -38,7 +38,7 @@ use super::EmailSettings;
 
 /// Messages in flight at once, and so the rows one round takes: a sender that dies holds
 /// no more rows than it was sending.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 8;
 /// How long a taken row is this sender's (then another may take it). Only the active
 /// instance sends, so a lease matters when it dies: its rows are taken up again after this.
 pub const LEASE: Duration = Duration::from_secs(30);
