@@ -240,19 +240,19 @@ async fn a_v1_order_can_be_cancelled_by_its_customer_only() {
 }
 
 #[tokio::test]
-async fn new_orders_are_recorded_at_v2_with_placed_by_the_caller() {
+async fn new_orders_are_recorded_at_v3_with_placed_by_the_caller() {
     let app = TestApp::spawn().await;
     let mug = app.create_product("MUG", 1299, 10).await;
     let alice = app.token("alice", &[Role::Customer]);
     let bob = app.token("bob", &[Role::Customer]);
     let lines = json!([{"product_id": mug, "quantity": 1}]);
-    assert_eq!(schemas::current_version("OrderPlaced"), Some(2));
+    assert_eq!(schemas::current_version("OrderPlaced"), Some(3));
 
     // A customer for themself: placed_by = customer_id = their sub.
     let own = app.placed_order(&alice, lines.clone()).await;
     let recorded = app.recorded(own).await;
     assert_eq!(recorded[0].event_type, "OrderPlaced");
-    assert_eq!(recorded[0].schema_version, 2);
+    assert_eq!(recorded[0].schema_version, 3);
     assert_eq!(recorded[0].payload["customer_id"], "alice");
     assert_eq!(recorded[0].payload["placed_by"], "alice");
 
@@ -270,7 +270,7 @@ async fn new_orders_are_recorded_at_v2_with_placed_by_the_caller() {
         .and_then(|s| s.parse().ok())
         .expect("an id");
     let recorded = app.recorded(for_bob).await;
-    assert_eq!(recorded[0].schema_version, 2);
+    assert_eq!(recorded[0].schema_version, 3);
     assert_eq!(recorded[0].payload["customer_id"], "bob");
     assert_eq!(recorded[0].payload["placed_by"], "root");
     assert_eq!(recorded[0].metadata.actor, "root");
@@ -296,7 +296,7 @@ async fn new_orders_are_recorded_at_v2_with_placed_by_the_caller() {
     // v1 and v2 orders side by side in one log, each exported as recorded.
     let (old, _) = append_v1_order(&app, "carol", &[(mug, 1, 1299)], 1).await;
     assert_eq!(exported(&app, old, 1).await[0].schema_version, 1);
-    assert_eq!(exported(&app, own, 1).await[0].schema_version, 2);
+    assert_eq!(exported(&app, own, 1).await[0].schema_version, 3);
     assert_eq!(
         state_of(&app, old).await.placed_by().map(|a| a.as_str()),
         Some("carol")

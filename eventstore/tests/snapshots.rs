@@ -159,7 +159,7 @@ fn product_history(initial_stock: i64, steps: &[Step]) -> Vec<NewEvent> {
     events
 }
 
-/// The events of a random order's life: placed (v1 or v2 payload), then maybe paid, then
+/// The events of a random order's life: placed (a v1 or a current payload), then maybe paid, then
 /// maybe shipped or cancelled.
 fn order_history(v1: bool, paid: bool, end: u8) -> Vec<NewEvent> {
     let order_id = OrderId::from_uuid(Uuid::now_v7());
@@ -195,7 +195,9 @@ fn order_history(v1: bool, paid: bool, end: u8) -> Vec<NewEvent> {
         let mut payload = event.payload();
         let mut version = event.schema_version();
         if v1 {
-            payload.as_object_mut().expect("object").remove("placed_by");
+            let object = payload.as_object_mut().expect("object");
+            object.remove("placed_by");
+            object.remove("shipping_address");
             version = 1;
         }
         events.push(NewEvent::new(event.event_type(), version as i32, payload));

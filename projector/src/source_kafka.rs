@@ -325,6 +325,15 @@ pub fn run_kafka_source(
                     tracing::error!(%error, "fatal Kafka consumer error; stopping");
                     return Err(anyhow::Error::new(error).context("fatal Kafka consumer error"));
                 }
+                // A topic nobody has published to yet (`customer` before the first profile)
+                // has no events: not a fault.
+                Some(Err(rdkafka::error::KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition
+                    | rdkafka::types::RDKafkaErrorCode::UnknownTopic,
+                ))) => {
+                    tracing::debug!("a subscribed topic does not exist yet");
+                    break;
+                }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "kafka consumer error");
                     unreachable = true;

@@ -55,9 +55,13 @@ async fn place_v1(shop: &Shop, customer: &str, lines: &[(Uuid, i64)]) -> Result<
         anyhow::bail!("one OrderPlaced");
     };
     let mut v1 = placed.payload();
-    v1.as_object_mut()
-        .and_then(|o| o.remove("placed_by"))
-        .ok_or_else(|| anyhow::anyhow!("a v2 payload has placed_by"))?;
+    let object = v1
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("a payload object"))?;
+    object
+        .remove("placed_by")
+        .ok_or_else(|| anyhow::anyhow!("a current payload has placed_by"))?;
+    object.remove("shipping_address");
     let mut writes = vec![StreamWrite::after(
         &LoadedStream::empty(id),
         "order",

@@ -135,8 +135,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn smtp_urls_are_read_and_bad_ones_refused_without_the_password() {
+    // A pooled transport starts its pool's task: it needs a runtime.
+    #[tokio::test]
+    async fn smtp_urls_are_read_and_bad_ones_refused_without_the_password() {
         for good in [
             "smtp://127.0.0.1:2525",
             "smtp+starttls://user:pa%40ss@mail.example.com",

@@ -615,7 +615,8 @@ pub async fn caught_up_with_log(
         deadline,
         || async {
             let checkpoints = log_checkpoints(read).await?;
-            Ok(checkpoints.len() == 4 && checkpoints.iter().all(|c| *c == head))
+            Ok(checkpoints.len() == projector::projections::all().len()
+                && checkpoints.iter().all(|c| *c == head))
         },
     )
     .await
