@@ -70,6 +70,8 @@ use crate::routes::{customers, emails, health, orders, payments, products, webho
             CheckoutRefused,
             ConfirmPaymentRefused,
             RefundRefused,
+            SetProfileRefused,
+            EraseRefused,
         )
     ),
     modifiers(&Common),
@@ -172,10 +174,11 @@ platform::problem_responses! {
         ["version_mismatch"];
     /// 503: the event store is unreachable, or too many writers raced on these streams.
     pub Unavailable => 503,
-        "The event store is unavailable (`unavailable`), or too many concurrent writers \
-         raced on these streams (`contention`); nothing was appended. Retry after \
-         `Retry-After` seconds.",
-        ["unavailable", "contention"];
+        "The event store is unavailable (`unavailable`), too many concurrent writers \
+         raced on these streams (`contention`), or personal data cannot be sealed now \
+         (`personal_data_unavailable`: no `AGORA_PII_KEY`, or a key that does not unwrap); \
+         nothing was appended. Retry after `Retry-After` seconds.",
+        ["unavailable", "contention", "personal_data_unavailable"];
     /// 422 of `POST /v1/products`.
     pub CreateProductRefused => 422,
         "Refused; nothing was appended.",
@@ -198,15 +201,26 @@ platform::problem_responses! {
     pub PlaceOrderRefused => 422,
         "Refused; neither the order nor any reservation was appended. \
          `too_many_open_orders`: the customer already holds \
-         `AGORA_MAX_OPEN_ORDERS_PER_CUSTOMER` orders in `placed`.",
+         `AGORA_MAX_OPEN_ORDERS_PER_CUSTOMER` orders in `placed`; `customer_erased`: a \
+         shipping address was given for a customer whose personal data was erased.",
         [
             "too_many_open_orders",
             "insufficient_stock",
             "unknown_product",
             "product_discontinued",
             "currency_mismatch",
+            "customer_erased",
             "idempotency_key_reused",
         ];
+    /// 422 of `PUT /v1/me`.
+    pub SetProfileRefused => 422,
+        "Refused; nothing was appended. `customer_erased`: this customer's personal data \
+         was erased.",
+        ["customer_erased", "idempotency_key_reused"];
+    /// 422 of `POST /v1/customers/{id}/erasure`.
+    pub EraseRefused => 422,
+        "Refused; nothing was appended.",
+        ["idempotency_key_reused"];
     /// 422 of `POST /v1/orders/{id}/pay`.
     pub PayOrderRefused => 422,
         "Refused; nothing was appended. `invalid_state`: the order is not `placed`; \

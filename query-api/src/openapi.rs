@@ -145,9 +145,11 @@ platform::problem_responses! {
     pub EntityUnavailable => 503,
         "`not_yet_consistent`: `min_version` was not reached within the wait \
          (`AGORA_CONSISTENCY_WAIT_MS`; also when the entity does not exist or is not visible \
-         to this caller); `database_unavailable`: the read-model database cannot be reached. \
-         Retry after `Retry-After` seconds.",
-        ["not_yet_consistent", "database_unavailable"];
+         to this caller); `database_unavailable`: the read-model database cannot be reached; \
+         `unavailable`, `personal_data_unavailable`: the event store (the customers' data \
+         keys) cannot be reached or personal data cannot be opened. Retry after \
+         `Retry-After` seconds.",
+        ["not_yet_consistent", "database_unavailable", "unavailable", "personal_data_unavailable"];
     /// 500 of the state endpoint.
     pub UndecodableEvent => 500,
         "The stream holds an event this service cannot fold (an unknown type, or a payload \

@@ -21,7 +21,9 @@ use uuid::Uuid;
 use super::AppState;
 use crate::errors::{domain_problem, store_problem};
 use crate::execution::{execute, CommandContext, CommandStreams, Decision};
-use crate::openapi::{CommandHeaders, Unavailable};
+use crate::openapi::{
+    CommandHeaders, EraseRefused, SetProfileRefused, Unavailable, VersionMismatch,
+};
 use crate::requests;
 use crate::streams::{event_rows, state_of};
 
@@ -133,7 +135,8 @@ pub(crate) async fn profile_address(
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
-        (status = 422, description = "`customer_erased`."),
+        (status = 412, response = VersionMismatch),
+        (status = 422, response = SetProfileRefused),
         (status = 503, response = Unavailable),
     )
 )]
@@ -228,6 +231,7 @@ pub struct Erased {
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
+        (status = 422, response = EraseRefused),
         (status = 503, response = Unavailable),
     )
 )]
