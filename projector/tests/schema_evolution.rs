@@ -160,13 +160,14 @@ async fn order_placed_v1_and_v2_in_one_log_project_identically() -> Result<()> {
     pay(&shop, v1_paid).await?;
     pay(&shop, v2_paid).await?;
 
-    // The store holds both versions, as recorded.
-    for (id, version) in [(v1_paid, 1), (v1_placed, 1), (v2_paid, 2), (v2_placed, 2)] {
+    // The store holds both versions, as recorded (the domain now writes v3: v2 plus a
+    // shipping address, none here).
+    for (id, version) in [(v1_paid, 1), (v1_placed, 1), (v2_paid, 3), (v2_placed, 3)] {
         let stream = events.store.load_stream(id).await?;
         let placed = &stream.events[0];
         assert_eq!(placed.event_type, "OrderPlaced");
         assert_eq!(placed.schema_version, version);
-        assert_eq!(placed.payload.get("placed_by").is_some(), version == 2);
+        assert_eq!(placed.payload.get("placed_by").is_some(), version == 3);
     }
 
     let projector = Projector::start(settings(&events, &read, None)).await?;

@@ -63,7 +63,7 @@ fn envelope_is_strict() {
         ("null prev_hash", Box::new(|e| e["prev_hash"] = Value::Null)),
         (
             "bad stream type",
-            Box::new(|e| e["stream_type"] = json!("customer")),
+            Box::new(|e| e["stream_type"] = json!("invoice")),
         ),
         ("bad event id", Box::new(|e| e["event_id"] = json!("x"))),
         (

@@ -274,7 +274,12 @@ struct Expected {
 }
 
 const DATABASE: &[&str] = &["database_unavailable"];
-const ENTITY: &[&str] = &["not_yet_consistent", "database_unavailable"];
+const ENTITY: &[&str] = &[
+    "not_yet_consistent",
+    "database_unavailable",
+    "unavailable",
+    "personal_data_unavailable",
+];
 const AUDIT: &[&str] = &["database_unavailable", "event_store_not_configured"];
 const JSON: &str = "application/json";
 const NDJSON: &str = "application/x-ndjson";
