@@ -311,16 +311,31 @@ async fn provider_payments_refunds_and_old_histories_project_as_the_domain_folds
     Ok(())
 }
 
-/// Drops the columns the payments migration adds (the view first, which selects them), so
-/// the model looks as it did before the migration; `orders` is the live orders table.
+/// Drops the columns the payments migration adds (the view first, which selects them), and
+/// the later migrations' (`shipping_address`, V4), so the model looks as it did before the
+/// payments migration; `orders` is the live orders table. [`migrate_after_payments`] adds
+/// the later columns back, in migration order.
 async fn unmigrate(client: &tokio_postgres::Client, orders: &str) -> Result<()> {
     client
         .batch_execute(&format!(
             "DROP VIEW read_model.orders; \
-             ALTER TABLE read_model.{orders} DROP COLUMN payments, DROP COLUMN refunds; \
+             ALTER TABLE read_model.{orders} DROP COLUMN payments, DROP COLUMN refunds, \
+                 DROP COLUMN shipping_address; \
              CREATE VIEW read_model.orders AS SELECT * FROM read_model.{orders}; \
              ALTER TABLE read_model.sales_v1_orders \
                  DROP COLUMN review_payments, DROP COLUMN revenue_refunds;"
+        ))
+        .await?;
+    Ok(())
+}
+
+/// What the migrations after the payments migration add to `orders` (V4's
+/// `shipping_address`), and the view over it made again.
+async fn migrate_after_payments(client: &tokio_postgres::Client, orders: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE read_model.{orders} ADD COLUMN shipping_address text; \
+             CREATE OR REPLACE VIEW read_model.orders AS SELECT * FROM read_model.{orders};"
         ))
         .await?;
     Ok(())
@@ -371,6 +386,7 @@ async fn the_payments_migration_fills_old_rows_with_what_projecting_them_gives()
     let row = order_row(&client, ids[1]).await?;
     assert!(row.get("payments").is_none(), "unmigrated: {row}");
     client.batch_execute(PAYMENTS_MIGRATION).await?;
+    migrate_after_payments(&client, "orders_v1").await?;
     assert_eq!(dump(&read).await?, expected);
 
     // The same after a rebuild: the live table is the rebuilt one, the old one is gone.
@@ -383,6 +399,7 @@ async fn the_payments_migration_fills_old_rows_with_what_projecting_them_gives()
     let client = read.store.pool().get().await?;
     unmigrate(&client, "orders_v2").await?;
     client.batch_execute(PAYMENTS_MIGRATION).await?;
+    migrate_after_payments(&client, "orders_v2").await?;
     let rows = |version: i32| {
         let client = &client;
         async move {
