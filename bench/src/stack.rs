@@ -129,6 +129,8 @@ impl Stack {
                 webhook_retry_base: std::time::Duration::from_secs(5),
                 log_signing_key: None,
                 checkpoint_interval: std::time::Duration::from_secs(10),
+                sequencer: true,
+                sequencer_database_url: None,
                 payments: options.payments.clone(),
                 pii: pii_settings(),
                 email: options.email.clone(),

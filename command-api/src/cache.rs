@@ -151,6 +151,15 @@ fn weight(state: &StreamState) -> usize {
                 + profile.address.as_ref().map_or(0, |a| a.as_str().len())
                 + 64
         }),
+        Some(AggregateState::Webhook(subscription)) => {
+            subscription.url.as_ref().map_or(0, String::len)
+                + subscription
+                    .event_types
+                    .iter()
+                    .map(String::len)
+                    .sum::<usize>()
+                + 64
+        }
     };
     ENTRY_OVERHEAD + std::mem::size_of::<StreamState>() + heap
 }

@@ -83,6 +83,16 @@ pub struct Settings {
     /// checkpoint is signed.
     #[arg(long, env = "AGORA_LOG_SIGNING_KEY", value_name = "PEM_FILE")]
     pub log_signing_key: Option<PathBuf>,
+    /// Run a sequencer candidate in this process (numbers the log, grows its Merkle tree,
+    /// signs checkpoints with `AGORA_LOG_SIGNING_KEY`; one is active across all processes).
+    /// Set `false` on the replicas behind the load balancer when one process of its own
+    /// holds the key (OPERATIONS.md "The log signer").
+    #[arg(long, env = "AGORA_SEQUENCER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sequencer: bool,
+    /// The sequencer's own connection, as a role of `agora_sequencer` (the only role that
+    /// may write the sequence, the tree, checkpoints and signing keys). Unset: `DATABASE_URL`.
+    #[arg(long, env = "AGORA_SEQUENCER_DATABASE_URL", hide_env_values = true)]
+    pub sequencer_database_url: Option<String>,
     /// The least time between two signed checkpoints (made only when the log grew), e.g.
     /// `10s`, `500ms`, `1m`.
     #[arg(long, env = "AGORA_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -26,6 +26,9 @@ use crate::webhooks::secrets::SecretBox;
 use crate::webhooks::WebhookSettings;
 use eventstore::follower::FollowerStatus;
 
+/// Connections of the sequencer's own pool (one batch transaction at a time, plus reads).
+const SEQUENCER_POOL_SIZE: usize = 4;
+
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
@@ -33,7 +36,7 @@ pub struct Application {
     server: Server,
     relay: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     reactors: Option<Reactors>,
-    sequencer: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
+    sequencer: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     ready: Arc<AtomicBool>,
     drain: Duration,
     watcher: tokio::task::JoinHandle<()>,
@@ -52,7 +55,7 @@ impl Application {
             .map(LogSigningKey::from_pem_file)
             .transpose()
             .map_err(|error| anyhow::anyhow!("AGORA_LOG_SIGNING_KEY: {error}"))?;
-        if signing_key.is_none() {
+        if signing_key.is_none() && settings.sequencer {
             tracing::warn!(
                 "AGORA_LOG_SIGNING_KEY is unset: the log is sequenced, but no checkpoint is signed"
             );
@@ -99,16 +102,34 @@ impl Application {
                 (stop, task)
             });
         let sequencer_status = SequencerStatus::default();
-        let sequencer = {
-            let mut config = SequencerConfig::new(&settings.database_url, signing_key);
+        let sequencer = if settings.sequencer {
+            // The sequencer writes the sequence, the tree and the checkpoints over a
+            // connection of its own: in production a role of `agora_sequencer`, the only one
+            // that may (deploy/postgres/roles.sql).
+            let (url, sequencer_store) = match settings.sequencer_database_url.as_deref() {
+                Some(url) => (
+                    url,
+                    EventStore::new(connect_pool(url, SEQUENCER_POOL_SIZE)?),
+                ),
+                None => (settings.database_url.as_str(), store.clone()),
+            };
+            let mut config = SequencerConfig::new(url, signing_key);
             config.checkpoint_interval = settings.checkpoint_interval;
             config.state_file = settings.log_signing_key.as_deref().map(state_file_beside);
             config.status = sequencer_status.clone();
             let (stop, stopped) = watch::channel(false);
-            (
+            Some((
                 stop,
-                tokio::spawn(run_sequencer(config, store.clone(), stopped)),
-            )
+                tokio::spawn(run_sequencer(config, sequencer_store, stopped)),
+            ))
+        } else {
+            if signing_key.is_some() {
+                anyhow::bail!(
+                    "AGORA_LOG_SIGNING_KEY is set but AGORA_SEQUENCER=false: only the process \
+                     that runs the sequencer needs (and should hold) the key"
+                );
+            }
+            None
         };
         let ready = Arc::new(AtomicBool::new(true));
         let watcher = tokio::spawn(watch_open_transactions(store.clone()));
@@ -207,7 +228,8 @@ impl Application {
         for (stop, task) in self
             .relay
             .into_iter()
-            .chain([self.sequencer, self.customer_listener])
+            .chain(self.sequencer)
+            .chain([self.customer_listener])
         {
             let _ = stop.send(true);
             let _ = task.await;

@@ -566,4 +566,144 @@ async fn concurrent_creations_never_pass_the_cap() {
     }
     assert_eq!(created, 5, "exactly the room left");
     assert_eq!(subscriptions(&app).await, 100, "never more than 100 stored");
+    // Each subscription stored is in the log once; no refused one is.
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE event_type = 'WebhookSubscribed'")
+            .await,
+        100
+    );
+}
+
+/// The payloads of the `webhook` stream of subscription `id`, oldest first.
+async fn logged_changes(app: &TestApp, id: Uuid) -> Vec<(String, Value, Value)> {
+    let client = app.db.store.pool().get().await.expect("a connection");
+    client
+        .query(
+            "SELECT event_type, payload, metadata FROM events \
+             WHERE stream_type = 'webhook' AND stream_id = $1 ORDER BY version",
+            &[&id],
+        )
+        .await
+        .expect("the log")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_change_of_a_subscription_is_in_the_log_with_who_made_it() {
+    let app = app(10).await;
+    let id = subscribe(
+        &app,
+        "http://127.0.0.1:9/erp",
+        &["OrderPaid", "OrderPlaced"],
+    )
+    .await;
+    let changes = logged_changes(&app, id).await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let (event_type, payload, metadata) = &changes[0];
+    assert_eq!(event_type, "WebhookSubscribed");
+    assert_eq!(payload["subscription_id"], id.to_string());
+    assert_eq!(payload["url"], "http://127.0.0.1:9/erp");
+    assert_eq!(payload["event_types"], json!(["OrderPaid", "OrderPlaced"]));
+    assert_eq!(payload["subscribed_by"], metadata["actor"]);
+    assert!(
+        !payload.to_string().contains(HOOK_SECRET) && !metadata.to_string().contains(HOOK_SECRET),
+        "the secret never reaches the log: {payload} {metadata}"
+    );
+    // The log's own reader decodes it (chained, sequenced and exported like every event).
+    let verify = app
+        .count("SELECT count(*) FROM events WHERE stream_type = 'webhook'")
+        .await;
+    assert_eq!(verify, 1);
+
+    // Five admins delete it at once: one deletion, one event; the others get 404.
+    let deletions = futures::future::join_all((0..5).map(|_| {
+        let app = &app;
+        async move {
+            app.http
+                .delete(format!("{}/v1/webhooks/{id}", app.address))
+                .bearer_auth(&app.admin)
+                .send()
+                .await
+                .expect("the app answers")
+                .status()
+        }
+    }))
+    .await;
+    let deleted = deletions
+        .iter()
+        .filter(|status| **status == StatusCode::NO_CONTENT)
+        .count();
+    assert_eq!(deleted, 1, "{deletions:?}");
+    assert!(
+        deletions
+            .iter()
+            .all(|s| [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND].contains(s)),
+        "{deletions:?}"
+    );
+    let changes = logged_changes(&app, id).await;
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[1].0, "WebhookUnsubscribed");
+    assert_eq!(changes[1].1["unsubscribed_by"], changes[1].2["actor"]);
+
+    // Refused creations (a bad URL, a viewer) leave nothing in the log.
+    let before = app
+        .count("SELECT count(*) FROM events WHERE stream_type = 'webhook'")
+        .await;
+    let refused = app
+        .post(
+            "/v1/webhooks",
+            &app.admin,
+            &json!({"url": "ftp://example.com/x", "event_types": ["OrderPaid"],
+                    "secret": HOOK_SECRET}),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let viewer = app.token("vera", &[Role::Viewer]);
+    let refused = app
+        .post(
+            "/v1/webhooks",
+            &viewer,
+            &json!({"url": "http://127.0.0.1:9/x", "event_types": ["OrderPaid"],
+                    "secret": HOOK_SECRET}),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE stream_type = 'webhook'")
+            .await,
+        before
+    );
+}
+
+/// A subscription made before its changes were logged (a row with no stream) is deleted
+/// with an event that starts its stream.
+#[tokio::test]
+async fn a_subscription_older_than_the_log_of_changes_is_deleted_into_the_log() {
+    let app = app(10).await;
+    let id = subscribe(&app, "http://127.0.0.1:9/old", &["OrderPaid"]).await;
+    // Make it look like one made by the previous version: a row, no events.
+    let client = app.db.store.pool().get().await.expect("a connection");
+    let copy = Uuid::now_v7();
+    client
+        .execute(
+            "INSERT INTO webhook_subscriptions (id, url, event_types, secret_nonce, secret_sealed) \
+             SELECT $1, url, event_types, secret_nonce, secret_sealed \
+             FROM webhook_subscriptions WHERE id = $2",
+            &[&copy, &id],
+        )
+        .await
+        .expect("a legacy row");
+    let response = app
+        .http
+        .delete(format!("{}/v1/webhooks/{copy}", app.address))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .expect("the app answers");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let changes = logged_changes(&app, copy).await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].0, "WebhookUnsubscribed");
 }

@@ -3,9 +3,10 @@
 -- in the read models' database (the same one when READ_DATABASE_URL is unset). It is
 -- idempotent: run it again after every upgrade that adds tables.
 --
--- It makes four group roles (NOLOGIN); give each service a login role in one of them:
+-- It makes five group roles (NOLOGIN); give each service a login role in one of them:
 --
 --   CREATE ROLE command_api LOGIN PASSWORD '…' IN ROLE agora_writer;
+--   CREATE ROLE log_signer  LOGIN PASSWORD '…' IN ROLE agora_sequencer;  -- AGORA_SEQUENCER_DATABASE_URL
 --   CREATE ROLE projector   LOGIN PASSWORD '…' IN ROLE agora_projector;
 --   CREATE ROLE query_api   LOGIN PASSWORD '…' IN ROLE agora_reader, agora_auditor;
 --   CREATE ROLE auditor     LOGIN PASSWORD '…' IN ROLE agora_auditor;
@@ -14,7 +15,13 @@
 -- |-----------------|----------------------------------------------------------------------|
 -- | agora_writer    | append events (INSERT, never UPDATE/DELETE: the table refuses them   |
 -- |                 | for everyone anyway), claims, idempotency records, snapshots, the    |
--- |                 | relay's checkpoint and the other tables of the write side             |
+-- |                 | relay's checkpoint and the other tables of the write side; it reads   |
+-- |                 | the log's sequence, tree and checkpoints but writes none of them      |
+-- | agora_sequencer | read events; number them (event_sequence), grow the Merkle tree       |
+-- |                 | (merkle_nodes), advance log_sequencer, store signed checkpoints and   |
+-- |                 | signing keys: the only role that may write these (all append-only     |
+-- |                 | but log_sequencer, whose guard the signer checks against what it      |
+-- |                 | computed itself)                                                      |
 -- | agora_projector | read events; write the read models (and create their rebuilt tables) |
 -- | agora_reader    | read the read models, and customers' wrapped data keys (to open      |
 -- |                 | personal data with AGORA_PII_KEY)                                    |
@@ -26,7 +33,8 @@ DO $roles$
 DECLARE
     name text;
 BEGIN
-    FOREACH name IN ARRAY ARRAY['agora_writer', 'agora_projector', 'agora_reader', 'agora_auditor']
+    FOREACH name IN ARRAY ARRAY['agora_writer', 'agora_sequencer', 'agora_projector',
+                                'agora_reader', 'agora_auditor']
     LOOP
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', name);
@@ -40,7 +48,8 @@ $roles$;
 DO $connect$
 BEGIN
     EXECUTE format(
-        'GRANT CONNECT ON DATABASE %I TO agora_writer, agora_projector, agora_reader, agora_auditor',
+        'GRANT CONNECT ON DATABASE %I TO agora_writer, agora_sequencer, agora_projector, '
+        'agora_reader, agora_auditor',
         current_database());
 END
 $connect$;
@@ -53,10 +62,10 @@ BEGIN
     IF to_regclass('public.events') IS NULL THEN
         RETURN; -- a read-model-only database
     END IF;
-    GRANT USAGE ON SCHEMA public TO agora_writer, agora_projector, agora_auditor;
+    GRANT USAGE ON SCHEMA public TO agora_writer, agora_sequencer, agora_projector, agora_auditor;
     -- Every service checks at start that no migration is pending.
     GRANT SELECT ON public.refinery_schema_history
-        TO agora_writer, agora_projector, agora_auditor;
+        TO agora_writer, agora_sequencer, agora_projector, agora_auditor;
 
     -- The writer: append only.
     GRANT SELECT, INSERT ON public.events TO agora_writer;
@@ -72,19 +81,29 @@ BEGIN
         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
           AND c.relname NOT IN ('events', 'unique_claims', 'idempotency_keys', 'snapshots',
                                 'relay_checkpoints', 'refinery_schema_history',
-                                'event_sequence', 'merkle_nodes', 'pii_keys')
+                                'event_sequence', 'merkle_nodes', 'log_sequencer',
+                                'log_checkpoints', 'log_signing_keys', 'pii_keys')
     LOOP
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON public.%I TO agora_writer', table_name);
         EXECUTE format('GRANT SELECT ON public.%I TO agora_auditor', table_name);
     END LOOP;
-    GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO agora_writer;
-    -- The sequencer (in the command API) numbers the log and grows its Merkle tree: both
-    -- only ever inserted (their append-only triggers refuse any change; an earlier version
-    -- of this script granted more).
-    REVOKE UPDATE, DELETE, TRUNCATE ON public.event_sequence, public.merkle_nodes
-        FROM agora_writer;
-    GRANT SELECT, INSERT ON public.event_sequence, public.merkle_nodes TO agora_writer;
-    GRANT SELECT ON public.event_sequence, public.merkle_nodes TO agora_auditor;
+    GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO agora_writer, agora_sequencer;
+    -- The sequencer numbers the log, grows its Merkle tree and signs checkpoints, over a
+    -- connection of its own (AGORA_SEQUENCER_DATABASE_URL): only its role may write these
+    -- tables. The writer (the command API's requests) and the auditor only read them; an
+    -- earlier version of this script let the writer insert, which is taken back here.
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE
+        ON public.event_sequence, public.merkle_nodes, public.log_sequencer,
+           public.log_checkpoints, public.log_signing_keys
+        FROM agora_writer, agora_auditor, agora_projector, agora_reader;
+    GRANT SELECT ON public.event_sequence, public.merkle_nodes, public.log_sequencer,
+                    public.log_checkpoints, public.log_signing_keys
+        TO agora_writer, agora_auditor, agora_sequencer;
+    GRANT SELECT ON public.events TO agora_sequencer;
+    GRANT SELECT, INSERT ON public.event_sequence, public.merkle_nodes,
+                            public.log_checkpoints, public.log_signing_keys
+        TO agora_sequencer;
+    GRANT UPDATE ON public.log_sequencer TO agora_sequencer;
 
     -- Readers of the log: the projector (on the Postgres log) and the auditor. Event
     -- queries join each event's sequence.

@@ -17,6 +17,7 @@ pub mod placement;
 pub mod product;
 mod stored;
 pub mod values;
+pub mod webhook;
 
 pub use customer::{Customer, CustomerCommand, CustomerEvent};
 pub use error::{DomainError, EventDecodeError};
@@ -28,6 +29,7 @@ pub use placement::{
 pub use product::{Product, ProductCommand, ProductEvent};
 pub use stored::StoredEvent;
 pub use values::*;
+pub use webhook::{WebhookEvent, WebhookSubscription};
 
 /// The revision of the aggregates' folds (`apply`) and of their serialized state. Raise it
 /// whenever a fold or a state's fields change: snapshots of aggregates are keyed by it

@@ -47,7 +47,7 @@ struct BinaryConfig {
 const BINARIES: &[BinaryConfig] = &[
     BinaryConfig {
         binary: "command-api",
-        sources: &["command-api/src", "platform/src"],
+        sources: &["command-api/src", "platform/src", "eventstore/src/kafka.rs"],
         allowed: &[
             "DATABASE_URL",
             "COMMAND_API_ADDR",
@@ -78,6 +78,11 @@ const BINARIES: &[BinaryConfig] = &[
             "AGORA_TRACKING_URL",
             "AGORA_EMAIL_MAX_ATTEMPTS",
             "AGORA_EMAIL_RETRY_BASE",
+            "AGORA_REACTORS",
+            "AGORA_SEQUENCER",
+            "AGORA_SEQUENCER_DATABASE_URL",
+            "AGORA_LOG_SIGNING_KEY",
+            KAFKA_PROPERTY_PREFIX,
             "RUST_LOG",
             "AGORA_LOG_FORMAT",
         ],
@@ -112,7 +117,7 @@ const BINARIES: &[BinaryConfig] = &[
     },
     BinaryConfig {
         binary: "projector",
-        sources: &["projector/src", "platform/src"],
+        sources: &["projector/src", "platform/src", "eventstore/src/kafka.rs"],
         allowed: &[
             "DATABASE_URL",
             "READ_DATABASE_URL",
@@ -121,6 +126,7 @@ const BINARIES: &[BinaryConfig] = &[
             "AGORA_PROJECTOR_GROUP",
             "PROJECTOR_ADDR",
             "AGORA_PROJECTOR_BATCH",
+            KAFKA_PROPERTY_PREFIX,
             "RUST_LOG",
             "AGORA_LOG_FORMAT",
         ],
@@ -147,6 +153,17 @@ const BINARIES: &[BinaryConfig] = &[
         listen_var: None,
     },
 ];
+
+/// The prefix of the Kafka client's properties (`AGORA_KAFKA_<PROPERTY>`, read by
+/// `eventstore::kafka`): a binary that allows it takes every variable it begins.
+const KAFKA_PROPERTY_PREFIX: &str = "AGORA_KAFKA_";
+
+/// Whether `config` reads the variable `name`.
+fn reads(config: &BinaryConfig, name: &str) -> bool {
+    config.allowed.contains(&name)
+        || (name.starts_with(KAFKA_PROPERTY_PREFIX)
+            && config.allowed.contains(&KAFKA_PROPERTY_PREFIX))
+}
 
 /// Variables read without their name appearing in our sources.
 const IMPLICIT_VARIABLES: &[&str] = &["RUST_LOG"];
@@ -387,6 +404,7 @@ fn check(inputs: &Inputs) -> Vec<String> {
     check_environment(&mut stack);
     check_databases(inputs, &mut stack);
     check_kafka(&mut stack);
+    check_log_signer(&mut stack);
     check_topic_creation(inputs, &mut stack);
     check_listen_addresses_and_healthchecks(&mut stack);
     check_depends_on(&mut stack);
@@ -669,7 +687,7 @@ fn check_environment(stack: &mut Stack) {
         let raw = environment_raw(service);
         let env = environment(service);
         for name in raw.keys() {
-            if !config.allowed.contains(&name.as_str()) {
+            if !reads(config, name) {
                 problems.push(format!(
                     "service `{}` sets {name}, which `{}` does not read (misspelled?); it reads {:?}",
                     agora.name, agora.binary, config.allowed
@@ -887,7 +905,11 @@ fn check_databases(inputs: &Inputs, stack: &mut Stack) {
     let mut event_stores = BTreeSet::new();
     for agora in &stack.agora {
         let env = environment(&stack.services[&agora.name]);
-        for var in ["DATABASE_URL", "READ_DATABASE_URL"] {
+        for var in [
+            "DATABASE_URL",
+            "READ_DATABASE_URL",
+            "AGORA_SEQUENCER_DATABASE_URL",
+        ] {
             let Some(url) = env.get(var) else { continue };
             match parse_postgres_url(url) {
                 Some((url_user, url_password, host, port, database)) => {
@@ -900,7 +922,13 @@ fn check_databases(inputs: &Inputs, stack: &mut Stack) {
                     if port != 5432 {
                         problems.push(format!("service `{}`: {var} uses port {port}", agora.name));
                     }
-                    match service_roles.get(agora.binary.as_str()) {
+                    let sequencer = ["agora_sequencer"].to_vec();
+                    let groups = if var == "AGORA_SEQUENCER_DATABASE_URL" {
+                        Some(&sequencer)
+                    } else {
+                        service_roles.get(agora.binary.as_str())
+                    };
+                    match groups {
                         // A service with a role of its own logs in as a login of the
                         // roles one-shot that is in every group the service needs.
                         Some(groups) => {
@@ -951,7 +979,7 @@ fn check_databases(inputs: &Inputs, stack: &mut Stack) {
                             agora.name
                         ));
                     }
-                    if var == "DATABASE_URL" {
+                    if var != "READ_DATABASE_URL" {
                         event_stores.insert(database);
                     }
                 }
@@ -1221,6 +1249,103 @@ fn check_kafka(stack: &mut Stack) {
     if kafka.get("healthcheck").is_none() {
         problems.push(format!("service `{kafka_name}` needs a healthcheck"));
     }
+    // Every listener a client reaches authenticates it (SASL); the controller's is the
+    // broker's own.
+    let protocols: BTreeMap<String, String> = get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP")
+        .split(',')
+        .filter_map(|pair| {
+            let (name, protocol) = pair.split_once(':')?;
+            Some((name.trim().to_owned(), protocol.trim().to_owned()))
+        })
+        .collect();
+    let mut client_protocols = BTreeSet::new();
+    for listener in get("KAFKA_ADVERTISED_LISTENERS").split(',') {
+        let Some((name, _)) = listener.trim().split_once("://") else {
+            continue;
+        };
+        let protocol = protocols
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned());
+        if name != controller && !protocol.starts_with("SASL_") {
+            problems.push(format!(
+                "service `{kafka_name}`: listener {name} speaks {protocol}: clients must \
+                 authenticate (SASL_PLAINTEXT or SASL_SSL)"
+            ));
+        }
+        client_protocols.insert(protocol);
+    }
+    let mechanisms: BTreeSet<String> = get("KAFKA_SASL_ENABLED_MECHANISMS")
+        .split(',')
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .collect();
+    let jaas_keys: Vec<&String> = env
+        .keys()
+        .filter(|k| k.ends_with("_SASL_JAAS_CONFIG"))
+        .collect();
+    if mechanisms.is_empty() || jaas_keys.is_empty() {
+        problems.push(format!(
+            "service `{kafka_name}`: SASL needs KAFKA_SASL_ENABLED_MECHANISMS and a \
+             listener's JAAS configuration (its users)"
+        ));
+    }
+    for key in &jaas_keys {
+        let raw = environment_raw(kafka)
+            .get(*key)
+            .cloned()
+            .unwrap_or_default();
+        if !raw.contains("${AGORA_KAFKA_PASSWORD:?") {
+            problems.push(format!(
+                "service `{kafka_name}`: {key} must take the password from AGORA_KAFKA_PASSWORD \
+                 (required, no default), not from the file"
+            ));
+        }
+    }
+    for agora in &stack.agora {
+        let service = &stack.services[&agora.name];
+        let env = environment(service);
+        if !env.contains_key("KAFKA_BROKERS") {
+            continue;
+        }
+        let protocol = env
+            .get("AGORA_KAFKA_SECURITY_PROTOCOL")
+            .cloned()
+            .unwrap_or_else(|| "PLAINTEXT".into());
+        if !client_protocols.contains(&protocol) {
+            problems.push(format!(
+                "service `{}`: AGORA_KAFKA_SECURITY_PROTOCOL is {protocol}, the broker's \
+                 clients speak {client_protocols:?}",
+                agora.name
+            ));
+        }
+        let mechanism = env
+            .get("AGORA_KAFKA_SASL_MECHANISM")
+            .cloned()
+            .unwrap_or_default();
+        if !mechanisms.contains(&mechanism) {
+            problems.push(format!(
+                "service `{}`: AGORA_KAFKA_SASL_MECHANISM is {mechanism:?}, the broker \
+                 enables {mechanisms:?}",
+                agora.name
+            ));
+        }
+        let password = environment_raw(service)
+            .get("AGORA_KAFKA_SASL_PASSWORD")
+            .cloned()
+            .unwrap_or_default();
+        if env
+            .get("AGORA_KAFKA_SASL_USERNAME")
+            .is_none_or(|u| u.is_empty())
+            || !password.contains("${AGORA_KAFKA_PASSWORD:?")
+        {
+            problems.push(format!(
+                "service `{}`: needs AGORA_KAFKA_SASL_USERNAME and AGORA_KAFKA_SASL_PASSWORD \
+                 from AGORA_KAFKA_PASSWORD (required, no default)",
+                agora.name
+            ));
+        }
+    }
     for agora in &stack.agora {
         let env = environment(&stack.services[&agora.name]);
         let Some(brokers) = env.get("KAFKA_BROKERS") else {
@@ -1234,6 +1359,83 @@ fn check_kafka(stack: &mut Stack) {
                     agora.name
                 ));
             }
+        }
+    }
+    stack.problems.extend(problems);
+}
+
+/// Whether `service` is the log signer: the command API process that holds the log's key.
+fn is_log_signer(service: &Value) -> bool {
+    environment(service).contains_key("AGORA_LOG_SIGNING_KEY")
+}
+
+/// One process holds the log's signing key: a command API that runs the sequencer as the
+/// sequencer's database role, keeps the key in a volume of its own and takes no requests
+/// from the load balancer; every other command API runs no sequencer.
+fn check_log_signer(stack: &mut Stack) {
+    let mut problems = Vec::new();
+    let signers: Vec<&AgoraService> = stack
+        .agora
+        .iter()
+        .filter(|s| is_log_signer(&stack.services[&s.name]))
+        .collect();
+    match signers.as_slice() {
+        [signer] => {
+            let service = &stack.services[&signer.name];
+            let env = environment(service);
+            if signer.binary != "command-api" {
+                problems.push(format!(
+                    "service `{}` holds the log's key but runs {}, not command-api",
+                    signer.name, signer.binary
+                ));
+            }
+            if env.get("AGORA_SEQUENCER").is_some_and(|v| v != "true") {
+                problems.push(format!(
+                    "service `{}` holds the log's key but runs no sequencer",
+                    signer.name
+                ));
+            }
+            if !env.contains_key("AGORA_SEQUENCER_DATABASE_URL") {
+                problems.push(format!(
+                    "service `{}` signs the log over the writer's connection: set \
+                     AGORA_SEQUENCER_DATABASE_URL (a role of agora_sequencer)",
+                    signer.name
+                ));
+            }
+            let key = env
+                .get("AGORA_LOG_SIGNING_KEY")
+                .cloned()
+                .unwrap_or_default();
+            let in_volume = volumes(service).iter().any(|(source, target, read_only)| {
+                !is_bind_source(source) && !read_only && key.starts_with(&format!("{target}/"))
+            });
+            if !in_volume {
+                problems.push(format!(
+                    "service `{}`: the key {key} must be in a writable named volume (the \
+                     signer keeps its last checkpoint beside it)",
+                    signer.name
+                ));
+            }
+        }
+        [] => problems.push(
+            "no service holds the log's signing key (AGORA_LOG_SIGNING_KEY): \
+                             nothing signs checkpoints"
+                .into(),
+        ),
+        many => problems.push(format!(
+            "the log's signing key is held by {:?}: one process only",
+            many.iter().map(|s| &s.name).collect::<Vec<_>>()
+        )),
+    }
+    for agora in stack.replicas_of("command-api") {
+        let service = &stack.services[&agora.name];
+        let env = environment(service);
+        if !is_log_signer(service) && env.get("AGORA_SEQUENCER").is_none_or(|v| v != "false") {
+            problems.push(format!(
+                "service `{}` runs a sequencer without the key: set AGORA_SEQUENCER=false \
+                 (only the log signer sequences)",
+                agora.name
+            ));
         }
     }
     stack.problems.extend(problems);
@@ -1440,9 +1642,11 @@ fn check_load_balancers(inputs: &Inputs, stack: &mut Stack) {
         if configs.is_empty() {
             problems.push(format!("`{lb_name}` mounts no nginx config"));
         }
+        // The log signer runs the command API's binary but takes no requests.
         let replicas: BTreeMap<String, Option<u16>> = stack
             .replicas_of(binary)
             .into_iter()
+            .filter(|replica| !is_log_signer(&stack.services[&replica.name]))
             .map(|replica| {
                 let config = binary_config(binary).expect("known binary");
                 let env = environment(&stack.services[&replica.name]);
@@ -1832,6 +2036,48 @@ fn collect_rust_sources(path: &Path, out: &mut String) {
 
 /// Each mutation: (file, text to find, replacement, a word the report must mention).
 const MUTATIONS: &[(&str, &str, &str, &str)] = &[
+    // Kafka without authentication.
+    (
+        "docker-compose.yml",
+        "CLIENT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "clients must authenticate",
+    ),
+    // A client that does not speak SASL to it.
+    (
+        "docker-compose.yml",
+        "AGORA_KAFKA_SECURITY_PROTOCOL: SASL_PLAINTEXT",
+        "AGORA_KAFKA_SECURITY_PROTOCOL: PLAINTEXT",
+        "AGORA_KAFKA_SECURITY_PROTOCOL is PLAINTEXT",
+    ),
+    // Kafka's password written in the file.
+    (
+        "docker-compose.yml",
+        "AGORA_KAFKA_SASL_PASSWORD: ${AGORA_KAFKA_PASSWORD:?set AGORA_KAFKA_PASSWORD (Kafka's SASL password)}",
+        "AGORA_KAFKA_SASL_PASSWORD: agora-secret",
+        "AGORA_KAFKA_SASL_PASSWORD",
+    ),
+    // A replica behind the load balancer that sequences (and would sign without the key).
+    (
+        "docker-compose.yml",
+        "      AGORA_SEQUENCER: \"false\"\n",
+        "",
+        "set AGORA_SEQUENCER=false",
+    ),
+    // The signer writing the tree as the writer.
+    (
+        "docker-compose.yml",
+        "      <<: [*log-env, *command-api-db-env, *sequencer-db-env, *auth-env, *provider-env]",
+        "      <<: [*log-env, *command-api-db-env, *auth-env, *provider-env]",
+        "AGORA_SEQUENCER_DATABASE_URL",
+    ),
+    // The sequencer's login not granted the sequencer's role.
+    (
+        "docker-compose.yml",
+        "        GRANT agora_sequencer TO agora_log_signer;\n",
+        "        GRANT agora_writer TO agora_log_signer;\n",
+        "agora_sequencer",
+    ),
     // An operators' console published to the network instead of the host's loopback.
     (
         "docker-compose.yml",

@@ -1,7 +1,8 @@
 //! Least privilege, in the database itself: `events` is append-only for every role (its
 //! owner included), and the roles of deploy/postgres/roles.sql can do their job and no
-//! more — the command API runs as a writer, the audit endpoints as an auditor and the
-//! query API's reads as a reader; none of them can change the log.
+//! more — the command API runs as a writer, its sequencer as a role of its own (the only
+//! one that may number the log, grow its tree and store checkpoints), the audit endpoints
+//! as an auditor and the query API's reads as a reader; none of them can change the log.
 
 mod support;
 
@@ -82,7 +83,9 @@ impl LoginRoles {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Result<()> {
-    let stack = Stack::start(false).await?;
+    // The stack's own command API runs as the owner without a sequencer: the log is
+    // numbered and signed by the sequencer started below, as its own role.
+    let stack = Stack::start_with(false, |settings| settings.sequencer = false).await?;
     // Some history, written as the owner.
     let (mug, version) = stack
         .ok(
@@ -111,10 +114,16 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
 
     let (roles, names) = LoginRoles::create(
         session(&stack.db.url).await?,
-        &["agora_writer", "agora_auditor", "agora_reader"],
+        &[
+            "agora_writer",
+            "agora_auditor",
+            "agora_reader",
+            "agora_sequencer",
+        ],
     )
     .await?;
-    let [writer, auditor, reader] = [0, 1, 2].map(|i| as_user(&stack.db.url, &names[i]));
+    let [writer, auditor, reader, sequencer] =
+        [0, 1, 2, 3].map(|i| as_user(&stack.db.url, &names[i]));
 
     // The writer may append but never change or delete.
     let writer_session = session(&writer).await?;
@@ -165,12 +174,23 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         "42501"
     );
 
-    // The command API as the writer: commands are accepted.
-    let command = command_api::startup::Application::build(support::command_settings(
-        &writer,
-        None,
-        "agora".into(),
-    ))
+    // The command API as the writer, its sequencer (the only holder of the log's key) as a
+    // role of agora_sequencer: commands are accepted, the log numbered and signed.
+    let key_dir = std::env::temp_dir().join(format!("agora-roles-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&key_dir)?;
+    let key_file = key_dir.join("log-signing-key.pem");
+    std::fs::write(
+        &key_file,
+        eventstore::checkpoint::LogSigningKey::generate()
+            .to_pem()
+            .map_err(anyhow::Error::msg)?,
+    )?;
+    let command = command_api::startup::Application::build(command_api::config::Settings {
+        sequencer_database_url: Some(sequencer.clone()),
+        log_signing_key: Some(key_file),
+        checkpoint_interval: Duration::from_millis(200),
+        ..support::command_settings(&writer, None, "agora".into())
+    })
     .await?;
     let command_url = format!("http://127.0.0.1:{}", command.port());
     tokio::spawn(command.run_until_stopped());
@@ -248,36 +268,74 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         );
     }
 
-    // The command API's sequencer, running as the writer, numbers every event (it may insert
-    // into the sequence and the Merkle tree, never change either).
+    // The sequencer, as its own role, numbers every event and signs a checkpoint of them.
+    let events: i64 = owner
+        .query_one("SELECT count(*) FROM events", &[])
+        .await?
+        .get(0);
     stack
         .eventually(
-            "the writer's sequencer to number the log",
+            "the sequencer to number and sign the log",
             Duration::from_secs(30),
             || async {
-                let unsequenced: i64 = owner
+                let row = owner
                     .query_one(
-                        "SELECT count(*) FROM events \
-                         WHERE position NOT IN (SELECT event_position FROM event_sequence)",
+                        "SELECT (SELECT count(*) FROM events \
+                                 WHERE position NOT IN (SELECT event_position FROM event_sequence)), \
+                                (SELECT COALESCE(max(tree_size), 0) FROM log_checkpoints)",
                         &[],
                     )
-                    .await?
-                    .get(0);
-                Ok(unsequenced == 0)
+                    .await?;
+                let (unsequenced, signed): (i64, i64) = (row.get(0), row.get(1));
+                Ok(unsequenced == 0 && signed >= events)
             },
         )
         .await?;
+    // The writer (every command API request) reads the log's sequence, tree and checkpoints
+    // and writes none of them: the forgery of a tree the signer did not build (a node high
+    // up, a size to match) cannot even be written.
+    let count: i64 = writer_session
+        .query_one("SELECT count(*) FROM merkle_nodes", &[])
+        .await?
+        .get(0);
+    assert!(count >= 1);
     for sql in [
+        "INSERT INTO merkle_nodes (level, idx, hash) VALUES (20, 0, decode(repeat('ab', 32), 'hex'))",
+        "UPDATE log_sequencer SET tree_size = 1048576",
+        "INSERT INTO merkle_nodes (level, idx, hash) \
+         SELECT 0, tree_size, decode(repeat('cd', 32), 'hex') FROM log_sequencer",
+        "INSERT INTO event_sequence (sequence, event_position) VALUES (1000000, 1)",
         "UPDATE event_sequence SET sequence = sequence + 1000",
         "DELETE FROM event_sequence",
         "TRUNCATE event_sequence",
         "UPDATE merkle_nodes SET hash = hash",
         "DELETE FROM merkle_nodes",
+        "INSERT INTO log_signing_keys (key_id, public_key) \
+         VALUES ('writer', decode(repeat('00', 32), 'hex'))",
+        "INSERT INTO log_checkpoints (tree_size, root_hash, signed_at, key_id, signature) \
+         SELECT 1, root_hash, now(), key_id, signature FROM log_checkpoints LIMIT 1",
     ] {
         assert_eq!(
             refusal(&writer_session, sql).await,
             "42501",
-            "the writer cannot renumber the log or change its tree: {sql}"
+            "the writer cannot number the log, grow or change its tree, or sign: {sql}"
+        );
+    }
+    // The sequencer's role may append to them, never change what is there, nor the events.
+    let sequencer_session = session(&sequencer).await?;
+    for sql in [
+        "UPDATE events SET payload = '{}'::jsonb",
+        "INSERT INTO unique_claims VALUES ('sku', 'X', gen_random_uuid())",
+        "UPDATE merkle_nodes SET hash = hash",
+        "DELETE FROM event_sequence",
+        "TRUNCATE merkle_nodes",
+        "DELETE FROM log_checkpoints",
+        "SELECT * FROM pii_keys",
+    ] {
+        assert_eq!(
+            refusal(&sequencer_session, sql).await,
+            "42501",
+            "the sequencer: {sql}"
         );
     }
     for sql in [
@@ -362,5 +420,6 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
     assert_eq!(product.status(), StatusCode::OK);
 
     roles.drop_all().await?;
+    let _ = std::fs::remove_dir_all(&key_dir);
     stack.stop().await
 }

@@ -266,9 +266,48 @@ impl EventStore {
             .collect()
     }
 
+    /// Appends one command's events inside `transaction`, a transaction of the caller's on
+    /// this store's database, so the events commit (or roll back) with whatever else the
+    /// caller writes in it: a record the log must not miss, such as a webhook subscription
+    /// and the event that says who made it. No group commit; call
+    /// [`EventStore::committed_elsewhere`] after the commit to wake the log's followers.
+    pub async fn append_in(
+        &self,
+        transaction: &deadpool_postgres::Transaction<'_>,
+        request: AppendRequest,
+    ) -> Result<Appended, AppendError> {
+        let prepared = Prepared::new(request)?;
+        let batch = [&prepared];
+        match insert_on(transaction, &batch).await {
+            Ok(mut appended) => Ok(Appended {
+                events: appended.pop().unwrap_or_default(),
+            }),
+            Err(error) => Err(culprit(&error, &batch)
+                .map(|(_, refused)| refused)
+                .unwrap_or_else(|| error.into())),
+        }
+    }
+
+    /// Wakes the log's followers after events written by [`EventStore::append_in`] committed.
+    pub fn committed_elsewhere(&self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.appended();
+        }
+    }
+
     /// One statement writing every command of `batch`; the recorded events per command.
     async fn insert(&self, batch: &[&Prepared]) -> Result<Vec<Vec<RecordedEvent>>, InsertError> {
         let client = self.pool.get().await.map_err(InsertError::Pool)?;
+        insert_on(&client, batch).await
+    }
+}
+
+/// [`EventStore::insert`] on `client` (a pooled connection, or a caller's transaction).
+async fn insert_on(
+    client: &impl deadpool_postgres::GenericClient,
+    batch: &[&Prepared],
+) -> Result<Vec<Vec<RecordedEvent>>, InsertError> {
+    {
         let events: Vec<&RecordedEvent> = batch.iter().flat_map(|c| &c.events).collect();
         let mut metadata_column = Vec::with_capacity(events.len());
         for command in batch {
@@ -342,7 +381,6 @@ impl EventStore {
             .query(&statement, &params)
             .await
             .map_err(InsertError::Database)?;
-        drop(client);
         let mut assigned = HashMap::with_capacity(rows.len());
         for row in &rows {
             let event_id: Uuid = row.try_get(0).map_err(InsertError::Database)?;

@@ -3,7 +3,7 @@
 //! stream type (`from_stored`). The command side's loading, snapshots, the state cache,
 //! the audit state endpoint and the projections all read events through [`decode`].
 
-use domain::{CustomerEvent, OrderEvent, ProductEvent};
+use domain::{CustomerEvent, OrderEvent, ProductEvent, WebhookEvent};
 use uuid::Uuid;
 
 use crate::event::RecordedEvent;
@@ -14,6 +14,8 @@ pub enum ShopEvent {
     Product(ProductEvent),
     Order(OrderEvent),
     Customer(CustomerEvent),
+    /// A webhook subscription's change (no read model but the log's own reads them).
+    Webhook(WebhookEvent),
 }
 
 /// Why a recorded event cannot be read: the log holds something this code does not know.
@@ -72,6 +74,11 @@ pub fn decode(event: &RecordedEvent) -> Result<ShopEvent, DecodeError> {
         domain::customer::STREAM_TYPE => {
             CustomerEvent::from_stored(&event.event_type, schema_version, payload)
                 .map(ShopEvent::Customer)
+                .map_err(undecodable)
+        }
+        domain::webhook::STREAM_TYPE => {
+            WebhookEvent::from_stored(&event.event_type, schema_version, payload)
+                .map(ShopEvent::Webhook)
                 .map_err(undecodable)
         }
         other => Err(DecodeError::new(

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use domain::{Customer, Order, Product};
+use domain::{Customer, Order, Product, WebhookSubscription};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -19,6 +19,7 @@ pub enum AggregateState {
     Product(Product),
     Order(Order),
     Customer(Customer),
+    Webhook(WebhookSubscription),
 }
 
 impl AggregateState {
@@ -28,6 +29,9 @@ impl AggregateState {
             domain::product::STREAM_TYPE => Some(AggregateState::Product(Product::default())),
             domain::order::STREAM_TYPE => Some(AggregateState::Order(Order::default())),
             domain::customer::STREAM_TYPE => Some(AggregateState::Customer(Customer::default())),
+            domain::webhook::STREAM_TYPE => {
+                Some(AggregateState::Webhook(WebhookSubscription::default()))
+            }
             _ => None,
         }
     }
@@ -38,6 +42,7 @@ impl AggregateState {
             AggregateState::Product(_) => domain::product::STREAM_TYPE,
             AggregateState::Order(_) => domain::order::STREAM_TYPE,
             AggregateState::Customer(_) => domain::customer::STREAM_TYPE,
+            AggregateState::Webhook(_) => domain::webhook::STREAM_TYPE,
         }
     }
 
@@ -57,6 +62,7 @@ impl AggregateState {
             (AggregateState::Product(product), ShopEvent::Product(e)) => product.apply(e),
             (AggregateState::Order(order), ShopEvent::Order(e)) => order.apply(e),
             (AggregateState::Customer(customer), ShopEvent::Customer(e)) => customer.apply(e),
+            (AggregateState::Webhook(subscription), ShopEvent::Webhook(e)) => subscription.apply(e),
             _ => return Err(DecodeError::new(event, "event of another stream type")),
         }
         Ok(())
@@ -69,6 +75,7 @@ impl AggregateState {
             AggregateState::Product(product) => serde_json::to_value(product),
             AggregateState::Order(order) => serde_json::to_value(order),
             AggregateState::Customer(customer) => serde_json::to_value(customer),
+            AggregateState::Webhook(subscription) => serde_json::to_value(subscription),
         }
     }
 
@@ -83,6 +90,9 @@ impl AggregateState {
                 .map_err(|e| e.to_string()),
             domain::customer::STREAM_TYPE => serde_json::from_value(state)
                 .map(AggregateState::Customer)
+                .map_err(|e| e.to_string()),
+            domain::webhook::STREAM_TYPE => serde_json::from_value(state)
+                .map(AggregateState::Webhook)
                 .map_err(|e| e.to_string()),
             other => Err(format!("unknown stream type {other:?}")),
         }

@@ -189,6 +189,7 @@ pub enum StreamType {
     Product,
     Order,
     Customer,
+    Webhook,
 }
 
 /// One recorded event: a line of the NDJSON exports, and the value of a Kafka message.
@@ -384,7 +385,8 @@ mod tests {
             json!([
                 domain::product::STREAM_TYPE,
                 domain::order::STREAM_TYPE,
-                domain::customer::STREAM_TYPE
+                domain::customer::STREAM_TYPE,
+                domain::webhook::STREAM_TYPE
             ])
         );
     }

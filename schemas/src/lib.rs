@@ -86,6 +86,8 @@ static EVENT_SCHEMAS: &[EventSchema] = &[
     event_schema!("order", "RefundFailed", 1),
     event_schema!("customer", "CustomerProfileSet", 1),
     event_schema!("customer", "CustomerErased", 1),
+    event_schema!("webhook", "WebhookSubscribed", 1),
+    event_schema!("webhook", "WebhookUnsubscribed", 1),
 ];
 
 /// The version of the envelope schema.

@@ -51,6 +51,37 @@ impl From<&CustomerEvent> for Stored {
     }
 }
 
+impl From<&WebhookEvent> for Stored {
+    fn from(e: &WebhookEvent) -> Self {
+        Self {
+            stream_type: webhook::STREAM_TYPE,
+            event_type: e.event_type(),
+            schema_version: e.schema_version(),
+            payload: e.payload(),
+        }
+    }
+}
+
+/// The webhook subscription events, written by the webhook routes (no aggregate decides
+/// them), with edge values.
+fn webhook_events() -> Vec<WebhookEvent> {
+    let id = uuid::Uuid::from_u128(42);
+    vec![
+        webhook::WebhookSubscribed {
+            subscription_id: id,
+            url: format!("https://{}.example.com/hook", "h".repeat(60)),
+            event_types: vec!["OrderPaid".into(); 32],
+            subscribed_by: ActorId::parse(chars(255)).unwrap(),
+        }
+        .into(),
+        webhook::WebhookUnsubscribed {
+            subscription_id: id,
+            unsubscribed_by: ActorId::parse("a").unwrap(),
+        }
+        .into(),
+    ]
+}
+
 /// Collects decided events and keeps the aggregates' states up to date.
 #[derive(Default)]
 struct World {
@@ -370,6 +401,7 @@ fn emitted_by_decide() -> Vec<Stored> {
         TrackingNumber::parse("t").unwrap(),
     );
 
+    w.log.extend(webhook_events().iter().map(Stored::from));
     w.log
 }
 
@@ -527,6 +559,10 @@ fn built_from_enums() -> Vec<Stored> {
         }
         .into(),
     ];
+    for e in &webhook_events() {
+        let back = WebhookEvent::from_stored(e.event_type(), e.schema_version(), &e.payload());
+        assert_eq!(back.as_ref(), Ok(e));
+    }
     for e in &customer_events {
         let back = CustomerEvent::from_stored(e.event_type(), e.schema_version(), &e.payload());
         assert_eq!(back.as_ref(), Ok(e));
@@ -544,6 +580,7 @@ fn built_from_enums() -> Vec<Stored> {
         .map(Stored::from)
         .chain(order_events.iter().map(Stored::from))
         .chain(customer_events.iter().map(Stored::from))
+        .chain(webhook_events().iter().map(Stored::from))
         .collect()
 }
 
@@ -589,6 +626,11 @@ fn all_domain_event_types() -> BTreeSet<(&'static str, &'static str)> {
             CustomerEvent::EVENT_TYPES
                 .iter()
                 .map(|t| (customer::STREAM_TYPE, *t)),
+        )
+        .chain(
+            WebhookEvent::EVENT_TYPES
+                .iter()
+                .map(|t| (webhook::STREAM_TYPE, *t)),
         )
         .collect()
 }

@@ -160,6 +160,8 @@ async fn serve(
         webhook_retry_base: std::time::Duration::from_secs(5),
         log_signing_key: Some(signing_key),
         checkpoint_interval: std::time::Duration::from_secs(10),
+        sequencer: true,
+        sequencer_database_url: None,
         // The development provider: an admin confirms payments, no money moves.
         payments: Default::default(),
         pii: pii.clone(),

@@ -2,8 +2,9 @@
 //! manual retry. The secret is sealed at rest and never returned. Without
 //! `AGORA_WEBHOOK_KEY` webhooks are off: every route answers 503 `unavailable`.
 
-use actix_web::{web, HttpResponse};
-use domain::{OrderEvent, ProductEvent};
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::{ActorId, OrderEvent, ProductEvent};
+use eventstore::EventMetadata;
 use platform::openapi::{Forbidden, InvalidRequest, NotFound, Unauthenticated};
 use platform::{Caller, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -11,9 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
-use crate::errors::store_problem;
+use crate::errors::{append_problem, store_problem};
+use crate::headers;
 use crate::openapi::Unavailable;
-use crate::webhooks::store::{self, Delivery, Subscription, MAX_SUBSCRIPTIONS};
+use crate::webhooks::store::{
+    self, ChangeError, ChangedBy, Delivery, Subscription, MAX_SUBSCRIPTIONS,
+};
 use crate::webhooks::target::check_url;
 use crate::webhooks::WebhookSettings;
 
@@ -69,6 +73,27 @@ fn enabled<'a>(state: &'a AppState, caller: &Caller) -> Result<&'a WebhookSettin
     })
 }
 
+/// The admin changing a subscription, for the event that records the change.
+fn changed_by(request: &HttpRequest, caller: &Caller) -> Result<ChangedBy, Problem> {
+    Ok(ChangedBy {
+        actor: ActorId::parse(caller.id.clone())
+            .map_err(|e| Problem::invalid_request(format!("the token's sub: {e}")))?,
+        metadata: EventMetadata {
+            actor: caller.id.clone(),
+            correlation_id: headers::correlation_id(request),
+            causation_id: None,
+            command_id: Uuid::now_v7(),
+        },
+    })
+}
+
+fn change_problem(error: ChangeError) -> Problem {
+    match error {
+        ChangeError::Store(error) => store_problem(error),
+        ChangeError::Append(error) => append_problem(error),
+    }
+}
+
 fn not_found(id: Uuid) -> Problem {
     Problem::not_found(format!("webhook {id} not found"))
 }
@@ -91,7 +116,9 @@ fn not_found(id: Uuid) -> Problem {
                    range or a local name; at each delivery the host is resolved again and \
                    a delivery is refused (recorded as `the target could not be reached`, \
                    like every failure before an HTTP answer) unless all its addresses are \
-                   public, then sent to the address checked.",
+                   public, then sent to the address checked. The subscription is recorded \
+                   in the log in the same transaction (`WebhookSubscribed` on stream type \
+                   `webhook`: who, when, the URL and the event types; never the secret).",
     security(("bearer" = [])),
     request_body = CreateWebhook,
     responses(
@@ -107,10 +134,12 @@ fn not_found(id: Uuid) -> Problem {
 )]
 pub async fn create(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: Caller,
     body: web::Json<CreateWebhook>,
 ) -> Result<HttpResponse, Problem> {
     let settings = enabled(&state, &caller)?;
+    let by = changed_by(&request, &caller)?;
     let body = body.into_inner();
     let url = check_url(&body.url, settings.allow_insecure).map_err(Problem::invalid_request)?;
     let known: Vec<&str> = OrderEvent::EVENT_TYPES
@@ -145,14 +174,15 @@ pub async fn create(
         .seal(id, &secret)
         .map_err(Problem::internal)?;
     let created = store::create(
-        state.engine.store.pool(),
+        &state.engine.store,
         id,
         url.as_str(),
         &event_types,
         &sealed,
+        by,
     )
     .await
-    .map_err(store_problem)?
+    .map_err(change_problem)?
     .ok_or_else(|| {
         Problem::unprocessable(
             "too_many_webhooks",
@@ -232,7 +262,9 @@ pub async fn get(
     operation_id = "deleteWebhook",
     tag = "webhooks",
     summary = "Delete a subscription",
-    description = "Role `admin`. Deliveries stop, and its delivery log is deleted with it.",
+    description = "Role `admin`. Deliveries stop, and its delivery log is deleted with it. \
+                   The deletion is recorded in the log in the same transaction \
+                   (`WebhookUnsubscribed`: who and when).",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The subscription.")),
     responses(
@@ -246,14 +278,16 @@ pub async fn get(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, Problem> {
     enabled(&state, &caller)?;
+    let by = changed_by(&request, &caller)?;
     let id = path.into_inner();
-    if store::delete(state.engine.store.pool(), id)
+    if store::delete(&state.engine.store, id, by)
         .await
-        .map_err(store_problem)?
+        .map_err(change_problem)?
     {
         Ok(HttpResponse::NoContent().finish())
     } else {

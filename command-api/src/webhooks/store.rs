@@ -1,10 +1,18 @@
 //! Webhook subscriptions and the delivery log in PostgreSQL (tables of migration
-//! `V20__reactors.sql`).
+//! `V20__reactors.sql`). Creating and deleting a subscription appends its event to the log
+//! (stream type `webhook`) in the same transaction: no subscription exists, or stops, without
+//! the log saying who did it.
 
 use chrono::{DateTime, Utc};
-use eventstore::{Pool, StoreError};
+use domain::webhook::{WebhookSubscribed, WebhookUnsubscribed};
+use domain::{ActorId, WebhookEvent};
+use eventstore::{
+    AppendError, AppendRequest, EventMetadata, EventStore, Pool, StoreError, StreamWrite,
+};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::streams::event_rows;
 
 use super::secrets::Sealed;
 
@@ -59,18 +67,63 @@ fn subscription(row: &tokio_postgres::Row) -> Result<Subscription, StoreError> {
 /// row per matching event, so an admin token may not multiply them without bound.
 pub const MAX_SUBSCRIPTIONS: i64 = 100;
 
-/// Records a new subscription; `None` (and nothing stored) when there are already
-/// [`MAX_SUBSCRIPTIONS`]. Count and insert run in one transaction holding a lock that
-/// conflicts with itself (and with writes to the table), so concurrent creations are
-/// serialized and cannot pass the cap together.
+/// Why a change of subscriptions was not made (nothing of it was stored).
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+impl From<tokio_postgres::Error> for ChangeError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        ChangeError::Store(error.into())
+    }
+}
+
+/// Who changes a subscription, for its event: the admin and the request's metadata.
+pub struct ChangedBy {
+    pub actor: ActorId,
+    pub metadata: EventMetadata,
+}
+
+/// The append of `event` on the stream of subscription `id` at `loaded`'s version.
+fn logged(
+    id: Uuid,
+    expected_version: i64,
+    prev_hash: eventstore::Hash,
+    event: WebhookEvent,
+    metadata: EventMetadata,
+) -> AppendRequest {
+    AppendRequest {
+        streams: vec![StreamWrite {
+            stream_type: domain::webhook::STREAM_TYPE.to_owned(),
+            stream_id: id,
+            expected_version,
+            prev_hash,
+            events: event_rows(&[event]),
+        }],
+        metadata,
+        occurred_at: Utc::now(),
+        claims: Vec::new(),
+        idempotency: None,
+    }
+}
+
+/// Records a new subscription and its `WebhookSubscribed` event; `None` (and nothing
+/// stored) when there are already [`MAX_SUBSCRIPTIONS`]. Count and insert run in one
+/// transaction holding a lock that conflicts with itself (and with writes to the table), so
+/// concurrent creations are serialized and cannot pass the cap together.
 pub async fn create(
-    pool: &Pool,
+    store: &EventStore,
     id: Uuid,
     url: &str,
     event_types: &[String],
     sealed: &Sealed,
-) -> Result<Option<Subscription>, StoreError> {
-    let mut client = pool.get().await?;
+    by: ChangedBy,
+) -> Result<Option<Subscription>, ChangeError> {
+    let mut client = store.pool().get().await.map_err(StoreError::from)?;
     let transaction = client.transaction().await?;
     transaction
         .batch_execute("LOCK TABLE webhook_subscriptions IN SHARE ROW EXCLUSIVE MODE")
@@ -91,9 +144,20 @@ pub async fn create(
             ],
         )
         .await?;
-    let created = row.as_ref().map(subscription).transpose()?;
-    transaction.commit().await?;
-    Ok(created)
+    let Some(created) = row.as_ref().map(subscription).transpose()? else {
+        return Ok(None);
+    };
+    let event = WebhookSubscribed {
+        subscription_id: id,
+        url: url.to_owned(),
+        event_types: event_types.to_vec(),
+        subscribed_by: by.actor,
+    };
+    let request = logged(id, 0, eventstore::Hash::GENESIS, event.into(), by.metadata);
+    store.append_in(&transaction, request).await?;
+    transaction.commit().await.map_err(StoreError::from)?;
+    store.committed_elsewhere();
+    Ok(Some(created))
 }
 
 /// Every subscription, oldest first.
@@ -131,13 +195,37 @@ pub async fn target(pool: &Pool, id: Uuid) -> Result<Option<Target>, StoreError>
     .transpose()
 }
 
-/// Deletes a subscription and its delivery log; false when there was none.
-pub async fn delete(pool: &Pool, id: Uuid) -> Result<bool, StoreError> {
-    let client = pool.get().await?;
-    let deleted = client
+/// Deletes a subscription and its delivery log, and appends its `WebhookUnsubscribed`;
+/// false (nothing appended) when there was none. The deleted row stays locked until the
+/// event is written, so a concurrent deletion waits and then finds nothing to delete.
+pub async fn delete(store: &EventStore, id: Uuid, by: ChangedBy) -> Result<bool, ChangeError> {
+    let mut client = store.pool().get().await.map_err(StoreError::from)?;
+    let transaction = client.transaction().await.map_err(StoreError::from)?;
+    let deleted = transaction
         .execute("DELETE FROM webhook_subscriptions WHERE id = $1", &[&id])
-        .await?;
-    Ok(deleted > 0)
+        .await
+        .map_err(StoreError::from)?;
+    if deleted == 0 {
+        return Ok(false);
+    }
+    // A subscription made before its changes were logged has no stream yet: the event
+    // starts one.
+    let stream = store.load_stream(id).await?;
+    let event = WebhookUnsubscribed {
+        subscription_id: id,
+        unsubscribed_by: by.actor,
+    };
+    let request = logged(
+        id,
+        stream.version,
+        stream.last_hash,
+        event.into(),
+        by.metadata,
+    );
+    store.append_in(&transaction, request).await?;
+    transaction.commit().await.map_err(StoreError::from)?;
+    store.committed_elsewhere();
+    Ok(true)
 }
 
 /// A page of a subscription's delivery log, newest first, after `cursor` (a row id).

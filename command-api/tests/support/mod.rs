@@ -55,6 +55,8 @@ pub fn settings(database_url: &str) -> Settings {
         webhook_retry_base: std::time::Duration::from_secs(5),
         log_signing_key: None,
         checkpoint_interval: std::time::Duration::from_secs(10),
+        sequencer: true,
+        sequencer_database_url: None,
         payments: Default::default(),
         pii: platform::pii::PiiSettings {
             pii_key: Some(PII_KEY.into()),

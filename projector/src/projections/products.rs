@@ -162,7 +162,7 @@ async fn apply(
         |r| r.version,
         |row, event| match &event.body {
             ShopEvent::Product(body) => step(row, event, body),
-            ShopEvent::Order(_) | ShopEvent::Customer(_) => Ok(()),
+            ShopEvent::Order(_) | ShopEvent::Customer(_) | ShopEvent::Webhook(_) => Ok(()),
         },
     );
     let poisoned = std::mem::take(&mut folded.poisoned);

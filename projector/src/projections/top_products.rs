@@ -217,7 +217,7 @@ async fn apply(
         |r| r.version,
         |row, event| match &event.body {
             ShopEvent::Order(body) => step(row, &mut products, event, body),
-            ShopEvent::Product(_) | ShopEvent::Customer(_) => Ok(()),
+            ShopEvent::Product(_) | ShopEvent::Customer(_) | ShopEvent::Webhook(_) => Ok(()),
         },
     );
     poisoned.append(&mut folded.poisoned);

@@ -35,6 +35,7 @@ pub fn domain_version(event_type: &str) -> Option<u32> {
     ProductEvent::current_schema_version(event_type)
         .or_else(|| OrderEvent::current_schema_version(event_type))
         .or_else(|| CustomerEvent::current_schema_version(event_type))
+        .or_else(|| WebhookEvent::current_schema_version(event_type))
 }
 
 /// Decodes a payload as the domain event of `stream_type` (discarding the event).
@@ -47,6 +48,7 @@ pub fn domain_decodes(
     match stream_type {
         "product" => ProductEvent::from_stored(event_type, version, payload).map(drop),
         "customer" => CustomerEvent::from_stored(event_type, version, payload).map(drop),
+        "webhook" => WebhookEvent::from_stored(event_type, version, payload).map(drop),
         _ => OrderEvent::from_stored(event_type, version, payload).map(drop),
     }
 }
