@@ -13,7 +13,12 @@
 //!    first events; then, `--changes` times, a read-model change is committed the way the
 //!    projector commits one (a `top_products` row and its NOTIFY in one transaction), and
 //!    the time from that commit until each subscriber has the new `top_products` event is
-//!    taken: p50, p99 and the time until all have it.
+//!    taken: p50, p99 and the time until all have it;
+//! 3. amplification: `--attacks` times the reported attack on GraphQL (one viewer request
+//!    of 3,000 aliases of six months of hourly `sales` buckets), one after another, beside
+//!    the same number of one-alias requests (each a real 4,368-bucket read): the time to
+//!    refuse it and this process's resident memory before and after (the services run in
+//!    this process, so the query API's growth is in it).
 //!
 //! The load generator and the subscribers share the 2 cores with the services and
 //! PostgreSQL.
@@ -54,6 +59,9 @@ struct Args {
     /// Read-model changes timed per round.
     #[arg(long, default_value_t = 5)]
     changes: usize,
+    /// Amplification attacks sent per round.
+    #[arg(long, default_value_t = 50)]
+    attacks: usize,
     /// Rounds.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
@@ -95,6 +103,7 @@ async fn run(args: &Args, stack: &mut Stack) -> Result<()> {
     let client = http_client(args.concurrency)?;
     let (mut rest_rates, mut graphql_rates, mut ratios, mut all_have_it) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut refusals = Vec::new();
     for round in 1..=args.rounds {
         println!();
         println!("-- round {round}/{}", args.rounds);
@@ -157,6 +166,7 @@ async fn run(args: &Args, stack: &mut Stack) -> Result<()> {
         );
 
         all_have_it.extend(fan_out(args, stack).await?);
+        refusals.push(amplification(args, stack).await?);
     }
 
     println!();
@@ -172,6 +182,14 @@ async fn run(args: &Args, stack: &mut Stack) -> Result<()> {
         median(&ratios)
     );
     budget_line(
+        "GraphQL amplification (3,000 aliases of 4,368 buckets) refused, p99",
+        median(&refusals),
+        "ms",
+        Goal::Below,
+        100.0,
+        "",
+    );
+    budget_line(
         &format!(
             "SSE fan-out: read-model change -> all {} subscribers have it",
             args.subscribers
@@ -183,6 +201,68 @@ async fn run(args: &Args, stack: &mut Stack) -> Result<()> {
         "",
     );
     Ok(())
+}
+
+/// Sends the reported amplification attack `--attacks` times, one after another, and as
+/// many single-alias requests beside it; prints both and the memory; returns the refusals'
+/// p99 in ms.
+async fn amplification(args: &Args, stack: &Stack) -> Result<f64> {
+    let viewer = stack.token("bench-attacker", &[platform::Role::Viewer])?;
+    let client = http_client(1)?;
+    let url = format!("{}/graphql", stack.query);
+    let sales = "sales(from: $f, to: $t) { buckets { start } }";
+    let aliases: String = (0..3000).map(|i| format!("s{i}: {sales} ")).collect();
+    let attack = format!("query($f: DateTime, $t: DateTime) {{ {aliases} }}");
+    let single = format!("query($f: DateTime, $t: DateTime) {{ {sales} }}");
+    let six_months = json!({"f": "2024-01-01T00:00:00Z", "t": "2024-07-01T00:00:00Z"});
+    let before = bench::procfs::Memory::of(std::process::id())?;
+    let (mut refused, mut answered) = (Vec::new(), Vec::new());
+    for _ in 0..args.attacks {
+        for (query, times) in [(&attack, &mut refused), (&single, &mut answered)] {
+            let started = Instant::now();
+            let body = json!({"query": query, "variables": six_months});
+            let answer: serde_json::Value = client
+                .post(&url)
+                .bearer_auth(&viewer)
+                .json(&body)
+                .send()
+                .await?
+                .json()
+                .await?;
+            times.push(started.elapsed());
+            let is_attack = std::ptr::eq(query, &attack);
+            if is_attack && answer["data"].as_object().is_some_and(|d| !d.is_empty()) {
+                bail!("the amplification attack was answered");
+            }
+            if !is_attack && answer["data"]["sales"]["buckets"].as_array().map(Vec::len) != Some(4368)
+            {
+                bail!("the single sales query: {answer}");
+            }
+        }
+    }
+    let after = bench::procfs::Memory::of(std::process::id())?;
+    let (Some(refused), Some(answered)) =
+        (Percentiles::of(&mut refused), Percentiles::of(&mut answered))
+    else {
+        bail!("--attacks must be positive");
+    };
+    println!(
+        "  amplification: {} attacks (3,000 aliases, {} KiB body) refused in p50 {:.1} ms, \
+         p99 {:.1} ms, max {:.1} ms; one alias (4,368 buckets read) p50 {:.1} ms, p99 {:.1} ms",
+        args.attacks,
+        attack.len() / 1024,
+        ms(refused.p50),
+        ms(refused.p99),
+        ms(refused.max),
+        ms(answered.p50),
+        ms(answered.p99)
+    );
+    println!(
+        "  memory of this process: before {}, after {}",
+        before.line(),
+        after.line()
+    );
+    Ok(ms(refused.p99))
 }
 
 /// Opens the subscribers, then times `--changes` read-model changes reaching all of them;

@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use bench::shop::{fill, FillConfig};
 use bench::support::{
     budget_line, drop_databases, fresh_database, group, info_line, init_logging_if_asked, load1,
-    load_average, load_span, median, print_header, Goal,
+    load_average, load_span, median, ms, print_header, Goal,
 };
 use clap::Parser;
 use eventstore::relay::{run_relay, RelayConfig};
@@ -40,7 +40,6 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 const BUDGET: f64 = 30_000.0;
-const PROJECTIONS: usize = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -201,7 +200,7 @@ async fn run(args: &Args, deadline: Duration, scratch: &mut Vec<TestDatabase>) -
                         .iter()
                         .filter(|c| **c == head)
                         .count()
-                        == PROJECTIONS)
+                        == projector::projections::all().len())
                 },
             )
             .await?;
@@ -330,6 +329,42 @@ struct KafkaRates {
     consumer_load: String,
 }
 
+/// What the Kafka source's check of every event ([`projector::chain::ChainGuard`]: its hash
+/// recomputed from its content, and the store's hash at its stream and version read in one
+/// query per batch) costs: the whole log checked in batches of 1000, alone, beside the
+/// catch-up's own time per batch of 1000.
+async fn chain_check_cost(store: &eventstore::EventStore, catch_up_rate: f64) -> Result<()> {
+    let guard = projector::chain::ChainGuard::new(store.clone());
+    let mut at = eventstore::LogCheckpoint::START;
+    let (mut checked, mut spent) = (0usize, Duration::ZERO);
+    loop {
+        let events = store.read_log(at, 1000).await?;
+        let Some(last) = events.last() else { break };
+        at = eventstore::LogCheckpoint::after(last);
+        let batch: Vec<&eventstore::RecordedEvent> = events.iter().collect();
+        let started = Instant::now();
+        let verdicts = guard.check(&batch).await?;
+        spent += started.elapsed();
+        if let Some(refused) = verdicts.iter().find_map(|v| v.as_ref().err()) {
+            anyhow::bail!("the chain check refused a stored event: {refused}");
+        }
+        checked += events.len();
+    }
+    let per_batch = ms(spent) / (checked as f64 / 1000.0).max(1e-9);
+    let catch_up_per_batch = 1000.0 / catch_up_rate.max(1e-9) * 1000.0;
+    println!(
+        "chain check of Kafka events: {} events checked in {:.2} s: {:.2} ms per batch of 1000 \
+         ({} events/s alone), {:.0}% of the Kafka catch-up's {:.1} ms per batch of 1000",
+        group(checked as f64),
+        spent.as_secs_f64(),
+        per_batch,
+        group(checked as f64 / spent.as_secs_f64().max(1e-9)),
+        per_batch / catch_up_per_batch * 100.0,
+        catch_up_per_batch
+    );
+    Ok(())
+}
+
 /// The relay's rate, then the Kafka-source catch-up's.
 async fn kafka(
     args: &Args,
@@ -401,7 +436,7 @@ async fn kafka(
         if first_batch.is_none() && !saved.is_empty() {
             first_batch = Some(started.elapsed().as_secs_f64());
         }
-        let done = saved.len() == PROJECTIONS
+        let done = saved.len() == projector::projections::all().len()
             && saved.values().all(|offsets| {
                 watermarks
                     .iter()
@@ -434,6 +469,7 @@ async fn kafka(
     let checked = check_read_models(&read_db.url, report).await;
     scratch.push(read_db);
     checked?;
+    chain_check_cost(store, rate).await?;
     if !args.keep {
         bench::support::delete_topics(&args.kafka_brokers, &topics).await;
     }
