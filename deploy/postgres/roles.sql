@@ -24,7 +24,8 @@
 -- |                 | computed itself)                                                      |
 -- | agora_projector | read events; write the read models (and create their rebuilt tables) |
 -- | agora_reader    | read the read models, and customers' wrapped data keys (to open      |
--- |                 | personal data with AGORA_PII_KEY)                                    |
+-- |                 | personal data with AGORA_PII_KEY); record admins' retries and skips  |
+-- |                 | of parked streams (read_model.parked_actions)                        |
 -- | agora_auditor   | read events and what proves them; write nothing; no data keys        |
 --
 -- None of them owns a table, so none can ALTER, DROP, disable a trigger or TRUNCATE.
@@ -139,5 +140,12 @@ BEGIN
     ALTER DEFAULT PRIVILEGES IN SCHEMA read_model
         GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO agora_projector;
     ALTER DEFAULT PRIVILEGES IN SCHEMA read_model GRANT SELECT ON TABLES TO agora_reader;
+    -- The query API records admins' retries and skips of parked streams (the projector
+    -- carries them out); it writes nothing else.
+    IF to_regclass('read_model.parked_actions') IS NOT NULL THEN
+        GRANT INSERT ON read_model.parked_actions TO agora_reader;
+        EXECUTE format('GRANT USAGE ON SEQUENCE %s TO agora_reader',
+                       pg_get_serial_sequence('read_model.parked_actions', 'id'));
+    END IF;
 END
 $read_models$;

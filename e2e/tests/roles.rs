@@ -173,6 +173,26 @@ async fn each_role_does_its_job_and_no_role_can_change_the_log() -> anyhow::Resu
         refusal(&reader_session, "DELETE FROM read_model.products_v1").await,
         "42501"
     );
+    // It records admins' requests on parked streams (the query API's one write), and can
+    // neither change nor delete one, nor park or unpark a stream itself.
+    reader_session
+        .batch_execute(
+            "INSERT INTO read_model.parked_actions (projection, stream_id, action, reason, \
+             requested_by) VALUES ('products', gen_random_uuid(), 'retry', 'roles test', 'root')",
+        )
+        .await?;
+    for sql in [
+        "UPDATE read_model.parked_actions SET outcome = 'done'",
+        "DELETE FROM read_model.parked_actions",
+        "DELETE FROM read_model.parked_streams",
+        "INSERT INTO read_model.held_events SELECT * FROM read_model.held_events",
+    ] {
+        assert_eq!(
+            refusal(&reader_session, sql).await,
+            "42501",
+            "the reader: {sql}"
+        );
+    }
 
     // The command API as the writer, its sequencer (the only holder of the log's key) as a
     // role of agora_sequencer: commands are accepted, the log numbered and signed.

@@ -1,10 +1,15 @@
 //! Applying a batch of events to the live projections exactly once: the rows the events
 //! produce in a projection and its source checkpoint are written in one read-model
 //! transaction (one per projection, run side by side), and events at or before a
-//! projection's checkpoint are skipped. A poison event (one that
-//! cannot be decoded or whose changes fail) is recorded with its error and skipped.
+//! projection's checkpoint are skipped.
+//!
+//! An event a projection cannot apply (it cannot be decoded, or its changes fail) parks its
+//! stream for that projection version: the event is recorded as poison, and it and every
+//! later event of the stream are held ([`crate::parked`]: `read_model.parked_streams`,
+//! `read_model.held_events`) instead of applied, while every other stream goes on. A Kafka
+//! message too unreadable to name its stream is recorded as poison only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +71,11 @@ pub struct BatchItem {
     pub facts: EventFacts,
     pub event: Result<ProjectedEvent, String>,
     pub position: SourcePosition,
+    /// Whether this is known to be an event of the log (read from it, or from Kafka and
+    /// checked against it), so that failing to apply it parks its stream. A message that is
+    /// not (unreadable, or refused by [`crate::chain`]) is poison only: anyone on the network
+    /// could otherwise park any stream.
+    pub of_the_log: bool,
 }
 
 /// A projection at the version it writes.
@@ -92,6 +102,10 @@ pub enum ApplyError {
     /// read): the batch is retried from a fresh read.
     #[error("read model changed concurrently: {0}")]
     Conflict(String),
+    /// The projection refused an event of a batch applied set-based: the batch is applied
+    /// again event by event, so the refused event's stream parks before its later events.
+    #[error("an event was refused: {0}")]
+    Refused(String),
 }
 
 impl ApplyError {
@@ -100,12 +114,30 @@ impl ApplyError {
     pub fn is_transient(&self) -> bool {
         match self {
             ApplyError::Conflict(_) => true,
+            ApplyError::Refused(_) => false,
             ApplyError::Pool(error) => {
                 eventstore::classify_pool(error) == eventstore::DbFailure::Transient
             }
             ApplyError::Database(error) => {
                 eventstore::classify(error) == eventstore::DbFailure::Transient
             }
+        }
+    }
+
+    /// What went wrong, for an operator: the server's SQLSTATE, message and constraint
+    /// when the database refused a statement (tokio-postgres's own text is only "db error").
+    pub fn reason(&self) -> String {
+        match self {
+            ApplyError::Database(error) => match error.as_db_error() {
+                Some(db) => format!(
+                    "{} {}{}",
+                    db.code().code(),
+                    db.message(),
+                    db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+                ),
+                None => error.to_string(),
+            },
+            other => other.to_string(),
         }
     }
 
@@ -121,7 +153,7 @@ impl ApplyError {
                         .code()
                         .is_some_and(|code| code.code().starts_with("23"))
             }
-            ApplyError::Pool(_) | ApplyError::Conflict(_) => false,
+            ApplyError::Pool(_) | ApplyError::Conflict(_) | ApplyError::Refused(_) => false,
         }
     }
 }
@@ -338,38 +370,71 @@ async fn apply_target(
     }
     let name = target.projection.name();
     readmodel::notify_progress(tx, name).await?;
-    let mut poisoned: Vec<(&BatchItem, String)> = Vec::new();
+    // Streams already parked (locked against a retry draining them meanwhile).
+    let mut streams: Vec<Uuid> = fresh
+        .iter()
+        .map(|item| item.facts.stream_id)
+        .filter(|stream| !stream.is_nil())
+        .collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut parked: HashSet<Uuid> = crate::parked::parked_among(tx, target, &streams).await?;
+    // Unreadable messages (poison only), held events (with the error of the one that parks
+    // its stream), and what is applied.
+    let mut unreadable: Vec<(&BatchItem, String)> = Vec::new();
+    let mut held: Vec<(&BatchItem, Option<String>)> = Vec::new();
     let mut decoded: Vec<(&BatchItem, &ProjectedEvent)> = Vec::with_capacity(fresh.len());
     for item in &fresh {
+        let stream = item.facts.stream_id;
         match &item.event {
+            Err(reason) if stream.is_nil() || !item.of_the_log => {
+                unreadable.push((item, reason.clone()))
+            }
+            _ if parked.contains(&stream) => held.push((item, None)),
             Ok(event) => decoded.push((item, event)),
-            Err(reason) => poisoned.push((item, reason.clone())),
+            Err(reason) => {
+                parked.insert(stream);
+                held.push((item, Some(reason.clone())));
+            }
         }
     }
     if isolate_poison {
         for (item, event) in &decoded {
-            if let Err(error) = apply_isolated(tx, target, event).await? {
-                poisoned.push((item, error));
+            if parked.contains(&item.facts.stream_id) {
+                held.push((item, None));
+            } else if let Err(error) = apply_isolated(tx, target, event).await? {
+                parked.insert(item.facts.stream_id);
+                held.push((item, Some(error)));
             }
         }
     } else {
         let events: Vec<&ProjectedEvent> = decoded.iter().map(|(_, e)| *e).collect();
         let refused = target.projection.apply(tx, target.version, &events).await?;
-        for (index, reason) in refused {
-            if let Some((item, _)) = decoded.get(index) {
-                poisoned.push((item, reason));
-            }
+        if let Some((_, reason)) = refused.into_iter().next() {
+            return Err(ApplyError::Refused(reason));
         }
     }
-    for (item, error) in &poisoned {
+    for (item, error) in &unreadable {
         record_poison(tx, target, item, error).await?;
     }
+    held.sort_by_key(|(item, _)| (item.facts.stream_id, item.facts.version));
+    for (item, error) in &held {
+        if let Some(error) = error {
+            record_poison(tx, target, item, error).await?;
+            crate::parked::park(tx, target, item, error).await?;
+        }
+        crate::parked::hold(tx, target, item).await?;
+    }
     save_positions(tx, target, &fresh).await?;
-    let applied = (fresh.len() - poisoned.len()) as u64;
+    let applied = (fresh.len() - unreadable.len() - held.len()) as u64;
     metrics::counter!("projector_events_applied_total", "projection" => name).increment(applied);
-    if !poisoned.is_empty() {
-        metrics::counter!("poison_events_total", "projection" => name)
-            .increment(poisoned.len() as u64);
+    let poisoned = unreadable.len() + held.iter().filter(|(_, e)| e.is_some()).count();
+    if poisoned > 0 {
+        metrics::counter!("poison_events_total", "projection" => name).increment(poisoned as u64);
+    }
+    if !held.is_empty() {
+        metrics::counter!("projector_events_held_total", "projection" => name)
+            .increment(held.len() as u64);
     }
     if let Some(Ok(last)) = fresh.last().map(|i| &i.event) {
         let lag = (chrono::Utc::now() - last.occurred_at)
@@ -382,7 +447,7 @@ async fn apply_target(
 
 /// Applies one event under a savepoint; an error about the event's values is returned as
 /// its poison reason (and undone), anything else fails the batch.
-async fn apply_isolated(
+pub(crate) async fn apply_isolated(
     tx: &Transaction<'_>,
     target: &Target,
     event: &ProjectedEvent,
@@ -405,7 +470,7 @@ async fn apply_isolated(
         Err(error) => {
             tx.batch_execute("ROLLBACK TO SAVEPOINT projector_event")
                 .await?;
-            Ok(Err(error.to_string()))
+            Ok(Err(error.reason()))
         }
     }
 }
@@ -413,7 +478,7 @@ async fn apply_isolated(
 /// Records a poison event once: an event once per projection version (by its id, however
 /// often a source delivers it), a message too unreadable to name its event (nil id) once
 /// per place in its source (migration `V2__poison_per_message.sql`).
-async fn record_poison(
+pub(crate) async fn record_poison(
     tx: &Transaction<'_>,
     target: &Target,
     item: &BatchItem,
@@ -428,7 +493,7 @@ async fn record_poison(
         version = facts.version,
         source_position = %at,
         %error,
-        "poison event skipped"
+        "poison event: not applied"
     );
     tx.execute(
         "INSERT INTO read_model.poison_events \

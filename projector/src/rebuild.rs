@@ -150,12 +150,14 @@ pub async fn rebuild(
             &[&name, &next],
         )
         .await?;
-    client
-        .execute(
-            "DELETE FROM read_model.poison_events WHERE projection = $1 AND version = $2",
-            &[&name, &next],
-        )
-        .await?;
+    for table in ["poison_events", "parked_streams", "held_events"] {
+        client
+            .execute(
+                &format!("DELETE FROM read_model.{table} WHERE projection = $1 AND version = $2"),
+                &[&name, &next],
+            )
+            .await?;
+    }
     let total: i64 = store
         .pool()
         .get()

@@ -90,6 +90,8 @@ pub struct Projector {
     stop: Arc<AtomicBool>,
     ready: Arc<AtomicBool>,
     worker: JoinHandle<anyhow::Result<()>>,
+    /// Drains parked streams ([`crate::parked::run`]); ends with the shutdown signal.
+    parked: JoinHandle<()>,
     status: WorkerStatus,
     server: actix_web::dev::ServerHandle,
     /// A projector dropped without [`Projector::stop`] still stops its worker (the Kafka
@@ -164,6 +166,12 @@ impl Projector {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let stop = Arc::new(AtomicBool::new(false));
+        // Parked streams: retried at start, then as admins ask (crate::parked).
+        let parked = tokio::spawn(crate::parked::run(
+            read_pool.clone(),
+            EventStore::new(connect_pool(&settings.database_url, 2)?),
+            shutdown_rx.clone(),
+        ));
         let worker = match settings.kafka_brokers() {
             Some(brokers) => {
                 tracing::info!(brokers, group = %settings.group_id, "projecting from Kafka");
@@ -221,6 +229,7 @@ impl Projector {
             stop,
             ready,
             worker,
+            parked,
             status,
             server: server_handle,
         })
@@ -232,6 +241,7 @@ impl Projector {
         let _ = self.shutdown.send(true);
         self.stop.store(true, Ordering::SeqCst);
         let outcome = self.worker.await;
+        let _ = self.parked.await;
         self.server.stop(true).await;
         outcome?
     }
@@ -246,6 +256,7 @@ impl Projector {
             }
             outcome = &mut self.worker => {
                 self.ready.store(false, Ordering::SeqCst);
+                self.parked.abort();
                 self.server.stop(true).await;
                 let error = match outcome {
                     Ok(Ok(())) => anyhow::anyhow!("the {} worker ended unasked", self.status.name()),

@@ -176,10 +176,12 @@ fn batch_item(
             };
             let recorded = envelope.to_recorded();
             let event = recorded.as_ref().map_err(Clone::clone).and_then(decode);
+            // Of the log once the chain check says so (guard_batch).
             let item = BatchItem {
                 facts,
                 event,
                 position,
+                of_the_log: false,
             };
             (item, recorded.ok())
         }
@@ -193,14 +195,17 @@ fn batch_item(
                 },
                 event: Err(format!("cannot read the envelope: {reason}")),
                 position,
+                of_the_log: false,
             },
             None,
         ),
     }
 }
 
-/// Turns every decodable event of `items` that [`ChainGuard`] refuses into poison, waiting
-/// (retrying) while the event store cannot be read; false when stopped meanwhile.
+/// Checks every message of `items` that carries a recorded event with [`ChainGuard`]: one it
+/// refuses becomes poison, one it accepts is of the log (so failing to apply it parks its
+/// stream). Waits (retrying) while the event store cannot be read; false when stopped
+/// meanwhile.
 fn guard_batch(
     guard: &ChainGuard,
     handle: &Handle,
@@ -213,10 +218,7 @@ fn guard_batch(
         .iter()
         .zip(recorded)
         .enumerate()
-        .filter_map(|(index, (item, recorded))| match (&item.event, recorded) {
-            (Ok(_), Some(recorded)) => Some((index, recorded)),
-            _ => None,
-        })
+        .filter_map(|(index, (_, recorded))| recorded.as_ref().map(|r| (index, r)))
         .collect();
     let events: Vec<&RecordedEvent> = checked.iter().map(|(_, event)| *event).collect();
     let verdicts = loop {
@@ -231,10 +233,13 @@ fn guard_batch(
         }
     };
     for ((index, _), verdict) in checked.iter().zip(verdicts) {
-        if let Err(reason) = verdict {
-            metrics::counter!("projector_refused_messages_total").increment(1);
-            tracing::warn!(position = %items[*index].position, %reason, "a message from Kafka refused");
-            items[*index].event = Err(reason);
+        match verdict {
+            Ok(()) => items[*index].of_the_log = true,
+            Err(reason) => {
+                metrics::counter!("projector_refused_messages_total").increment(1);
+                tracing::warn!(position = %items[*index].position, %reason, "a message from Kafka refused");
+                items[*index].event = Err(reason);
+            }
         }
     }
     true

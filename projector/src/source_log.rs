@@ -54,6 +54,7 @@ pub fn batch_item(event: &RecordedEvent) -> BatchItem {
         },
         event: decode(event),
         position: SourcePosition::Log(LogCheckpoint::after(event)),
+        of_the_log: true,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The projector on the Postgres log: read models equal what the domain says, replays
-//! change nothing, a SIGKILLed projector resumes exactly once, poison events are skipped,
+//! change nothing, a SIGKILLed projector resumes exactly once, a poison event parks its stream,
 //! and a worker retrying a passing failure is unready until it recovers.
 
 mod support;
@@ -200,7 +200,7 @@ async fn a_projector_killed_mid_stream_resumes_exactly_once() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_event_is_recorded_and_skipped() -> Result<()> {
+async fn a_poison_event_is_recorded_and_parks_its_stream_only() -> Result<()> {
     let events = TestDatabase::create().await?;
     let read = TestDatabase::create().await?;
     let shop = Shop {
@@ -238,6 +238,16 @@ async fn a_poison_event_is_recorded_and_skipped() -> Result<()> {
     assert_eq!(stock, 5);
     let later: i64 = on_hand(&client, after).await?;
     assert_eq!(later, 3, "events after the poison one are projected");
+    // Its stream is parked for every projection, the unreadable event held.
+    let parked: i64 = client
+        .query_one(
+            "SELECT count(*) FROM read_model.parked_streams s JOIN read_model.held_events h \
+             USING (projection, version, stream_id) WHERE s.stream_id = $1 AND h.stream_version = 2",
+            &[&product],
+        )
+        .await?
+        .get(0);
+    assert_eq!(parked, names.len() as i64);
     projector.stop().await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
 use uuid::Uuid;
 
 use crate::pagination::Page;
-use crate::routes::{audit, customers, dashboard, health, orders, products, verifiable};
+use crate::routes::{audit, customers, dashboard, health, orders, parked, products, verifiable};
 
 /// The document.
 #[derive(OpenApi)]
@@ -45,6 +45,9 @@ use crate::routes::{audit, customers, dashboard, health, orders, products, verif
         verifiable::public_key,
         verifiable::inclusion,
         verifiable::consistency,
+        parked::list,
+        parked::retry,
+        parked::skip,
         health::healthz,
         health::readyz,
         platform::telemetry::metrics_endpoint,
@@ -80,6 +83,12 @@ use crate::routes::{audit, customers, dashboard, health, orders, products, verif
             verifiable::InclusionProof,
             verifiable::ConsistencyProof,
             health::Health,
+            parked::ParkedStreams,
+            parked::ParkedStream,
+            parked::HeldEvent,
+            parked::ParkedAction,
+            parked::ParkedActionRequest,
+            parked::ParkedActionAccepted,
         ),
         responses(
             NotModified,
@@ -96,7 +105,7 @@ use crate::routes::{audit, customers, dashboard, health, orders, products, verif
         (name = "customers", description = "Customers' personal data (a `customer` their own, an `admin` anyone's; opened per request with the customer's data key)."),
         (name = "dashboard", description = "Sales and best sellers (`admin`, `viewer`)."),
         (name = "audit", description = "The event log as recorded (role `auditor`)."),
-        (name = "operations", description = "Health, readiness and metrics (no token)."),
+        (name = "operations", description = "Health, readiness and metrics (no token); parked streams of the projections (`admin`)."),
     )
 )]
 pub struct ApiDoc;

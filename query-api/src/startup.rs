@@ -19,7 +19,8 @@ use crate::graphql::{self, AgoraSchema};
 use crate::live::Live;
 use crate::progress::Progress;
 use crate::routes::{
-    audit, customers, dashboard, health, orders, page, products, stream, verifiable, AppState,
+    audit, customers, dashboard, health, orders, page, parked, products, stream, verifiable,
+    AppState,
 };
 
 /// A bound, not yet running server.
@@ -155,6 +156,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(
                     "/audit/proofs/consistency",
                     web::get().to(verifiable::consistency),
+                )
+                .route("/projections/{name}/parked", web::get().to(parked::list))
+                .route(
+                    "/projections/{name}/parked/{stream_id}/retry",
+                    web::post().to(parked::retry),
+                )
+                .route(
+                    "/projections/{name}/parked/{stream_id}/skip",
+                    web::post().to(parked::skip),
                 ),
         );
 }

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod health;
 pub mod orders;
 pub mod page;
+pub mod parked;
 pub mod products;
 pub mod stream;
 pub mod verifiable;

@@ -10,5 +10,6 @@ mod health;
 mod live;
 mod openapi;
 mod orders;
+mod parked;
 mod products;
 mod support;
