@@ -149,6 +149,7 @@ impl Stack {
                     group_id: format!("bench-{}", Uuid::new_v4().simple()),
                     addr: "127.0.0.1:0".into(),
                     batch_size: options.projector_batch,
+                    stall_after: std::time::Duration::from_secs(30),
                 })
                 .await?,
             )

@@ -126,6 +126,7 @@ async fn crash_at(point: &str) -> anyhow::Result<()> {
         group_id: format!("crash-{}", Uuid::new_v4().simple()),
         addr: "127.0.0.1:0".into(),
         batch_size: 500,
+        stall_after: std::time::Duration::from_secs(30),
     })
     .await?;
     let query =

@@ -134,6 +134,7 @@ async fn sigterm_under_load_loses_no_acknowledged_command() -> anyhow::Result<()
         group_id: "g".into(),
         addr: "127.0.0.1:0".into(),
         batch_size: 500,
+        stall_after: std::time::Duration::from_secs(30),
     })
     .await?;
     let client = db.store.pool().get().await?;

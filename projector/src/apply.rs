@@ -59,6 +59,8 @@ impl std::fmt::Display for SourcePosition {
 /// What is known of an event even when it cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFacts {
+    /// Its position in the log (0 when a message does not say).
+    pub position: i64,
     pub event_id: Uuid,
     pub stream_id: Uuid,
     pub version: i64,
@@ -241,6 +243,7 @@ pub async fn apply_batch(
     only: Option<&Target>,
     status: &WorkerStatus,
 ) -> Result<Vec<Target>, ApplyError> {
+    status.progress().batch_started();
     let applied =
         match only {
             Some(target) => {
@@ -254,7 +257,22 @@ pub async fn apply_batch(
                 .await?
             }
         };
-    Ok(applied.into_iter().flatten().collect())
+    let applied: Vec<Target> = applied.into_iter().flatten().collect();
+    let at = items
+        .iter()
+        .map(|item| match &item.position {
+            SourcePosition::Log(at) => *at,
+            SourcePosition::Kafka { .. } => LogCheckpoint {
+                transaction_id: 0,
+                position: item.facts.position,
+            },
+        })
+        .max()
+        .unwrap_or(LogCheckpoint::START);
+    status
+        .progress()
+        .batch_applied(applied.iter().map(|t| t.projection.name()), at);
+    Ok(applied)
 }
 
 /// Which version of a projection a batch goes to.

@@ -30,6 +30,12 @@ pub struct Settings {
     /// Events per read-model transaction.
     #[arg(long, env = "AGORA_PROJECTOR_BATCH", default_value_t = 1000)]
     pub batch_size: usize,
+    /// How long a projection may stop advancing while events wait for it (a batch in hand
+    /// not committed; on the log source also a log head beyond what it applied) before
+    /// `/readyz` answers 503 (`30s`, `2m`, ...).
+    #[arg(long, env = "AGORA_PROJECTOR_STALL_AFTER", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub stall_after: std::time::Duration,
 }
 
 impl Settings {

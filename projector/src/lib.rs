@@ -13,6 +13,7 @@ pub mod chain;
 pub mod config;
 pub mod event;
 pub mod parked;
+pub mod progress;
 pub mod projection;
 pub mod projections;
 pub mod rebuild;

@@ -32,6 +32,8 @@ struct Health {
     /// False once stopping.
     ready: Arc<AtomicBool>,
     workers: Vec<WorkerStatus>,
+    /// How long a projection may stop advancing while work waits before it is unready.
+    stall_after: Duration,
 }
 
 impl Health {
@@ -40,6 +42,14 @@ impl Health {
         self.workers
             .iter()
             .map(|w| (w.name(), w.get().as_str()))
+            .collect()
+    }
+
+    /// The projections stalled longer than allowed, and for how many seconds.
+    fn stalled(&self) -> BTreeMap<String, u64> {
+        self.workers
+            .iter()
+            .flat_map(|w| w.progress().stalled_longer_than(self.stall_after))
             .collect()
     }
 
@@ -58,7 +68,9 @@ async fn healthz(health: web::Data<Health>) -> HttpResponse {
     }
 }
 
-/// Ready while the read-model database answers and every worker is running.
+/// Ready while the read-model database answers, every worker is running and no projection
+/// has stalled (stopped advancing while work waits, [`crate::progress`]) longer than
+/// `AGORA_PROJECTOR_STALL_AFTER`.
 async fn readyz(health: web::Data<Health>) -> HttpResponse {
     if !health.ready.load(Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "stopping"}));
@@ -71,12 +83,17 @@ async fn readyz(health: web::Data<Health>) -> HttpResponse {
         .workers
         .iter()
         .all(|w| w.get() == WorkerState::Running);
-    let body = json!({
-        "status": if database && running { "ready" } else { "unready" },
+    let stalled = health.stalled();
+    let ready = database && running && stalled.is_empty();
+    let mut body = json!({
+        "status": if ready { "ready" } else { "unready" },
         "database": if database { "ok" } else { "unreachable" },
         "workers": health.workers(),
     });
-    if database && running {
+    if !stalled.is_empty() {
+        body["stalled"] = json!(stalled);
+    }
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
@@ -146,7 +163,13 @@ impl Projector {
             read_pool: read_pool.clone(),
             ready: ready.clone(),
             workers: vec![status.clone()],
+            stall_after: settings.stall_after,
         });
+        let names: Vec<String> = crate::projections::all()
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect();
+        status.progress().know(names.iter().map(String::as_str));
         let metrics = web::Data::new(metrics_handle());
         let server = HttpServer::new(move || {
             App::new()
@@ -166,6 +189,12 @@ impl Projector {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let stop = Arc::new(AtomicBool::new(false));
+        // Stall detection: the log's head against what the projections applied.
+        tokio::spawn(crate::progress::watch(
+            status.progress().clone(),
+            EventStore::new(connect_pool(&settings.database_url, 1)?),
+            shutdown_rx.clone(),
+        ));
         // Parked streams: retried at start, then as admins ask (crate::parked).
         let parked = tokio::spawn(crate::parked::run(
             read_pool.clone(),

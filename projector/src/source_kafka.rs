@@ -169,6 +169,7 @@ fn batch_item(
     match envelope {
         Ok(envelope) => {
             let facts = EventFacts {
+                position: envelope.position,
                 event_id: envelope.event_id,
                 stream_id: envelope.stream_id,
                 version: envelope.version,
@@ -188,6 +189,7 @@ fn batch_item(
         Err(reason) => (
             BatchItem {
                 facts: EventFacts {
+                    position: 0,
                     event_id: Uuid::nil(),
                     stream_id: Uuid::nil(),
                     version: offset,

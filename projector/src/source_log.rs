@@ -47,6 +47,7 @@ pub struct LogSourceConfig {
 pub fn batch_item(event: &RecordedEvent) -> BatchItem {
     BatchItem {
         facts: EventFacts {
+            position: event.position,
             event_id: event.event_id,
             stream_id: event.stream_id,
             version: event.version,
@@ -111,10 +112,12 @@ pub async fn run_log_source(
                 Some(known) => known.clone(),
                 None => {
                     let targets = current_live_targets(&read_pool).await?;
-                    (
-                        earliest_checkpoint(&read_pool, &targets).await?,
-                        describe(&targets),
-                    )
+                    let from = earliest_checkpoint(&read_pool, &targets).await?;
+                    // Where the projections stand, for stall detection.
+                    status
+                        .progress()
+                        .reached(targets.iter().map(|t| t.projection.name()), from);
+                    (from, describe(&targets))
                 }
             };
             let events = match prefetched.take() {

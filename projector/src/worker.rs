@@ -6,6 +6,8 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
+use crate::progress::Progress;
+
 /// Where a worker is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerState {
@@ -55,15 +57,23 @@ impl WorkerState {
 pub struct WorkerStatus {
     name: &'static str,
     state: Arc<AtomicU8>,
+    progress: Progress,
 }
 
 impl WorkerStatus {
-    /// A starting worker called `name` (`kafka`, `log`, `rebuild`).
+    /// A starting worker called `name` (`kafka`, `log`, `rebuild`); the `log` source's
+    /// progress is also measured against the log's head ([`Progress`]).
     pub fn new(name: &'static str) -> Self {
         WorkerStatus {
             name,
             state: Arc::new(AtomicU8::new(WorkerState::Starting as u8)),
+            progress: Progress::new(name == "log"),
         }
+    }
+
+    /// Whether its projections are advancing.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     pub fn name(&self) -> &'static str {

@@ -492,6 +492,7 @@ fn settings(events: &str, read: &str, kafka: Option<(&str, &str)>, batch: usize)
         group_id: format!("bench-{}", Uuid::new_v4().simple()),
         addr: "127.0.0.1:0".into(),
         batch_size: batch,
+        stall_after: Duration::from_secs(30),
     }
 }
 

@@ -203,6 +203,7 @@ async fn serve(
         group_id: "agora-projector".into(),
         addr: args.projector_addr.clone(),
         batch_size: 1000,
+        stall_after: std::time::Duration::from_secs(30),
     })
     .await?;
     let command_url = format!("http://{}", command.address());

@@ -177,6 +177,7 @@ impl Stack {
             group_id: format!("e2e-{}", Uuid::new_v4().simple()),
             addr: "127.0.0.1:0".into(),
             batch_size: 500,
+            stall_after: std::time::Duration::from_secs(30),
         })
         .await?;
         let mut settings = query_settings(None, Some(db.url.clone()));

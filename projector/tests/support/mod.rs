@@ -521,6 +521,7 @@ pub fn settings(
             .unwrap_or_else(|| "g".into()),
         addr: "127.0.0.1:0".into(),
         batch_size: 500,
+        stall_after: std::time::Duration::from_secs(30),
     }
 }
 

@@ -131,6 +131,7 @@ async fn known_projection(state: &AppState, name: &str) -> Result<(), Problem> {
     params(("name" = String, Path, description = "The projection (`products`, `orders`, ...).")),
     responses(
         (status = 200, description = "The parked streams.", body = ParkedStreams),
+        (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthenticated),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
