@@ -88,13 +88,14 @@ async fn request(
     .await)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_that_cannot_be_applied_parks_alone_and_drains_after_the_fix() -> Result<()> {
+/// An event store and read models whose products table refuses large stock (a fault of the
+/// read side, not of the events), a session on the read models, and a shop on the store.
+async fn refusing_large_stock(
+) -> Result<(TestDatabase, TestDatabase, deadpool_postgres::Object, Shop)> {
     let events = TestDatabase::create().await?;
     let read = TestDatabase::create().await?;
     readmodel::migrate(&read.url).await?;
     let client = read.store.pool().get().await?;
-    // The read model refuses large stock: a fault of the read side, not of the events.
     client
         .batch_execute(
             "ALTER TABLE read_model.products_v1 ADD CONSTRAINT test_small_stock CHECK (on_hand < 1000)",
@@ -103,6 +104,12 @@ async fn a_stream_that_cannot_be_applied_parks_alone_and_drains_after_the_fix() 
     let shop = Shop {
         store: events.store.clone(),
     };
+    Ok((events, read, client, shop))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_cannot_be_applied_parks_alone_and_drains_after_the_fix() -> Result<()> {
+    let (events, read, client, shop) = refusing_large_stock().await?;
     let stuck = shop.create_product("PARK-1", 500, 5).await?;
     let other = shop.create_product("PARK-2", 700, 3).await?;
     restock(&shop, stuck, 2000).await?; // version 2: refused by the read model
@@ -183,18 +190,7 @@ async fn a_stream_that_cannot_be_applied_parks_alone_and_drains_after_the_fix() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skip_leaves_the_parked_event_out_and_records_who_skipped_what() -> Result<()> {
-    let events = TestDatabase::create().await?;
-    let read = TestDatabase::create().await?;
-    readmodel::migrate(&read.url).await?;
-    let client = read.store.pool().get().await?;
-    client
-        .batch_execute(
-            "ALTER TABLE read_model.products_v1 ADD CONSTRAINT test_small_stock CHECK (on_hand < 1000)",
-        )
-        .await?;
-    let shop = Shop {
-        store: events.store.clone(),
-    };
+    let (events, read, client, shop) = refusing_large_stock().await?;
     let product = shop.create_product("SKIP-1", 500, 5).await?;
     restock(&shop, product, 5000).await?;
     restock(&shop, product, 1).await?;
@@ -243,18 +239,7 @@ async fn a_skip_leaves_the_parked_event_out_and_records_who_skipped_what() -> Re
 /// gone (here: the constraint dropped while it was down).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_projector_drains_streams_whose_cause_is_gone() -> Result<()> {
-    let events = TestDatabase::create().await?;
-    let read = TestDatabase::create().await?;
-    readmodel::migrate(&read.url).await?;
-    let client = read.store.pool().get().await?;
-    client
-        .batch_execute(
-            "ALTER TABLE read_model.products_v1 ADD CONSTRAINT test_small_stock CHECK (on_hand < 1000)",
-        )
-        .await?;
-    let shop = Shop {
-        store: events.store.clone(),
-    };
+    let (events, read, client, shop) = refusing_large_stock().await?;
     let product = shop.create_product("RESTART-1", 500, 5).await?;
     restock(&shop, product, 3000).await?;
     let projector = Projector::start(settings(&events, &read, None)).await?;
