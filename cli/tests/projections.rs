@@ -1,5 +1,6 @@
 //! `agora projections rebuild`: refused, with a message and a non-zero exit, while another
 //! rebuild of the same projection runs; it proceeds once that one has finished.
+//! `agora projections list` counts each live projection's parked streams.
 
 mod support;
 
@@ -71,5 +72,49 @@ async fn a_rebuild_of_a_projection_being_rebuilt_is_refused() -> anyhow::Result<
         "{}",
         String::from_utf8_lossy(&done.stdout)
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_list_counts_each_projection_s_parked_streams() -> anyhow::Result<()> {
+    let db = TestDatabase::create().await?;
+    readmodel::migrate(&db.url).await?;
+    let client = db.store.pool().get().await?;
+    // Two streams parked in the live version of `orders`, one in a version not live.
+    for version in [1, 1, 9] {
+        client
+            .execute(
+                "INSERT INTO read_model.parked_streams \
+                 (projection, version, stream_id, event_id, stream_version, event_type, error) \
+                 VALUES ('orders', $1, gen_random_uuid(), gen_random_uuid(), 2, 'OrderPaid', 'x')",
+                &[&version],
+            )
+            .await?;
+    }
+    let url = db.url.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        agora(&["projections", "list", "--database-url", &url])
+    })
+    .await?;
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(exit_code(&listed), 0, "{stdout}");
+    let columns = |name: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let header: Vec<&str> = stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header[5], "parked", "{stdout}");
+    assert_eq!(columns("orders")[4], "2", "{stdout}");
+    assert_eq!(columns("products")[4], "0", "{stdout}");
     Ok(())
 }

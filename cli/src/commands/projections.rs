@@ -12,7 +12,8 @@ use super::DatabaseArgs;
 /// The projection subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Each projection's live version, where it stands in the log, and its poison events.
+    /// Each projection's live version, where it stands in the log, its poison events and its
+    /// parked streams (`GET /v1/projections/{name}/parked` shows them).
     List(ReadArgs),
     /// Rebuild a projection into a new version beside the live one, then switch to it.
     Rebuild(RebuildArgs),
@@ -72,7 +73,9 @@ async fn list(args: ReadArgs) -> anyhow::Result<ExitCode> {
         .query(
             "SELECT p.name, p.active_version, c.position, c.updated_at, \
                     (SELECT count(*) FROM read_model.poison_events e \
-                      WHERE e.projection = p.name AND e.version = p.active_version) \
+                      WHERE e.projection = p.name AND e.version = p.active_version), \
+                    (SELECT count(*) FROM read_model.parked_streams s \
+                      WHERE s.projection = p.name AND s.version = p.active_version) \
              FROM read_model.projections p \
              LEFT JOIN read_model.checkpoints c ON c.projection = p.name \
                   AND c.version = p.active_version AND c.source = 'log' \
@@ -81,8 +84,8 @@ async fn list(args: ReadArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
     println!(
-        "{:<14} {:>7} {:>14} {:>7}  updated",
-        "projection", "version", "log position", "poison"
+        "{:<14} {:>7} {:>14} {:>7} {:>7}  updated",
+        "projection", "version", "log position", "poison", "parked"
     );
     for row in rows {
         let name: String = row.try_get(0)?;
@@ -90,8 +93,9 @@ async fn list(args: ReadArgs) -> anyhow::Result<ExitCode> {
         let position: Option<i64> = row.try_get(2)?;
         let updated: Option<chrono::DateTime<chrono::Utc>> = row.try_get(3)?;
         let poison: i64 = row.try_get(4)?;
+        let parked: i64 = row.try_get(5)?;
         println!(
-            "{name:<14} {version:>7} {:>14} {poison:>7}  {}",
+            "{name:<14} {version:>7} {:>14} {poison:>7} {parked:>7}  {}",
             position.map_or("-".to_owned(), |p| p.to_string()),
             updated.map_or("-".to_owned(), |u| u.to_rfc3339()),
         );
