@@ -180,6 +180,7 @@ pub fn run(
 ) -> std::io::Result<Server> {
     let state = std::sync::Arc::new(state);
     let schema = web::Data::new(schema);
+    let parsed = web::Data::new(graphql::ParsedQueries::default());
     let authenticator = web::Data::new(authenticator);
     let metrics = web::Data::new(metrics_handle());
     let mut server = HttpServer::new(move || {
@@ -191,6 +192,7 @@ pub fn run(
             .app_data(web::Data::new(state.for_worker()))
             .app_data(authenticator.clone())
             .app_data(schema.clone())
+            .app_data(parsed.clone())
             .app_data(metrics.clone())
             .app_data(http::json_config())
             .app_data(http::path_config())

@@ -15,6 +15,7 @@
 //! details of a server failure, which go to the log. The schema is committed as
 //! `query-api/schema.graphql`; a test keeps it equal to [`sdl`].
 
+mod parsed;
 mod query;
 mod subscription;
 
@@ -27,6 +28,7 @@ use async_graphql::{EmptyMutation, ErrorExtensions, Schema};
 use async_graphql_actix_web::GraphQLSubscription;
 use platform::{Authenticator, Caller, Problem};
 
+pub use parsed::ParsedQueries;
 pub use query::Query;
 pub use subscription::Subscription;
 
@@ -121,10 +123,12 @@ pub async fn execute(
     caller: Caller,
     schema: web::Data<AgoraSchema>,
     state: web::Data<AppState>,
+    parsed: web::Data<ParsedQueries>,
     request: web::Json<async_graphql::Request>,
 ) -> HttpResponse {
+    let mut request = request.into_inner();
+    parsed.prepare(&mut request);
     let request = request
-        .into_inner()
         .data(caller)
         .data(state.into_inner())
         .data(ReadBudget::default());
